@@ -1,0 +1,65 @@
+/*
+ * segtier.h: what the segtier source files share.
+ */
+#ifndef SEGTIER_H
+#define SEGTIER_H
+
+#include "postgres.h"
+#include "fmgr.h"
+
+/*
+ * segtier.rfm: pass-by-value int32.  Bits 0-3 scale, 4-7 m, 8-11 f, 12-15 r,
+ * 16-31 reserved (zero; a future layout sets them).  Comparing the packed
+ * integers orders by r, then f, then m, then scale.
+ */
+typedef int32 Rfm;
+
+#define RFM_MIN_SCALE 2
+#define RFM_MAX_SCALE 9
+#define RFM_DEFAULT_SCALE 5
+
+#define RFM_PACK(r, f, m, n) ((Rfm) (((r) << 12) | ((f) << 8) | ((m) << 4) | (n)))
+#define RFM_R(x) (((x) >> 12) & 0xF)
+#define RFM_F(x) (((x) >> 8) & 0xF)
+#define RFM_M(x) (((x) >> 4) & 0xF)
+#define RFM_SCALE(x) ((x) & 0xF)
+
+#define DatumGetRfm(X) ((Rfm) DatumGetInt32(X))
+#define RfmGetDatum(X) Int32GetDatum(X)
+#define PG_GETARG_RFM(n) DatumGetRfm(PG_GETARG_DATUM(n))
+#define PG_RETURN_RFM(x) return RfmGetDatum(x)
+
+extern Rfm	rfm_make(int r, int f, int m, int scale);
+
+/*
+ * segtier.tier: pass-by-value int64, scheme id in the high 32 bits and the
+ * level id in the low 32.  Ids are stable; ordering comes from the level's
+ * sort key in segtier.tier_level, looked up through a per-backend cache.
+ */
+typedef int64 Tier;
+
+#define TIER_PACK(scheme, level) ((Tier) (((uint64) (uint32) (scheme) << 32) | (uint32) (level)))
+#define TIER_SCHEME(x) ((int32) ((uint64) (x) >> 32))
+#define TIER_LEVEL(x) ((int32) ((uint64) (x) & 0xFFFFFFFF))
+
+#define DatumGetTier(X) ((Tier) DatumGetInt64(X))
+#define TierGetDatum(X) Int64GetDatum(X)
+#define PG_GETARG_TIER(n) DatumGetTier(PG_GETARG_DATUM(n))
+#define PG_RETURN_TIER(x) return TierGetDatum(x)
+
+/* Language of labels: 'en' or 'zh'; anything else is an error. */
+typedef enum SegtierLang
+{
+	LANG_EN,
+	LANG_ZH
+} SegtierLang;
+
+extern SegtierLang segtier_parse_lang(text *lang);
+
+/* score.c */
+#include "utils/array.h"
+extern int	segtier_get_cuts(ArrayType *arr, const float8 **cuts);
+extern int	segtier_score(float8 value, const float8 *cuts, int ncuts,
+						  bool higher_is_better);
+
+#endif							/* SEGTIER_H */

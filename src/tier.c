@@ -1,0 +1,511 @@
+/*
+ * tier.c: the segtier.tier type, a level inside a named tier scheme.
+ *
+ * Values store stable ids (scheme id, level id).  Names, labels and the
+ * order of levels live in segtier.tier_scheme / segtier.tier_level and are
+ * read through a per-backend cache.  A statement trigger on those tables
+ * sends a relcache invalidation for them, which every backend receives and
+ * which drops the cache, so renames and new levels are seen at once.  Level
+ * ranks never change and levels are never deleted (enforced by triggers),
+ * so the order of stored values, and btree indexes on them, stay valid.
+ */
+#include "segtier.h"
+
+#include "access/hash.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "libpq/pqformat.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+typedef struct TierLevel
+{
+	int32		level_id;
+	int32		scheme_id;
+	int32		rank;			/* sort key; unique within the scheme */
+	int32		position;		/* 1-based place in the scheme's order */
+	char	   *name;
+	char	   *label_en;
+	char	   *label_zh;
+} TierLevel;
+
+typedef struct TierScheme
+{
+	int32		scheme_id;
+	char	   *name;
+} TierScheme;
+
+typedef struct TierCache
+{
+	bool		valid;
+	MemoryContext cxt;
+	Oid			scheme_relid;
+	Oid			level_relid;
+	int			nschemes;
+	TierScheme *schemes;		/* sorted by scheme_id */
+	int			nlevels;
+	TierLevel  *levels;			/* sorted by level_id */
+} TierCache;
+
+static TierCache cache;
+static bool callback_registered = false;
+
+static void
+tier_cache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cache.scheme_relid ||
+		relid == cache.level_relid)
+		cache.valid = false;
+}
+
+static int
+cmp_level_id(const void *a, const void *b)
+{
+	int32		x = ((const TierLevel *) a)->level_id;
+	int32		y = ((const TierLevel *) b)->level_id;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_scheme_rank(const void *a, const void *b)
+{
+	const TierLevel *x = a;
+	const TierLevel *y = b;
+
+	if (x->scheme_id != y->scheme_id)
+		return (x->scheme_id > y->scheme_id) - (x->scheme_id < y->scheme_id);
+	return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+static int
+cmp_scheme_id(const void *a, const void *b)
+{
+	int32		x = ((const TierScheme *) a)->scheme_id;
+	int32		y = ((const TierScheme *) b)->scheme_id;
+
+	return (x > y) - (x < y);
+}
+
+static Oid
+tier_relid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("segtier", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("segtier tier catalog \"%s\" does not exist", relname),
+				 errhint("Run CREATE EXTENSION segtier.")));
+	return relid;
+}
+
+static char *
+text_col(Datum *values, bool *nulls, int col)
+{
+	return nulls[col] ? NULL : TextDatumGetCString(values[col]);
+}
+
+/*
+ * Reads both tables with the latest snapshot (as the catalogs are read), so
+ * committed changes of other sessions and our own earlier commands are seen.
+ */
+static void
+tier_cache_load(void)
+{
+	MemoryContext old;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	int			cap;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(tier_cache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (cache.cxt == NULL)
+		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "segtier tier cache",
+										  ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(cache.cxt);
+	cache.valid = false;
+	cache.nschemes = cache.nlevels = 0;
+	cache.scheme_relid = tier_relid("tier_scheme");
+	cache.level_relid = tier_relid("tier_level");
+
+	old = MemoryContextSwitchTo(cache.cxt);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+
+	/* tier_scheme(scheme_id, name, ...) */
+	rel = table_open(cache.scheme_relid, AccessShareLock);
+	cap = 8;
+	cache.schemes = palloc(cap * sizeof(TierScheme));
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		int			natts = RelationGetDescr(rel)->natts;
+		Datum	   *v = palloc(natts * sizeof(Datum));
+		bool	   *n = palloc(natts * sizeof(bool));
+
+		heap_deform_tuple(tup, RelationGetDescr(rel), v, n);
+		if (cache.nschemes == cap)
+			cache.schemes = repalloc(cache.schemes, (cap *= 2) * sizeof(TierScheme));
+		cache.schemes[cache.nschemes].scheme_id = DatumGetInt32(v[0]);
+		cache.schemes[cache.nschemes].name = text_col(v, n, 1);
+		cache.nschemes++;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	/* tier_level(level_id, scheme_id, name, rank, label_en, label_zh) */
+	rel = table_open(cache.level_relid, AccessShareLock);
+	cap = 32;
+	cache.levels = palloc(cap * sizeof(TierLevel));
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		int			natts = RelationGetDescr(rel)->natts;
+		Datum	   *v = palloc(natts * sizeof(Datum));
+		bool	   *n = palloc(natts * sizeof(bool));
+		TierLevel  *l;
+
+		heap_deform_tuple(tup, RelationGetDescr(rel), v, n);
+		if (cache.nlevels == cap)
+			cache.levels = repalloc(cache.levels, (cap *= 2) * sizeof(TierLevel));
+		l = &cache.levels[cache.nlevels++];
+		l->level_id = DatumGetInt32(v[0]);
+		l->scheme_id = DatumGetInt32(v[1]);
+		l->name = text_col(v, n, 2);
+		l->rank = DatumGetInt32(v[3]);
+		l->label_en = text_col(v, n, 4);
+		l->label_zh = text_col(v, n, 5);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+
+	/* positions: order by (scheme, rank), then index by level id */
+	qsort(cache.levels, cache.nlevels, sizeof(TierLevel), cmp_scheme_rank);
+	for (int i = 0; i < cache.nlevels; i++)
+		cache.levels[i].position =
+			(i > 0 && cache.levels[i - 1].scheme_id == cache.levels[i].scheme_id)
+			? cache.levels[i - 1].position + 1 : 1;
+	qsort(cache.levels, cache.nlevels, sizeof(TierLevel), cmp_level_id);
+	qsort(cache.schemes, cache.nschemes, sizeof(TierScheme), cmp_scheme_id);
+
+	MemoryContextSwitchTo(old);
+	cache.valid = true;
+}
+
+static void
+tier_cache_ensure(void)
+{
+	if (!cache.valid)
+		tier_cache_load();
+}
+
+static TierScheme *
+tier_find_scheme_by_id(int32 scheme_id)
+{
+	TierScheme	key = {.scheme_id = scheme_id};
+
+	tier_cache_ensure();
+	return bsearch(&key, cache.schemes, cache.nschemes, sizeof(TierScheme), cmp_scheme_id);
+}
+
+/* The level of a stored value; a missing one means a damaged value. */
+static TierLevel *
+tier_level_of(Tier t)
+{
+	TierLevel	key = {.level_id = TIER_LEVEL(t)};
+	TierLevel  *l;
+
+	tier_cache_ensure();
+	l = bsearch(&key, cache.levels, cache.nlevels, sizeof(TierLevel), cmp_level_id);
+	if (l == NULL || l->scheme_id != TIER_SCHEME(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("tier level %d of scheme %d does not exist",
+						TIER_LEVEL(t), TIER_SCHEME(t)),
+				 errdetail("The value refers to a level that is not in segtier.tier_level.")));
+	return l;
+}
+
+static const char *
+tier_scheme_name(Tier t)
+{
+	TierScheme *s = tier_find_scheme_by_id(TIER_SCHEME(t));
+
+	return s ? s->name : "?";
+}
+
+/* Look a tier up by names; NULL result when absent and !missing_error. */
+static bool
+tier_lookup(const char *scheme, const char *level, Tier *result, bool missing_error,
+			const char *input)
+{
+	int32		scheme_id = -1;
+
+	tier_cache_ensure();
+	for (int i = 0; i < cache.nschemes; i++)
+		if (strcmp(cache.schemes[i].name, scheme) == 0)
+			scheme_id = cache.schemes[i].scheme_id;
+	if (scheme_id < 0)
+	{
+		if (!missing_error)
+			return false;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type tier: \"%s\"", input),
+				 errdetail("Tier scheme \"%s\" does not exist.", scheme),
+				 errhint("Schemes are listed in segtier.tier_scheme.")));
+	}
+	for (int i = 0; i < cache.nlevels; i++)
+		if (cache.levels[i].scheme_id == scheme_id &&
+			strcmp(cache.levels[i].name, level) == 0)
+		{
+			*result = TIER_PACK(scheme_id, cache.levels[i].level_id);
+			return true;
+		}
+	if (!missing_error)
+		return false;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid input syntax for type tier: \"%s\"", input),
+			 errdetail("Tier scheme \"%s\" has no level \"%s\".", scheme, level),
+			 errhint("Levels are listed in segtier.tier_level.")));
+	return false;
+}
+
+/* Parses 'scheme:level' (surrounding spaces ignored). */
+static Tier
+tier_parse(const char *str)
+{
+	char	   *s = pstrdup(str);
+	char	   *colon;
+	char	   *end;
+	Tier		t;
+
+	while (*s == ' ')
+		s++;
+	end = s + strlen(s);
+	while (end > s && end[-1] == ' ')
+		*--end = '\0';
+	colon = strchr(s, ':');
+	if (colon == NULL || colon == s || colon[1] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type tier: \"%s\"", str),
+				 errhint("A tier is written scheme:level, e.g. 'pyramid:gold'.")));
+	*colon = '\0';
+	tier_lookup(s, colon + 1, &t, true, str);
+	return t;
+}
+
+static char *
+tier_to_cstring(Tier t)
+{
+	TierLevel  *l = tier_level_of(t);
+
+	return psprintf("%s:%s", tier_scheme_name(t), l->name);
+}
+
+PG_FUNCTION_INFO_V1(tier_in);
+Datum
+tier_in(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIER(tier_parse(PG_GETARG_CSTRING(0)));
+}
+
+PG_FUNCTION_INFO_V1(tier_out);
+Datum
+tier_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(tier_to_cstring(PG_GETARG_TIER(0)));
+}
+
+/* The wire format is the text form, so ids never leave the database. */
+PG_FUNCTION_INFO_V1(tier_recv);
+Datum
+tier_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	int			version = pq_getmsgbyte(buf);
+	char	   *str;
+
+	if (version != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("unsupported binary tier version %d", version)));
+	str = pq_getmsgtext(buf, buf->len - buf->cursor, NULL);
+	PG_RETURN_TIER(tier_parse(str));
+}
+
+PG_FUNCTION_INFO_V1(tier_send);
+Datum
+tier_send(PG_FUNCTION_ARGS)
+{
+	char	   *str = tier_to_cstring(PG_GETARG_TIER(0));
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendbyte(&buf, 0);
+	pq_sendtext(&buf, str, strlen(str));
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(tier_construct);
+Datum
+tier_construct(PG_FUNCTION_ARGS)
+{
+	char	   *scheme = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *level = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Tier		t;
+
+	tier_lookup(scheme, level, &t, true, psprintf("%s:%s", scheme, level));
+	PG_RETURN_TIER(t);
+}
+
+PG_FUNCTION_INFO_V1(tier_scheme);
+Datum
+tier_scheme(PG_FUNCTION_ARGS)
+{
+	Tier		t = PG_GETARG_TIER(0);
+
+	tier_level_of(t);
+	PG_RETURN_TEXT_P(cstring_to_text(tier_scheme_name(t)));
+}
+
+PG_FUNCTION_INFO_V1(tier_name);
+Datum
+tier_name(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(tier_level_of(PG_GETARG_TIER(0))->name));
+}
+
+PG_FUNCTION_INFO_V1(tier_rank);
+Datum
+tier_rank(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(tier_level_of(PG_GETARG_TIER(0))->position);
+}
+
+SegtierLang
+segtier_parse_lang(text *lang)
+{
+	char	   *s = text_to_cstring(lang);
+
+	if (strcmp(s, "en") == 0)
+		return LANG_EN;
+	if (strcmp(s, "zh") == 0)
+		return LANG_ZH;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unsupported language \"%s\"", s),
+			 errhint("Use 'en' or 'zh'.")));
+	return LANG_EN;
+}
+
+/* The label in the language asked for, else the level's name. */
+PG_FUNCTION_INFO_V1(tier_label);
+Datum
+tier_label(PG_FUNCTION_ARGS)
+{
+	TierLevel  *l = tier_level_of(PG_GETARG_TIER(0));
+	SegtierLang lang = segtier_parse_lang(PG_GETARG_TEXT_PP(1));
+	const char *label = (lang == LANG_ZH) ? l->label_zh : l->label_en;
+
+	PG_RETURN_TEXT_P(cstring_to_text(label ? label : l->name));
+}
+
+static int
+tier_compare(Tier a, Tier b)
+{
+	TierLevel  *la;
+	TierLevel  *lb;
+
+	if (a == b)
+		return 0;
+	if (TIER_SCHEME(a) != TIER_SCHEME(b))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot compare tiers of different schemes: \"%s\" and \"%s\"",
+						tier_to_cstring(a), tier_to_cstring(b)),
+				 errdetail("Tiers are ordered only within one scheme.")));
+	la = tier_level_of(a);
+	lb = tier_level_of(b);
+	return (la->rank > lb->rank) - (la->rank < lb->rank);
+}
+
+PG_FUNCTION_INFO_V1(tier_cmp);
+Datum
+tier_cmp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(tier_compare(PG_GETARG_TIER(0), PG_GETARG_TIER(1)));
+}
+
+/* Equality needs no order, so it also answers across schemes. */
+PG_FUNCTION_INFO_V1(tier_eq);
+Datum
+tier_eq(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(PG_GETARG_TIER(0) == PG_GETARG_TIER(1));
+}
+
+PG_FUNCTION_INFO_V1(tier_ne);
+Datum
+tier_ne(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(PG_GETARG_TIER(0) != PG_GETARG_TIER(1));
+}
+
+#define TIER_ORDER_FN(name, op) \
+PG_FUNCTION_INFO_V1(name); \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	PG_RETURN_BOOL(tier_compare(PG_GETARG_TIER(0), PG_GETARG_TIER(1)) op 0); \
+}
+
+TIER_ORDER_FN(tier_lt, <)
+TIER_ORDER_FN(tier_le, <=)
+TIER_ORDER_FN(tier_gt, >)
+TIER_ORDER_FN(tier_ge, >=)
+
+/* Level ids are unique across schemes, so they alone decide equality. */
+PG_FUNCTION_INFO_V1(tier_hash);
+Datum
+tier_hash(PG_FUNCTION_ARGS)
+{
+	return hash_uint32((uint32) TIER_LEVEL(PG_GETARG_TIER(0)));
+}
+
+PG_FUNCTION_INFO_V1(tier_hash_extended);
+Datum
+tier_hash_extended(PG_FUNCTION_ARGS)
+{
+	return hash_uint32_extended((uint32) TIER_LEVEL(PG_GETARG_TIER(0)),
+								PG_GETARG_INT64(1));
+}
+
+/* Statement trigger on the tier tables: every backend drops its cache. */
+PG_FUNCTION_INFO_V1(tier_catalog_changed);
+Datum
+tier_catalog_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "tier_catalog_changed: not called as a trigger");
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}

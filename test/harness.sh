@@ -1,0 +1,115 @@
+#!/bin/bash
+# The harness behind `make test` and `make demo`: install what is missing,
+# build, install, run a throwaway cluster (always stopped and removed on exit),
+# and run the suites or the demo against it.  Never touches another cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MODE=${1:-test}
+PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl"
+
+say() { printf '== %s\n' "$*"; }
+
+ensure_packages() {
+	local missing=()
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# PG_CONFIG may point at another installation (e.g. a private copy of the tree).
+ensure_packages
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+BINDIR=$("$PG_CONFIG" --bindir)
+export PATH="$BINDIR:$PATH"
+
+say "building"
+make -s PG_CONFIG="$PG_CONFIG" all
+make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+
+# Run server-side programs as postgres when we are root.
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$(( 20000 + RANDOM % 30000 ))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+	done
+	echo "no free port" >&2; return 1
+}
+
+TMP=""
+cleanup() {
+	local rc=$?
+	if [ -n "$TMP" ] && [ -f "$TMP/data/postmaster.pid" ]; then
+		as_pg pg_ctl -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	[ -n "$TMP" ] && rm -rf "$TMP"
+	exit $rc
+}
+trap cleanup EXIT INT TERM
+
+# start_cluster [extra postgresql.conf lines...]: sets PGHOST/PGPORT/PGUSER.
+start_cluster() {
+	TMP=$(mktemp -d /tmp/segtier.XXXXXX)
+	chmod 755 "$TMP"
+	[ "$(id -u)" -eq 0 ] && chown postgres: "$TMP"
+	PGPORT=$(free_port)
+	as_pg initdb -D "$TMP/data" -A trust -E UTF8 --locale=C.UTF-8 -U postgres >/dev/null
+	{
+		echo "port = $PGPORT"
+		echo "listen_addresses = '127.0.0.1'"
+		echo "unix_socket_directories = '$TMP'"
+		echo "shared_preload_libraries = 'segtier'"
+		echo "fsync = off"
+		echo "max_worker_processes = 16"
+		echo "lc_messages = 'C'"
+		for line in "$@"; do echo "$line"; done
+	} >> "$TMP/data/postgresql.conf"
+	as_pg pg_ctl -D "$TMP/data" -l "$TMP/server.log" -w -t 60 start >/dev/null || {
+		cat "$TMP/server.log" >&2; exit 1; }
+	export PGHOST=$TMP PGPORT PGUSER=postgres PGDATABASE=postgres
+	export SEGTIER_SERVER_LOG=$TMP/server.log SEGTIER_DATA=$TMP/data
+}
+
+run_tests() {
+	start_cluster
+	say "pg_regress"
+	local rc=0
+	make -s PG_CONFIG="$PG_CONFIG" installcheck || rc=$?
+	if [ $rc -ne 0 ]; then
+		[ -f regression.diffs ] && cat regression.diffs
+		exit $rc
+	fi
+	say "pgTAP"
+	psql -q -X -v ON_ERROR_STOP=1 -c "CREATE DATABASE segtier_tap" \
+		-d postgres
+	psql -q -X -v ON_ERROR_STOP=1 -d segtier_tap \
+		-c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION segtier"
+	PGDATABASE=segtier_tap pg_prove --failures --ext .sql -r test/t
+}
+
+run_demo() {
+	start_cluster
+	say "demo"
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE segtier_demo"
+	psql -X -v ON_ERROR_STOP=1 -d segtier_demo -P pager=off -f test/demo/demo.sql
+}
+
+case "$MODE" in
+	test) run_tests ;;
+	demo) run_demo ;;
+	*) echo "usage: $0 test|demo" >&2; exit 2 ;;
+esac

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+SHARED=${SEGTIER_SHARED:-$ROOT/../shared}
 MODE=${1:-test}
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl"
 
@@ -84,6 +85,20 @@ start_cluster() {
 	export SEGTIER_SERVER_LOG=$TMP/server.log SEGTIER_DATA=$TMP/data
 }
 
+# The real data sets in ../shared/data, when present, go into public tables
+# of the pgTAP database; the validation suites skip when a table is absent.
+load_shared_data() {
+	local db=$1 cdnow="$SHARED/data/cdnow/CDNOW_sample.txt"
+	if [ ! -f "$cdnow" ]; then
+		say "skipping CDNOW validation: $cdnow not found"
+		return 0
+	fi
+	psql -q -X -v ON_ERROR_STOP=1 -d "$db" -c "CREATE TABLE public.cdnow_sample (
+		master_id text, customer_id int, day date, cds int, dollars numeric)"
+	sed -e 's/\r$//' -e 's/^ *//' -e 's/  */,/g' "$cdnow" |
+		psql -q -X -v ON_ERROR_STOP=1 -d "$db" -c "\copy public.cdnow_sample FROM STDIN (FORMAT csv)"
+}
+
 run_tests() {
 	start_cluster
 	say "pg_regress"
@@ -98,6 +113,7 @@ run_tests() {
 		-d postgres
 	psql -q -X -v ON_ERROR_STOP=1 -d segtier_tap \
 		-c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION segtier"
+	load_shared_data segtier_tap
 	PGDATABASE=segtier_tap pg_prove --failures --ext .sql -r test/t
 }
 

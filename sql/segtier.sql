@@ -329,6 +329,38 @@ COMMENT ON FUNCTION segtier.score(float8, float8[], bool) IS '1 + the number of 
 ------------------------------------------------------------------------------
 -- @segment: rfm_segment, value classes, pyramid, lifecycle, churn (segment.c)
 ------------------------------------------------------------------------------
+CREATE FUNCTION segtier.rfm_segment(rfm segtier.rfm, scheme text DEFAULT 'rfm11', lang text DEFAULT 'en') RETURNS text
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.rfm_segment(segtier.rfm, text, text) IS
+'segment of an rfm score: scheme rfm11 (Champions ... Lost, over R and FM = round-half-up((F+M)/2) on a 1..5 scale) or rfm8 (high/low of R, F, M against the scale midpoint); lang en or zh';
+
+CREATE FUNCTION segtier.rfm8_segment(r_high bool, f_high bool, m_high bool, lang text DEFAULT 'en') RETURNS text
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.rfm8_segment(bool, bool, bool, text) IS
+'rfm8 segment from high/low flags decided elsewhere, e.g. against population means (recency inverted)';
+
+CREATE FUNCTION segtier.lifecycle_stage(first_purchase timestamptz, last_purchase timestamptz,
+	purchases bigint, as_of timestamptz, new_days int DEFAULT 90, active_days int DEFAULT 180,
+	churn_days int DEFAULT 365, loyal_purchases int DEFAULT 5, previous_stage text DEFAULT NULL)
+	RETURNS text
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.lifecycle_stage(timestamptz, timestamptz, bigint, timestamptz, int, int, int, int, text) IS
+'lifecycle stage, first rule that matches: prospect (no purchase), churned (no purchase for more than churn_days), at_risk (more than active_days), reactivated (previous stage churned or reactivated), new (first purchase within new_days), loyal (purchases >= loyal_purchases), else active';
+
+CREATE TYPE segtier.churn_risk AS (
+	at_risk boolean,
+	reason text
+);
+COMMENT ON TYPE segtier.churn_risk IS 'result of the rule-based churn check';
+COMMENT ON COLUMN segtier.churn_risk.at_risk IS 'true when either churn rule fires';
+COMMENT ON COLUMN segtier.churn_risk.reason IS 'which rule fired (both joined by "; "), NULL when not at risk';
+
+CREATE FUNCTION segtier.churn_rule(monthly_spend float8[], days_since_last_purchase float8,
+	at_risk_days float8 DEFAULT 180, min_decline float8 DEFAULT 0.2, months int DEFAULT 3)
+	RETURNS segtier.churn_risk
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.churn_rule(float8[], float8, float8, float8, int) IS
+'churn rule of the seed documents: spend (complete calendar months, oldest first) down by at least min_decline in each of the last months months against the month before, or no purchase for more than at_risk_days; NULL monthly_spend means no spend history';
 
 ------------------------------------------------------------------------------
 -- @bgnbd: BG/NBD model (bgnbd.c)

@@ -56,6 +56,11 @@ typedef enum SegtierLang
 
 extern SegtierLang segtier_parse_lang(text *lang);
 
+/* segment.c */
+extern const char *segtier_rfm11(Rfm x, SegtierLang lang);
+extern const char *segtier_rfm8(bool r_high, bool f_high, bool m_high,
+								SegtierLang lang);
+
 /* score.c */
 #include "utils/array.h"
 extern int	segtier_get_cuts(ArrayType *arr, const float8 **cuts);

@@ -1,0 +1,296 @@
+/*
+ * segment.c: the named maps from scores to segments (rfm11, rfm8), the
+ * lifecycle stage of a customer, and the rule-based churn flag.
+ */
+#include "segtier.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+typedef enum Rfm11Segment
+{
+	SEG_CHAMPIONS,
+	SEG_LOYAL,
+	SEG_POTENTIAL_LOYALIST,
+	SEG_NEW,
+	SEG_PROMISING,
+	SEG_NEED_ATTENTION,
+	SEG_ABOUT_TO_SLEEP,
+	SEG_AT_RISK,
+	SEG_CANT_LOSE,
+	SEG_HIBERNATING,
+	SEG_LOST
+} Rfm11Segment;
+
+static const char *const rfm11_labels[][2] = {
+	[SEG_CHAMPIONS] = {"Champions", "冠军客户"},
+	[SEG_LOYAL] = {"Loyal Customers", "忠诚客户"},
+	[SEG_POTENTIAL_LOYALIST] = {"Potential Loyalist", "潜在忠诚客户"},
+	[SEG_NEW] = {"New Customers", "新客户"},
+	[SEG_PROMISING] = {"Promising", "有潜力客户"},
+	[SEG_NEED_ATTENTION] = {"Need Attention", "需要关注客户"},
+	[SEG_ABOUT_TO_SLEEP] = {"About To Sleep", "即将沉睡客户"},
+	[SEG_AT_RISK] = {"At Risk", "有流失风险客户"},
+	[SEG_CANT_LOSE] = {"Can't Lose Them", "不能失去的客户"},
+	[SEG_HIBERNATING] = {"Hibernating", "休眠客户"},
+	[SEG_LOST] = {"Lost", "已流失客户"},
+};
+
+/* rfm11 cells, indexed [R-1][FM-1] on the 1..5 scale. */
+static const Rfm11Segment rfm11_map[5][5] = {
+	{SEG_LOST, SEG_HIBERNATING, SEG_AT_RISK, SEG_AT_RISK, SEG_CANT_LOSE},
+	{SEG_HIBERNATING, SEG_HIBERNATING, SEG_AT_RISK, SEG_AT_RISK, SEG_CANT_LOSE},
+	{SEG_ABOUT_TO_SLEEP, SEG_ABOUT_TO_SLEEP, SEG_NEED_ATTENTION, SEG_LOYAL, SEG_LOYAL},
+	{SEG_PROMISING, SEG_POTENTIAL_LOYALIST, SEG_POTENTIAL_LOYALIST, SEG_LOYAL, SEG_LOYAL},
+	{SEG_NEW, SEG_POTENTIAL_LOYALIST, SEG_POTENTIAL_LOYALIST, SEG_CHAMPIONS, SEG_CHAMPIONS},
+};
+
+/* rfm8 labels, indexed by (r_high << 2) | (f_high << 1) | m_high. */
+static const char *const rfm8_labels[8][2] = {
+	{"General Win-back", "一般挽留客户"},
+	{"Important Win-back", "重要挽留客户"},
+	{"General Retention", "一般保持客户"},
+	{"Important Retention", "重要保持客户"},
+	{"General Development", "一般发展客户"},
+	{"Important Development", "重要发展客户"},
+	{"General Value", "一般价值客户"},
+	{"Important Value", "重要价值客户"},
+};
+
+/* A score on scale n mapped onto 1..5: ceil(score * 5 / n). */
+static inline int
+to_five(int score, int scale)
+{
+	return (score * 5 + scale - 1) / scale;
+}
+
+const char *
+segtier_rfm11(Rfm x, SegtierLang lang)
+{
+	int			n = RFM_SCALE(x);
+	int			r = to_five(RFM_R(x), n);
+	int			fm = (to_five(RFM_F(x), n) + to_five(RFM_M(x), n) + 1) / 2;
+
+	return rfm11_labels[rfm11_map[r - 1][fm - 1]][lang];
+}
+
+const char *
+segtier_rfm8(bool r_high, bool f_high, bool m_high, SegtierLang lang)
+{
+	return rfm8_labels[(r_high << 2) | (f_high << 1) | m_high][lang];
+}
+
+/* High means above the scale's midpoint: 4 and 5 on a 1..5 scale. */
+static inline bool
+rfm_high(int score, int scale)
+{
+	return 2 * score > scale + 1;
+}
+
+PG_FUNCTION_INFO_V1(rfm_segment);
+Datum
+rfm_segment(PG_FUNCTION_ARGS)
+{
+	Rfm			x = PG_GETARG_RFM(0);
+	char	   *scheme = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	SegtierLang lang = segtier_parse_lang(PG_GETARG_TEXT_PP(2));
+	int			n = RFM_SCALE(x);
+
+	if (strcmp(scheme, "rfm11") == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm11(x, lang)));
+	if (strcmp(scheme, "rfm8") == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm8(rfm_high(RFM_R(x), n),
+													  rfm_high(RFM_F(x), n),
+													  rfm_high(RFM_M(x), n),
+													  lang)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown segment scheme \"%s\"", scheme),
+			 errhint("Use 'rfm11' or 'rfm8'.")));
+	PG_RETURN_NULL();
+}
+
+/* rfm8 from high/low flags decided elsewhere (e.g. against population means). */
+PG_FUNCTION_INFO_V1(rfm8_segment);
+Datum
+rfm8_segment(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm8(PG_GETARG_BOOL(0),
+												  PG_GETARG_BOOL(1),
+												  PG_GETARG_BOOL(2),
+												  segtier_parse_lang(PG_GETARG_TEXT_PP(3)))));
+}
+
+static const char *const lifecycle_stages[] = {
+	"prospect", "new", "active", "loyal", "at_risk", "churned", "reactivated"
+};
+
+static double
+days_between(TimestampTz from, TimestampTz to)
+{
+	return (double) (to - from) / (double) USECS_PER_DAY;
+}
+
+/*
+ * Lifecycle stage, first matching rule wins (README "Lifecycle stages"):
+ * prospect (no purchase), churned (silent > churn_days), at_risk (silent >
+ * active_days), reactivated (previous stage churned or reactivated), new
+ * (first purchase within new_days), loyal (purchases >= loyal_purchases),
+ * else active.  Not strict: a customer with no purchase has NULL times.
+ */
+PG_FUNCTION_INFO_V1(lifecycle_stage);
+Datum
+lifecycle_stage(PG_FUNCTION_ARGS)
+{
+	TimestampTz first,
+				last,
+				as_of;
+	int64		purchases;
+	int32		new_days,
+				active_days,
+				churn_days,
+				loyal_purchases;
+	const char *prev = NULL;
+	double		silent;
+
+	for (int i = 3; i <= 7; i++)
+		if (PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	as_of = PG_GETARG_TIMESTAMPTZ(3);
+	new_days = PG_GETARG_INT32(4);
+	active_days = PG_GETARG_INT32(5);
+	churn_days = PG_GETARG_INT32(6);
+	loyal_purchases = PG_GETARG_INT32(7);
+	if (new_days < 0 || active_days < new_days || churn_days < active_days ||
+		loyal_purchases < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid lifecycle windows: new_days %d, active_days %d, churn_days %d, loyal_purchases %d",
+						new_days, active_days, churn_days, loyal_purchases),
+				 errdetail("Windows must satisfy 0 <= new_days <= active_days <= churn_days, and loyal_purchases must be at least 1.")));
+	if (!PG_ARGISNULL(8))
+	{
+		char	   *p = text_to_cstring(PG_GETARG_TEXT_PP(8));
+
+		for (int i = 0; i < lengthof(lifecycle_stages); i++)
+			if (strcmp(p, lifecycle_stages[i]) == 0)
+				prev = lifecycle_stages[i];
+		if (prev == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown lifecycle stage \"%s\"", p),
+					 errhint("Stages are prospect, new, active, loyal, at_risk, churned and reactivated.")));
+	}
+
+	purchases = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
+	if (purchases <= 0 || PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_TEXT_P(cstring_to_text("prospect"));
+	first = PG_GETARG_TIMESTAMPTZ(0);
+	last = PG_GETARG_TIMESTAMPTZ(1);
+	if (last < first)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("last purchase is before first purchase")));
+
+	silent = days_between(last, as_of);
+	if (silent > churn_days)
+		PG_RETURN_TEXT_P(cstring_to_text("churned"));
+	if (silent > active_days)
+		PG_RETURN_TEXT_P(cstring_to_text("at_risk"));
+	if (prev != NULL && (strcmp(prev, "churned") == 0 || strcmp(prev, "reactivated") == 0))
+		PG_RETURN_TEXT_P(cstring_to_text("reactivated"));
+	if (days_between(first, as_of) <= new_days)
+		PG_RETURN_TEXT_P(cstring_to_text("new"));
+	if (purchases >= loyal_purchases)
+		PG_RETURN_TEXT_P(cstring_to_text("loyal"));
+	PG_RETURN_TEXT_P(cstring_to_text("active"));
+}
+
+/*
+ * The seeds' churn rule on monthly spend (oldest first, complete months):
+ * spend fell by at least min_decline in each of the last `months` months
+ * against the month before, or no purchase for more than at_risk_days.
+ * Returns (at_risk, reason); reason is NULL when not at risk.
+ */
+PG_FUNCTION_INFO_V1(churn_rule);
+Datum
+churn_rule(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr;
+	float8	   *spend;
+	int			nspend;
+	int32		months;
+	float8		silent,
+				at_risk_days,
+				min_decline;
+	bool		declining = false;
+	bool		silent_too_long;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	char	   *reason = NULL;
+
+	for (int i = 1; i <= 4; i++)
+		if (PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	silent = PG_GETARG_FLOAT8(1);
+	at_risk_days = PG_GETARG_FLOAT8(2);
+	min_decline = PG_GETARG_FLOAT8(3);
+	months = PG_GETARG_INT32(4);
+	if (months < 1 || months > 24)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("months must be between 1 and 24, not %d", months)));
+	if (!(min_decline > 0 && min_decline <= 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("min_decline must be in (0, 1], not %g", min_decline)));
+	if (isnan(silent) || isnan(at_risk_days))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("days must not be NaN")));
+
+	if (!PG_ARGISNULL(0))
+	{
+		arr = PG_GETARG_ARRAYTYPE_P(0);
+		if (ARR_NDIM(arr) > 1 || (ARR_HASNULL(arr) && array_contains_nulls(arr)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("monthly spend must be a one-dimensional array without NULLs")));
+		nspend = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+		spend = (float8 *) ARR_DATA_PTR(arr);
+		if (nspend >= months + 1)
+		{
+			declining = true;
+			for (int i = nspend - months; i < nspend; i++)
+				if (!(spend[i - 1] > 0 && spend[i] <= (1 - min_decline) * spend[i - 1]))
+					declining = false;
+		}
+	}
+	silent_too_long = silent > at_risk_days;
+
+	if (declining)
+		reason = psprintf("spend down at least %g%% in each of the last %d months",
+						  min_decline * 100, months);
+	if (silent_too_long)
+	{
+		char	   *s = psprintf("no purchase for %.0f days", floor(silent));
+
+		reason = reason ? psprintf("%s; %s", reason, s) : s;
+	}
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "churn_rule must return a composite type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = BoolGetDatum(declining || silent_too_long);
+	if (reason)
+		values[1] = CStringGetTextDatum(reason);
+	else
+		nulls[1] = true;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -77,7 +77,7 @@ SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
-EXPLAIN (COSTS OFF) SELECT cuts(v, 9) FROM cuts_big;
+EXPLAIN (COSTS OFF) SELECT c = (SELECT c FROM cuts_serial) FROM (SELECT cuts(v, 9) AS c FROM cuts_big) p;
 SELECT c AS parallel_cuts, c = (SELECT c FROM cuts_serial) AS same_as_serial
 FROM (SELECT cuts(v, 9) AS c FROM cuts_big) p;
 RESET ALL;

@@ -31,12 +31,16 @@ SELECT cuts(v, 3) FROM unnest('{Infinity,1,-Infinity,2,Infinity,-Infinity}'::flo
 SELECT cuts(v, 2) FROM unnest('{-0,0,1}'::float8[]) v;
 SELECT cuts(v, 2) FROM unnest('{0,1,-0}'::float8[]) v;
 
--- The rule restated in plain SQL on generated skewed data sets: a boundary
+-- The rule restated in plain SQL on generated data sets (skewed, or in pairs
+-- and triples): a boundary
 -- is the count of values below a distinct value (or N); for k = 1..n-1 take
 -- the one nearest k*N/n (the lower on a tie), drop 0 and N.
 CREATE TABLE cuts_data AS
 SELECT s AS set, floor(((g * 7919 + s * 104729) % 1000) ^ s / (1000.0 ^ s) * (5 + 10 * s))::float8 AS v
-FROM generate_series(1, 4) s, generate_series(1, 997 + s * 250) g;
+FROM generate_series(1, 4) s, generate_series(1, 997 + s * 250) g
+-- pairs and triples: many ideal boundaries fall exactly between two
+UNION ALL SELECT 5, g / 2 FROM generate_series(0, 39) g
+UNION ALL SELECT 6, g / 3 FROM generate_series(0, 29) g;
 CREATE TABLE cuts_expected AS
 WITH n AS (SELECT set, count(*) AS total FROM cuts_data GROUP BY set),
 blocks AS (

@@ -100,9 +100,9 @@ floatbag_peek(Datum d)
 /*
  * A bag the caller may extend or reorder.  In aggregate context that is the
  * argument itself when it is an expanded bag this aggregate owns (a final
- * function gets it read-only, but only ever sorts it, which leaves the
- * multiset unchanged); otherwise a copy, or a new bag with param when the
- * argument is NULL.
+ * function gets it read-only, but only sorts it and writes -0 as 0, which
+ * leaves the multiset unchanged); otherwise a copy, or a new bag with param
+ * when the argument is NULL.
  */
 FloatBag *
 floatbag_own(FunctionCallInfo fcinfo, int argno, const int32 *param)
@@ -185,6 +185,7 @@ floatbag_make_flat(const int32 *param, int64 nvalues, const float8 *values)
 	return PointerGetDatum(flat);
 }
 
+/* Names the expected form, which depends on the kind. */
 static void
 floatbag_syntax_error(const char *str, const FloatBagKind *kind)
 {
@@ -313,6 +314,7 @@ floatbag_recv(StringInfo buf, const FloatBagKind *kind)
 	return floatbag_make_flat(param, n, values);
 }
 
+/* The binary form read by floatbag_recv. */
 bytea *
 floatbag_send(Datum d, const FloatBagKind *kind)
 {
@@ -334,6 +336,7 @@ floatbag_send(Datum d, const FloatBagKind *kind)
 #define CUTS_MIN_N 2
 #define CUTS_MAX_N 9
 
+/* score() and rfm scales stop at 9 groups. */
 static void
 cuts_check_n(int32 n)
 {
@@ -345,6 +348,7 @@ cuts_check_n(int32 n)
 						   CUTS_MIN_N, CUTS_MAX_N)));
 }
 
+/* One aggregate, one n: mixed n has no meaning. */
 static void
 cuts_same_n(int32 have, int32 got)
 {
@@ -355,6 +359,7 @@ cuts_same_n(int32 have, int32 got)
 				 errdetail("Rows ask for %d and for %d groups.", have, got)));
 }
 
+/* What cuts_state input must satisfy (the aggregate never makes anything else). */
 static void
 cuts_check(const int32 *param, int64 nvalues, const float8 *values)
 {
@@ -369,6 +374,7 @@ cuts_check(const int32 *param, int64 nvalues, const float8 *values)
 static const char *const cuts_names[] = {"n"};
 static const FloatBagKind cuts_kind = {"cuts_state", 1, cuts_names, cuts_check};
 
+/* Text and binary I/O of cuts_state, so Citus can ship it. */
 PG_FUNCTION_INFO_V1(cuts_state_in);
 Datum
 cuts_state_in(PG_FUNCTION_ARGS)

@@ -17,6 +17,7 @@
 #define KM_SEED 1
 #define KM_D 2
 
+/* Distances need finite coordinates. */
 static void
 kmeans_check_finite(const float8 *x, int64 n, const char *what)
 {
@@ -28,6 +29,7 @@ kmeans_check_finite(const float8 *x, int64 n, const char *what)
 					 errdetail("Element %lld is %g.", (long long) i + 1, x[i])));
 }
 
+/* k = 0 clusters has no answer; large k is capped by the distinct points. */
 static void
 kmeans_check_k(int32 k)
 {
@@ -38,6 +40,7 @@ kmeans_check_k(int32 k)
 				 errdetail("k is %d.", k)));
 }
 
+/* What kmeans_state input must satisfy (the aggregate never makes anything else). */
 static void
 kmeans_check(const int32 *param, int64 nvalues, const float8 *values)
 {
@@ -54,6 +57,7 @@ kmeans_check(const int32 *param, int64 nvalues, const float8 *values)
 static const char *const kmeans_names[] = {"k", "seed", "d"};
 static const FloatBagKind kmeans_kind = {"kmeans_state", 3, kmeans_names, kmeans_check};
 
+/* Text and binary I/O of kmeans_state, so Citus can ship it. */
 PG_FUNCTION_INFO_V1(kmeans_state_in);
 Datum
 kmeans_state_in(PG_FUNCTION_ARGS)
@@ -108,6 +112,7 @@ kmeans_features(ArrayType *arr, const float8 **x)
 	return d;
 }
 
+/* One aggregate, one k and one seed. */
 static void
 kmeans_same(const char *what, int32 have, int32 got)
 {
@@ -194,6 +199,7 @@ kmeans_point_cmp(const void *a, const void *b, void *arg)
 	return 0;
 }
 
+/* Squared Euclidean distance. */
 static inline double
 kmeans_dist2(const float8 *x, const float8 *y, int d)
 {

@@ -325,6 +325,52 @@ COMMENT ON FUNCTION segtier.score(float8, float8[], bool) IS '1 + the number of 
 ------------------------------------------------------------------------------
 -- @cuts: cuts aggregate (cuts.c)
 ------------------------------------------------------------------------------
+CREATE TYPE segtier.cuts_state;
+
+CREATE FUNCTION segtier.cuts_state_in(cstring) RETURNS segtier.cuts_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.cuts_state_out(segtier.cuts_state) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.cuts_state_recv(internal) RETURNS segtier.cuts_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.cuts_state_send(segtier.cuts_state) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE segtier.cuts_state (
+	INPUT = segtier.cuts_state_in,
+	OUTPUT = segtier.cuts_state_out,
+	RECEIVE = segtier.cuts_state_recv,
+	SEND = segtier.cuts_state_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = double,
+	STORAGE = extended
+);
+COMMENT ON TYPE segtier.cuts_state IS 'state of the cuts aggregate: the number of groups and the values seen, text n=5 {1,2.5,3}';
+
+CREATE FUNCTION segtier.cuts_trans(segtier.cuts_state, float8, int) RETURNS segtier.cuts_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.cuts_trans(segtier.cuts_state, float8, int) IS 'cuts transition: adds a value (NULL skipped)';
+CREATE FUNCTION segtier.cuts_combine(segtier.cuts_state, segtier.cuts_state) RETURNS segtier.cuts_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.cuts_combine(segtier.cuts_state, segtier.cuts_state) IS 'cuts combine: concatenates two partial states';
+CREATE FUNCTION segtier.cuts_final(segtier.cuts_state) RETURNS float8[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.cuts_final(segtier.cuts_state) IS 'cuts final: picks the cut points (see the cuts aggregate)';
+
+CREATE AGGREGATE segtier.cuts(value float8, n int) (
+	SFUNC = segtier.cuts_trans,
+	STYPE = segtier.cuts_state,
+	COMBINEFUNC = segtier.cuts_combine,
+	FINALFUNC = segtier.cuts_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.cuts(float8, int) IS 'ascending cut points that split the values into n (2..9) groups as equal as ties allow, for score(v, cuts). '
+	'Rule: sort the N values; a boundary b splits them into the b lowest and the rest and is allowed only between different values (or at 0 or N). '
+	'For k = 1..n-1 the ideal boundary k*N/n moves to the nearest allowed boundary, the lower one when two are equally near; '
+	'boundaries at 0 or N or repeating the previous one are dropped, so fewer distinct values give fewer cuts. '
+	'Each kept boundary b gives the cut point = the b-th smallest value (the largest value of the lower group). '
+	'NULL values are ignored, NaN is an error, infinities are ordinary values; n must be the same in every row; no values -> NULL, one distinct value -> {}.';
+
 
 ------------------------------------------------------------------------------
 -- @segment: rfm_segment, value classes, pyramid, lifecycle, churn (segment.c)
@@ -373,3 +419,64 @@ COMMENT ON FUNCTION segtier.churn_rule(float8[], float8, float8, float8, int) IS
 ------------------------------------------------------------------------------
 -- @kmeans: k-means clusters (kmeans.c)
 ------------------------------------------------------------------------------
+CREATE TYPE segtier.kmeans_state;
+
+CREATE FUNCTION segtier.kmeans_state_in(cstring) RETURNS segtier.kmeans_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.kmeans_state_out(segtier.kmeans_state) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.kmeans_state_recv(internal) RETURNS segtier.kmeans_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.kmeans_state_send(segtier.kmeans_state) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE segtier.kmeans_state (
+	INPUT = segtier.kmeans_state_in,
+	OUTPUT = segtier.kmeans_state_out,
+	RECEIVE = segtier.kmeans_state_recv,
+	SEND = segtier.kmeans_state_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = double,
+	STORAGE = extended
+);
+COMMENT ON TYPE segtier.kmeans_state IS 'state of the kmeans aggregate: k, seed, dimension d and the points seen, flattened; text k=2 seed=0 d=2 {1,2,3,4}';
+
+CREATE FUNCTION segtier.kmeans_trans(segtier.kmeans_state, float8[], int, int) RETURNS segtier.kmeans_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.kmeans_trans(segtier.kmeans_state, float8[], int, int) IS 'kmeans transition: adds a point (NULL skipped)';
+CREATE FUNCTION segtier.kmeans_combine(segtier.kmeans_state, segtier.kmeans_state) RETURNS segtier.kmeans_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.kmeans_combine(segtier.kmeans_state, segtier.kmeans_state) IS 'kmeans combine: concatenates two partial states';
+CREATE FUNCTION segtier.kmeans_final(segtier.kmeans_state) RETURNS float8[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.kmeans_final(segtier.kmeans_state) IS 'kmeans final: seeds and iterates (see the kmeans aggregate)';
+
+CREATE AGGREGATE segtier.kmeans(features float8[], k int, seed int) (
+	SFUNC = segtier.kmeans_trans,
+	STYPE = segtier.kmeans_state,
+	COMBINEFUNC = segtier.kmeans_combine,
+	FINALFUNC = segtier.kmeans_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.kmeans(float8[], int, int) IS 'k-means centroids as a k x d array, rows in ascending lexicographic order. '
+	'Deterministic: the points are sorted and duplicates merged (weighted) before k-means++ seeding drawn from splitmix64(seed), '
+	'then Lloyd iterations until no assignment changes (at most 300); a centre left without points keeps its place. '
+	'Every row must have the same dimension d; NULL rows are skipped; NULL, NaN or infinite elements, k < 1 or a varying k or seed are errors. '
+	'Fewer distinct points than k gives one centroid per distinct point; no points -> NULL.';
+
+-- Aggregates take no DEFAULT arguments: seed DEFAULT 0 is this overload.
+CREATE FUNCTION segtier.kmeans_trans(segtier.kmeans_state, float8[], int) RETURNS segtier.kmeans_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.kmeans_trans(segtier.kmeans_state, float8[], int) IS 'kmeans transition with seed 0';
+CREATE AGGREGATE segtier.kmeans(features float8[], k int) (
+	SFUNC = segtier.kmeans_trans,
+	STYPE = segtier.kmeans_state,
+	COMBINEFUNC = segtier.kmeans_combine,
+	FINALFUNC = segtier.kmeans_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.kmeans(float8[], int) IS 'kmeans(features, k, seed) with seed 0';
+
+CREATE FUNCTION segtier.nearest_centroid(features float8[], centroids float8[]) RETURNS int
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.nearest_centroid(float8[], float8[]) IS '1-based row of the k x d centroids array nearest to the features (squared Euclidean distance; ties go to the lowest row)';

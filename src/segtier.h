@@ -67,4 +67,45 @@ extern int	segtier_get_cuts(ArrayType *arr, const float8 **cuts);
 extern int	segtier_score(float8 value, const float8 *cuts, int ncuts,
 						  bool higher_is_better);
 
+/* ---- kmcuts: float8 bag aggregate states (cuts.c; used by kmeans.c) ---- */
+#include "lib/stringinfo.h"
+#include "utils/expandeddatum.h"
+
+#define FLOATBAG_NPARAMS 4
+
+/*
+ * The state of the cuts and kmeans aggregates: a multiset of float8 plus a
+ * few int32 parameters.  In an aggregate it is an expanded object that grows
+ * in place; anywhere else (parallel workers, text, binary) it is flattened.
+ * capacity 0 marks a read-only view of a flat datum.
+ */
+typedef struct FloatBag
+{
+	ExpandedObjectHeader hdr;
+	int32		param[FLOATBAG_NPARAMS];
+	int64		nvalues;
+	int64		capacity;
+	float8	   *values;
+} FloatBag;
+
+/* What differs between the SQL types built on FloatBag. */
+typedef struct FloatBagKind
+{
+	const char *typname;
+	int			nparams;		/* leading params named in the text form */
+	const char *const *names;
+	void		(*check) (const int32 *param, int64 nvalues, const float8 *values);
+} FloatBagKind;
+
+extern const FloatBag *floatbag_peek(Datum d);
+extern FloatBag *floatbag_own(FunctionCallInfo fcinfo, int argno,
+							  const int32 *param);
+extern void floatbag_append(FloatBag *bag, const float8 *values, int64 n);
+extern void floatbag_normalize_zeros(FloatBag *bag);
+extern Datum floatbag_in(char *str, const FloatBagKind *kind);
+extern char *floatbag_out(Datum d, const FloatBagKind *kind);
+extern Datum floatbag_recv(StringInfo buf, const FloatBagKind *kind);
+extern bytea *floatbag_send(Datum d, const FloatBagKind *kind);
+/* ---- end kmcuts ---- */
+
 #endif							/* SEGTIER_H */

@@ -1,0 +1,470 @@
+/*
+ * kmeans.c: the segtier.kmeans aggregate (deterministic k-means++ and Lloyd)
+ * and segtier.nearest_centroid.
+ */
+#include "segtier.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+
+#define KMEANS_MAX_ITERATIONS 300
+
+/* Parameters of the state: k, seed and the dimension d (0 until known). */
+#define KM_K 0
+#define KM_SEED 1
+#define KM_D 2
+
+/* Distances need finite coordinates. */
+static void
+kmeans_check_finite(const float8 *x, int64 n, const char *what)
+{
+	for (int64 i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain NaN or infinity", what),
+					 errdetail("Element %lld is %g.", (long long) i + 1, x[i])));
+}
+
+/* k = 0 clusters has no answer; large k is capped by the distinct points. */
+static void
+kmeans_check_k(int32 k)
+{
+	if (k < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be at least 1"),
+				 errdetail("k is %d.", k)));
+}
+
+/* What kmeans_state input must satisfy (the aggregate never makes anything else). */
+static void
+kmeans_check(const int32 *param, int64 nvalues, const float8 *values)
+{
+	kmeans_check_k(param[KM_K]);
+	if (param[KM_D] < 0 || (param[KM_D] == 0 && nvalues > 0) ||
+		(param[KM_D] > 0 && nvalues % param[KM_D] != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kmeans state has %lld values, which is not a number of points of dimension %d",
+						(long long) nvalues, param[KM_D])));
+	kmeans_check_finite(values, nvalues, "kmeans state");
+}
+
+static const char *const kmeans_names[] = {"k", "seed", "d"};
+static const FloatBagKind kmeans_kind = {"kmeans_state", 3, kmeans_names, kmeans_check};
+
+/* Text and binary I/O of kmeans_state, so Citus can ship it. */
+PG_FUNCTION_INFO_V1(kmeans_state_in);
+Datum
+kmeans_state_in(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(floatbag_in(PG_GETARG_CSTRING(0), &kmeans_kind));
+}
+
+PG_FUNCTION_INFO_V1(kmeans_state_out);
+Datum
+kmeans_state_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(floatbag_out(PG_GETARG_DATUM(0), &kmeans_kind));
+}
+
+PG_FUNCTION_INFO_V1(kmeans_state_recv);
+Datum
+kmeans_state_recv(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(floatbag_recv((StringInfo) PG_GETARG_POINTER(0), &kmeans_kind));
+}
+
+PG_FUNCTION_INFO_V1(kmeans_state_send);
+Datum
+kmeans_state_send(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BYTEA_P(floatbag_send(PG_GETARG_DATUM(0), &kmeans_kind));
+}
+
+/* Validates a feature vector; returns its dimension and elements. */
+static int
+kmeans_features(ArrayType *arr, const float8 **x)
+{
+	int			d;
+
+	if (ARR_ELEMTYPE(arr) != FLOAT8OID)
+		elog(ERROR, "features must be float8[]");
+	if (ARR_NDIM(arr) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must not be empty")));
+	if (ARR_NDIM(arr) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must be a one-dimensional array")));
+	if (array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must not contain NULLs")));
+	d = ARR_DIMS(arr)[0];
+	*x = (const float8 *) ARR_DATA_PTR(arr);
+	kmeans_check_finite(*x, d, "features");
+	return d;
+}
+
+/* One aggregate, one k and one seed. */
+static void
+kmeans_same(const char *what, int32 have, int32 got)
+{
+	if (have != got)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be the same in every row", what),
+				 errdetail("Rows have %s = %d and %s = %d.", what, have, what, got)));
+}
+
+/* Dimension 0 means no point seen yet. */
+static void
+kmeans_same_d(FloatBag *bag, int32 d)
+{
+	if (bag->param[KM_D] == 0)
+		bag->param[KM_D] = d;
+	else if (d != 0 && bag->param[KM_D] != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("all feature arrays must have the same length"),
+				 errdetail("Rows have %d and %d features.", bag->param[KM_D], d)));
+}
+
+/* Collects one point (seed 0 when not given); NULL points are skipped. */
+PG_FUNCTION_INFO_V1(kmeans_trans);
+Datum
+kmeans_trans(PG_FUNCTION_ARGS)
+{
+	int32		param[FLOATBAG_NPARAMS] = {0};
+	const float8 *x = NULL;
+	int			d = 0;
+	FloatBag   *bag;
+
+	if (PG_ARGISNULL(2) || (PG_NARGS() > 3 && PG_ARGISNULL(3)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k and seed must not be NULL")));
+	param[KM_K] = PG_GETARG_INT32(2);
+	param[KM_SEED] = PG_NARGS() > 3 ? PG_GETARG_INT32(3) : 0;
+	kmeans_check_k(param[KM_K]);
+	if (!PG_ARGISNULL(1))
+		d = kmeans_features(PG_GETARG_ARRAYTYPE_P(1), &x);
+	bag = floatbag_own(fcinfo, 0, param);
+	kmeans_same("k", bag->param[KM_K], param[KM_K]);
+	kmeans_same("seed", bag->param[KM_SEED], param[KM_SEED]);
+	if (x != NULL)
+	{
+		kmeans_same_d(bag, d);
+		floatbag_append(bag, x, d);
+	}
+	PG_RETURN_DATUM(EOHPGetRWDatum(&bag->hdr));
+}
+
+/* Concatenates two partial states. */
+PG_FUNCTION_INFO_V1(kmeans_combine);
+Datum
+kmeans_combine(PG_FUNCTION_ARGS)
+{
+	const FloatBag *other = floatbag_peek(PG_GETARG_DATUM(1));
+	FloatBag   *bag = floatbag_own(fcinfo, 0, NULL);
+
+	kmeans_same("k", bag->param[KM_K], other->param[KM_K]);
+	kmeans_same("seed", bag->param[KM_SEED], other->param[KM_SEED]);
+	kmeans_same_d(bag, other->param[KM_D]);
+	floatbag_append(bag, other->values, other->nvalues);
+	PG_RETURN_DATUM(EOHPGetRWDatum(&bag->hdr));
+}
+
+/* Lexicographic order of points; arg points to the dimension. */
+static int
+kmeans_point_cmp(const void *a, const void *b, void *arg)
+{
+	const float8 *x = a;
+	const float8 *y = b;
+	int			d = *(const int *) arg;
+
+	for (int j = 0; j < d; j++)
+	{
+		if (x[j] < y[j])
+			return -1;
+		if (x[j] > y[j])
+			return 1;
+	}
+	return 0;
+}
+
+/* Squared Euclidean distance. */
+static inline double
+kmeans_dist2(const float8 *x, const float8 *y, int d)
+{
+	double		s = 0;
+
+	for (int j = 0; j < d; j++)
+		s += (x[j] - y[j]) * (x[j] - y[j]);
+	return s;
+}
+
+/* splitmix64 (Steele, Lea & Flood 2014): a uniform double in [0, 1). */
+static double
+kmeans_random(uint64 *state)
+{
+	uint64		z = (*state += UINT64CONST(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
+	z ^= z >> 31;
+	return (z >> 11) * (1.0 / (UINT64CONST(1) << 53));
+}
+
+/* Index drawn with probability w[i] * f[i] (f NULL: w[i] alone). */
+static int64
+kmeans_draw(const double *w, const double *f, int64 m, uint64 *rng)
+{
+	double		total = 0,
+				u,
+				acc = 0;
+	int64		last = 0;
+
+	for (int64 i = 0; i < m; i++)
+		total += f ? w[i] * f[i] : w[i];
+	if (!isfinite(total))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("feature values are too large for k-means"),
+				 errdetail("Squared distances between points overflow."),
+				 errhint("Standardize the features first.")));
+	u = kmeans_random(rng) * total;
+	for (int64 i = 0; i < m; i++)
+	{
+		double		p = f ? w[i] * f[i] : w[i];
+
+		if (p <= 0)
+			continue;
+		acc += p;
+		last = i;
+		if (u < acc)
+			return i;
+	}
+	return last;
+}
+
+/*
+ * k-means++ seeding (Arthur & Vassilvitskii 2007, "k-means++: the advantages
+ * of careful seeding", section 2.2): the first centre is a point drawn with
+ * probability proportional to its multiplicity, each next one with
+ * probability proportional to multiplicity * D(x)^2, D(x) the distance to the
+ * nearest centre chosen so far.  Needs m > k distinct points, so D^2 > 0
+ * somewhere at every step.
+ */
+static void
+kmeans_seed(const float8 *const *pt, const double *w, int64 m, int d,
+			int k, int32 seed, float8 *cent)
+{
+	uint64		rng = (uint64) (int64) seed;
+	double	   *d2 = palloc(m * sizeof(double));
+	int64		i = kmeans_draw(w, NULL, m, &rng);
+
+	memcpy(cent, pt[i], d * sizeof(float8));
+	for (int64 p = 0; p < m; p++)
+		d2[p] = kmeans_dist2(pt[p], cent, d);
+	for (int c = 1; c < k; c++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		i = kmeans_draw(w, d2, m, &rng);
+		memcpy(cent + (int64) c * d, pt[i], d * sizeof(float8));
+		for (int64 p = 0; p < m; p++)
+			d2[p] = Min(d2[p], kmeans_dist2(pt[p], cent + (int64) c * d, d));
+	}
+	pfree(d2);
+}
+
+/* Assigns each point to its nearest centre (lowest index on ties); returns the changes. */
+static int64
+kmeans_assign(const float8 *const *pt, int64 m, int d, const float8 *cent, int k,
+			  int *assign)
+{
+	int64		changes = 0;
+
+	for (int64 p = 0; p < m; p++)
+	{
+		int			best = 0;
+		double		bestd = kmeans_dist2(pt[p], cent, d);
+
+		for (int c = 1; c < k; c++)
+		{
+			double		dc = kmeans_dist2(pt[p], cent + (int64) c * d, d);
+
+			if (dc < bestd)
+			{
+				best = c;
+				bestd = dc;
+			}
+		}
+		if (assign[p] != best)
+		{
+			assign[p] = best;
+			changes++;
+		}
+	}
+	return changes;
+}
+
+/*
+ * Lloyd's iterations (Lloyd 1982): move each centre to the weighted mean of
+ * its points, reassign, until no assignment changes or the iteration cap.  A
+ * centre that loses all its points stays where it is.
+ */
+static void
+kmeans_lloyd(const float8 *const *pt, const double *w, int64 m, int d,
+			 int k, float8 *cent)
+{
+	int		   *assign = palloc(m * sizeof(int));
+	double	   *sum = palloc(sizeof(double) * k * d);
+	double	   *weight = palloc(sizeof(double) * k);
+
+	for (int64 p = 0; p < m; p++)
+		assign[p] = -1;
+	kmeans_assign(pt, m, d, cent, k, assign);
+	for (int iter = 0; iter < KMEANS_MAX_ITERATIONS; iter++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		memset(sum, 0, sizeof(double) * k * d);
+		memset(weight, 0, sizeof(double) * k);
+		for (int64 p = 0; p < m; p++)
+		{
+			double	   *s = sum + (int64) assign[p] * d;
+
+			for (int j = 0; j < d; j++)
+				s[j] += w[p] * pt[p][j];
+			weight[assign[p]] += w[p];
+		}
+		for (int c = 0; c < k; c++)
+		{
+			if (weight[c] == 0)
+				continue;
+			for (int j = 0; j < d; j++)
+				cent[(int64) c * d + j] = sum[(int64) c * d + j] / weight[c];
+		}
+		kmeans_check_finite(cent, (int64) k * d, "centroids");
+		if (kmeans_assign(pt, m, d, cent, k, assign) == 0)
+			break;
+	}
+	pfree(assign);
+	pfree(sum);
+	pfree(weight);
+}
+
+/*
+ * Sorts the points, merges duplicates into weights, seeds and iterates; the
+ * sort makes every step independent of input order and parallel splitting.
+ * Returns min(k, distinct points) centroids in lexicographic order.
+ */
+PG_FUNCTION_INFO_V1(kmeans_final);
+Datum
+kmeans_final(PG_FUNCTION_ARGS)
+{
+	FloatBag   *bag = floatbag_own(fcinfo, 0, NULL);
+	int			d = bag->param[KM_D];
+	int64		n = d > 0 ? bag->nvalues / d : 0;
+	const float8 **pt;
+	double	   *w;
+	int64		m = 0;
+	int			k;
+	float8	   *cent;
+	Datum	   *elems;
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+
+	if (n == 0)
+		PG_RETURN_NULL();
+	floatbag_normalize_zeros(bag);
+	qsort_arg(bag->values, n, d * sizeof(float8), kmeans_point_cmp, &d);
+	pt = palloc(n * sizeof(float8 *));
+	w = palloc(n * sizeof(double));
+	for (int64 i = 0; i < n; i++)
+	{
+		const float8 *x = bag->values + i * d;
+
+		if (m > 0 && kmeans_point_cmp(pt[m - 1], x, &d) == 0)
+			w[m - 1] += 1;
+		else
+		{
+			pt[m] = x;
+			w[m++] = 1;
+		}
+	}
+	k = (int) Min((int64) bag->param[KM_K], m);
+	cent = palloc(sizeof(float8) * k * d);
+	if (m == k)
+	{
+		for (int c = 0; c < k; c++)
+			memcpy(cent + (int64) c * d, pt[c], d * sizeof(float8));
+	}
+	else
+	{
+		kmeans_seed(pt, w, m, d, k, bag->param[KM_SEED], cent);
+		kmeans_lloyd(pt, w, m, d, k, cent);
+		qsort_arg(cent, k, d * sizeof(float8), kmeans_point_cmp, &d);
+	}
+	elems = palloc(sizeof(Datum) * k * d);
+	for (int64 i = 0; i < (int64) k * d; i++)
+		elems[i] = Float8GetDatum(cent[i]);
+	dims[0] = k;
+	dims[1] = d;
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, NULL, 2, dims, lbs, FLOAT8OID,
+											 sizeof(float8), FLOAT8PASSBYVAL,
+											 TYPALIGN_DOUBLE));
+}
+
+/* 1-based index of the nearest centroid row (squared Euclidean; ties: lowest). */
+PG_FUNCTION_INFO_V1(nearest_centroid);
+Datum
+nearest_centroid(PG_FUNCTION_ARGS)
+{
+	const float8 *x;
+	int			d = kmeans_features(PG_GETARG_ARRAYTYPE_P(0), &x);
+	ArrayType  *carr = PG_GETARG_ARRAYTYPE_P(1);
+	const float8 *cent;
+	int			k;
+	int			best = 0;
+	double		bestd;
+
+	if (ARR_ELEMTYPE(carr) != FLOAT8OID)
+		elog(ERROR, "centroids must be float8[]");
+	if (ARR_NDIM(carr) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("centroids must be a two-dimensional array"),
+				 errdetail("One row per centroid, one column per feature.")));
+	if (array_contains_nulls(carr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("centroids must not contain NULLs")));
+	if (ARR_DIMS(carr)[1] != d)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dimension mismatch between features and centroids"),
+				 errdetail("There are %d features and %d centroid columns.",
+						   d, ARR_DIMS(carr)[1])));
+	k = ARR_DIMS(carr)[0];
+	cent = (const float8 *) ARR_DATA_PTR(carr);
+	kmeans_check_finite(cent, (int64) k * d, "centroids");
+	bestd = kmeans_dist2(x, cent, d);
+	for (int c = 1; c < k; c++)
+	{
+		double		dc = kmeans_dist2(x, cent + (int64) c * d, d);
+
+		if (dc < bestd)
+		{
+			best = c;
+			bestd = dc;
+		}
+	}
+	PG_RETURN_INT32(best + 1);
+}

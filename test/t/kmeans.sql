@@ -1,0 +1,63 @@
+BEGIN;
+SET search_path = public, segtier;
+SELECT plan(25);
+
+SELECT throws_ok($$SELECT segtier.kmeans('{1}'::float8[], 0)$$,
+	'22023', 'k must be at least 1', 'k = 0');
+SELECT throws_ok($$SELECT segtier.kmeans(NULL::float8[], -3, 1)$$,
+	'22023', 'k must be at least 1', 'k is checked even for a NULL row');
+SELECT throws_ok($$SELECT segtier.kmeans(f, k) FROM (VALUES ('{1}'::float8[], 2), ('{2}', 3)) t(f, k)$$,
+	'22023', 'k must be the same in every row', 'k varying');
+SELECT throws_ok($$SELECT segtier.kmeans(f, 2, s) FROM (VALUES ('{1}'::float8[], 1), ('{2}', 2)) t(f, s)$$,
+	'22023', 'seed must be the same in every row', 'seed varying');
+SELECT throws_ok($$SELECT segtier.kmeans(f, 2, NULL) FROM (VALUES ('{1}'::float8[])) t(f)$$,
+	'22023', 'k and seed must not be NULL', 'NULL seed');
+SELECT throws_ok($$SELECT segtier.kmeans(f, 2) FROM (VALUES ('{1,2}'::float8[]), (NULL), ('{3}')) t(f)$$,
+	'22023', 'all feature arrays must have the same length', 'dimension varying');
+SELECT throws_ok($$SELECT segtier.kmeans('{1,NULL}'::float8[], 2)$$,
+	'22023', 'features must not contain NULLs', 'NULL element');
+SELECT throws_ok($$SELECT segtier.kmeans('{1,NaN}'::float8[], 2)$$,
+	'22023', 'features must not contain NaN or infinity', 'NaN element');
+SELECT throws_ok($$SELECT segtier.kmeans('{-Infinity,1}'::float8[], 2)$$,
+	'22023', 'features must not contain NaN or infinity', 'infinite element');
+SELECT throws_ok($$SELECT segtier.kmeans('{}'::float8[], 2)$$,
+	'22023', 'features must not be empty', 'empty features');
+SELECT throws_ok($$SELECT segtier.kmeans('{{1,2}}'::float8[], 2)$$,
+	'22023', 'features must be a one-dimensional array', 'two-dimensional features');
+SELECT throws_ok($$SELECT segtier.kmeans(ARRAY[v], 2) FROM unnest('{1e300,-1e300,0}'::float8[]) v$$,
+	'22003', 'feature values are too large for k-means', 'squared distances overflow');
+SELECT throws_ok($$SELECT segtier.kmeans_combine('k=2 seed=0 d=1 {1}', 'k=2 seed=0 d=2 {1,2}')$$,
+	'22023', 'all feature arrays must have the same length', 'combining states of different d');
+
+SELECT throws_ok($$SELECT segtier.nearest_centroid('{1,2}', '{{1,2,3}}')$$,
+	'22023', 'dimension mismatch between features and centroids', 'nearest_centroid dimension mismatch');
+SELECT throws_ok($$SELECT segtier.nearest_centroid('{1,2}', '{1,2}')$$,
+	'22023', 'centroids must be a two-dimensional array', 'nearest_centroid with a flat array');
+SELECT throws_ok($$SELECT segtier.nearest_centroid('{1,2}', '{{1,NULL}}')$$,
+	'22023', 'centroids must not contain NULLs', 'nearest_centroid with a NULL centroid element');
+SELECT is(segtier.nearest_centroid('{2.9}', '{{1},{3},{2.9}}'), 3, 'exact hit');
+SELECT is(segtier.nearest_centroid(NULL, '{{1}}'), NULL, 'nearest_centroid is strict');
+
+-- the state type
+SELECT is(segtier.kmeans_trans(segtier.kmeans_trans(NULL, '{1,2}', 3, 5), '{-0.5,4}', 3, 5)::text,
+	'k=3 seed=5 d=2 {1,2,-0.5,4}', 'transition outside an aggregate builds a state');
+SELECT is(segtier.kmeans_final('k=2 seed=0 d=1 {0,1,10,11}'), '{{0.5},{10.5}}'::float8[], 'final on a typed state');
+SELECT throws_ok($$SELECT 'k=2 seed=0 d=2 {1,2,3}'::segtier.kmeans_state$$, '22023',
+	'kmeans state has 3 values, which is not a number of points of dimension 2', 'ragged state');
+SELECT throws_ok($$SELECT 'k=2 seed=0 {1}'::segtier.kmeans_state$$, '22P02',
+	'invalid input syntax for type kmeans_state: "k=2 seed=0 {1}"', 'missing d');
+
+-- the seed matters on data without clear clusters, and only through the seed
+CREATE TEMP TABLE grid AS SELECT ARRAY[(g * 37) % 101, (g * 53) % 103]::float8[] AS f FROM generate_series(1, 500) g;
+SELECT isnt((SELECT segtier.kmeans(f, 6, 1) FROM grid), (SELECT segtier.kmeans(f, 6, 2) FROM grid),
+	'another seed, other centroids');
+SELECT is((SELECT segtier.kmeans(f, 6, 1) FROM (SELECT f FROM grid ORDER BY f[2], f[1]) s),
+	(SELECT segtier.kmeans(f, 6, 1) FROM (SELECT f FROM grid ORDER BY f[1] DESC) s), 'same seed, any order');
+-- each output centroid is the mean of the points nearest to it (a Lloyd fixed point)
+SELECT is(count(*), 0::bigint, 'converged: centroids are the means of their points')
+FROM (SELECT segtier.kmeans(f, 6, 1) AS c FROM grid) k,
+	LATERAL (SELECT segtier.nearest_centroid(f, k.c) AS cl, avg(f[1]) x, avg(f[2]) y FROM grid GROUP BY 1) m
+WHERE abs(m.x - k.c[cl][1]) > 1e-9 OR abs(m.y - k.c[cl][2]) > 1e-9;
+
+SELECT * FROM finish();
+ROLLBACK;

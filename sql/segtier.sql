@@ -409,6 +409,48 @@ COMMENT ON FUNCTION segtier.churn_rule(float8[], float8, float8, float8, int) IS
 'churn rule of the seed documents: spend (complete calendar months, oldest first) down by at least min_decline in each of the last months months against the month before, or no purchase for more than at_risk_days; NULL monthly_spend means no spend history';
 
 ------------------------------------------------------------------------------
+-- share_cuts: classes by share of the population (valueclass.c)
+------------------------------------------------------------------------------
+CREATE TYPE segtier.share_state;
+CREATE FUNCTION segtier.share_state_in(cstring) RETURNS segtier.share_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.share_state_out(segtier.share_state) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.share_state_recv(internal) RETURNS segtier.share_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.share_state_send(segtier.share_state) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE segtier.share_state (
+	INPUT = segtier.share_state_in,
+	OUTPUT = segtier.share_state_out,
+	RECEIVE = segtier.share_state_recv,
+	SEND = segtier.share_state_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = double,
+	STORAGE = extended
+);
+COMMENT ON TYPE segtier.share_state IS 'state of the share_cuts aggregate: basis (0 value, 1 count), the boundaries in billionths, and the values seen';
+
+CREATE FUNCTION segtier.share_trans(segtier.share_state, float8, float8[], text) RETURNS segtier.share_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.share_trans(segtier.share_state, float8, float8[], text) IS 'share_cuts transition: adds a value (NULL skipped)';
+CREATE FUNCTION segtier.share_combine(segtier.share_state, segtier.share_state) RETURNS segtier.share_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.share_combine(segtier.share_state, segtier.share_state) IS 'share_cuts combine: concatenates two partial states';
+CREATE FUNCTION segtier.share_final(segtier.share_state) RETURNS float8[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.share_final(segtier.share_state) IS 'share_cuts final: the class cut points (see the share_cuts aggregate)';
+CREATE AGGREGATE segtier.share_cuts(value float8, bounds float8[], basis text) (
+	SFUNC = segtier.share_trans,
+	STYPE = segtier.share_state,
+	COMBINEFUNC = segtier.share_combine,
+	FINALFUNC = segtier.share_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.share_cuts(float8, float8[], text) IS
+'cut points of classes by share, for score(v, cuts) = class counted from the bottom: customers sorted by value, highest first, each start at the share of total positive value (basis ''value'') or of customers (basis ''count'') before them; bounds are the ascending cumulative shares from the top that end each class (ABC: {0.7,0.9}; pyramid: {0.01,0.05,0.2}); a customer belongs to the class its start lies in, equal values to the class of the first of them (ties at a boundary go up), values <= 0 to the bottom class; cut j is the largest value of the bottom j classes (-Infinity when empty)';
+
+------------------------------------------------------------------------------
 -- @bgnbd: BG/NBD model (bgnbd.c)
 ------------------------------------------------------------------------------
 

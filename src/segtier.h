@@ -71,7 +71,7 @@ extern int	segtier_score(float8 value, const float8 *cuts, int ncuts,
 #include "lib/stringinfo.h"
 #include "utils/expandeddatum.h"
 
-#define FLOATBAG_NPARAMS 4
+#define FLOATBAG_NPARAMS 10
 
 /*
  * The state of the cuts and kmeans aggregates: a multiset of float8 plus a

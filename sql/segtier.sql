@@ -453,10 +453,163 @@ COMMENT ON AGGREGATE segtier.share_cuts(float8, float8[], text) IS
 ------------------------------------------------------------------------------
 -- @bgnbd: BG/NBD model (bgnbd.c)
 ------------------------------------------------------------------------------
+CREATE TYPE segtier.bgnbd AS (
+	r float8,
+	alpha float8,
+	a float8,
+	b float8,
+	loglik float8,
+	customers bigint
+);
+COMMENT ON TYPE segtier.bgnbd IS 'fitted BG/NBD purchase model (Fader, Hardie & Lee 2005); alpha is in the time unit of the data';
+COMMENT ON COLUMN segtier.bgnbd.r IS 'shape of the gamma distribution of purchase rates';
+COMMENT ON COLUMN segtier.bgnbd.alpha IS 'scale of the gamma distribution of purchase rates, in the time unit of recency and t';
+COMMENT ON COLUMN segtier.bgnbd.a IS 'first shape of the beta distribution of the drop-out probability after each purchase';
+COMMENT ON COLUMN segtier.bgnbd.b IS 'second shape of the beta distribution of the drop-out probability after each purchase';
+COMMENT ON COLUMN segtier.bgnbd.loglik IS 'log-likelihood of the data at the fitted parameters (without the penalty)';
+COMMENT ON COLUMN segtier.bgnbd.customers IS 'number of customers (rows without NULLs) in the fit';
+
+CREATE TYPE segtier.bgnbd_state;
+CREATE FUNCTION segtier.bgnbd_state_in(cstring) RETURNS segtier.bgnbd_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.bgnbd_state_out(segtier.bgnbd_state) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.bgnbd_state_recv(internal) RETURNS segtier.bgnbd_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.bgnbd_state_send(segtier.bgnbd_state) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE segtier.bgnbd_state (
+	INPUT = segtier.bgnbd_state_in,
+	OUTPUT = segtier.bgnbd_state_out,
+	RECEIVE = segtier.bgnbd_state_recv,
+	SEND = segtier.bgnbd_state_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = double,
+	STORAGE = extended
+);
+COMMENT ON TYPE segtier.bgnbd_state IS 'state of bgnbd_fit: histogram of distinct (frequency, recency, t) with counts; text penalizer;skipped then ;frequency,recency,t,count per entry';
+
+CREATE FUNCTION segtier.bgnbd_accum(segtier.bgnbd_state, float8, float8, float8) RETURNS segtier.bgnbd_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.bgnbd_accum(segtier.bgnbd_state, float8, float8, float8) IS 'bgnbd_fit transition: adds one customer (frequency, recency, t); rows with a NULL are skipped';
+CREATE FUNCTION segtier.bgnbd_accum(segtier.bgnbd_state, float8, float8, float8, float8) RETURNS segtier.bgnbd_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.bgnbd_accum(segtier.bgnbd_state, float8, float8, float8, float8) IS 'bgnbd_fit transition with a penalizer (the same on every row)';
+CREATE FUNCTION segtier.bgnbd_combine(segtier.bgnbd_state, segtier.bgnbd_state) RETURNS segtier.bgnbd_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.bgnbd_combine(segtier.bgnbd_state, segtier.bgnbd_state) IS 'bgnbd_fit combine: merges two histograms';
+CREATE FUNCTION segtier.bgnbd_final(segtier.bgnbd_state) RETURNS segtier.bgnbd
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.bgnbd_final(segtier.bgnbd_state) IS 'bgnbd_fit final: maximum-likelihood fit of the histogram';
+
+CREATE AGGREGATE segtier.bgnbd_fit(frequency float8, recency float8, t float8) (
+	SFUNC = segtier.bgnbd_accum,
+	STYPE = segtier.bgnbd_state,
+	COMBINEFUNC = segtier.bgnbd_combine,
+	FINALFUNC = segtier.bgnbd_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit (FHL 2005) of per-customer frequency (repeat purchases), recency (time of the last purchase since the first) and t (age), in one time unit; NULL for no rows';
+CREATE AGGREGATE segtier.bgnbd_fit(frequency float8, recency float8, t float8, penalizer float8) (
+	SFUNC = segtier.bgnbd_accum,
+	STYPE = segtier.bgnbd_state,
+	COMBINEFUNC = segtier.bgnbd_combine,
+	FINALFUNC = segtier.bgnbd_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.bgnbd_fit(float8, float8, float8, float8) IS 'BG/NBD fit maximising loglik - penalizer * customers * (r^2 + (alpha * 10 / max t)^2 + a^2 + b^2), the objective of lifetimes'' BetaGeoFitter(penalizer_coef)';
+
+CREATE FUNCTION segtier.bgnbd_loglik(model segtier.bgnbd, frequency float8, recency float8, t float8) RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.bgnbd_loglik(segtier.bgnbd, float8, float8, float8) IS 'log-likelihood of one customer history under the model (FHL 2005 eq. 6, overflow-free form of Fader & Hardie note 027)';
+CREATE FUNCTION segtier.p_alive(model segtier.bgnbd, frequency float8, recency float8, t float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'bgnbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.p_alive(segtier.bgnbd, float8, float8, float8) IS 'probability that the customer is still alive at t (1 without repeat purchases)';
+CREATE FUNCTION segtier.expected_purchases(model segtier.bgnbd, horizon float8, frequency float8, recency float8, t float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'bgnbd_expected_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.expected_purchases(segtier.bgnbd, float8, float8, float8, float8) IS 'expected purchases of this customer in the next horizon time units, E[Y(horizon) | frequency, recency, t] (FHL 2005 eq. 10)';
+CREATE FUNCTION segtier.expected_purchases(model segtier.bgnbd, horizon float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'bgnbd_expected_purchases_new' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.expected_purchases(segtier.bgnbd, float8) IS 'expected repeat purchases of a new customer in its first horizon time units, E[X(horizon)] (FHL 2005 eq. 9)';
 
 ------------------------------------------------------------------------------
 -- @gammagamma: Gamma-Gamma spend model and CLV (gammagamma.c)
 ------------------------------------------------------------------------------
+CREATE TYPE segtier.gamma_gamma AS (
+	p float8,
+	q float8,
+	v float8,
+	loglik float8,
+	customers bigint,
+	skipped bigint
+);
+COMMENT ON TYPE segtier.gamma_gamma IS 'fitted Gamma-Gamma spend model (Fader, Hardie & Lee 2005; Fader & Hardie note 025)';
+COMMENT ON COLUMN segtier.gamma_gamma.p IS 'shape of the gamma distribution of one transaction value';
+COMMENT ON COLUMN segtier.gamma_gamma.q IS 'shape of the gamma distribution of the customers'' scale parameters';
+COMMENT ON COLUMN segtier.gamma_gamma.v IS 'scale of the gamma distribution of the customers'' scale parameters (lifetimes'' v, the papers'' gamma), in money';
+COMMENT ON COLUMN segtier.gamma_gamma.loglik IS 'log-likelihood of the fitted customers at the fitted parameters (without the penalty)';
+COMMENT ON COLUMN segtier.gamma_gamma.customers IS 'number of customers fitted (frequency > 0 and monetary > 0)';
+COMMENT ON COLUMN segtier.gamma_gamma.skipped IS 'number of rows skipped because frequency = 0 or monetary <= 0';
+
+CREATE TYPE segtier.gamma_gamma_state;
+CREATE FUNCTION segtier.gamma_gamma_state_in(cstring) RETURNS segtier.gamma_gamma_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.gamma_gamma_state_out(segtier.gamma_gamma_state) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.gamma_gamma_state_recv(internal) RETURNS segtier.gamma_gamma_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.gamma_gamma_state_send(segtier.gamma_gamma_state) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE segtier.gamma_gamma_state (
+	INPUT = segtier.gamma_gamma_state_in,
+	OUTPUT = segtier.gamma_gamma_state_out,
+	RECEIVE = segtier.gamma_gamma_state_recv,
+	SEND = segtier.gamma_gamma_state_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = double,
+	STORAGE = extended
+);
+COMMENT ON TYPE segtier.gamma_gamma_state IS 'state of gamma_gamma_fit: histogram of distinct (frequency, monetary) with counts; text penalizer;skipped then ;frequency,monetary,count per entry';
+
+CREATE FUNCTION segtier.gamma_gamma_accum(segtier.gamma_gamma_state, float8, float8) RETURNS segtier.gamma_gamma_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.gamma_gamma_accum(segtier.gamma_gamma_state, float8, float8) IS 'gamma_gamma_fit transition: adds one repeat customer, counts others as skipped; rows with a NULL are ignored';
+CREATE FUNCTION segtier.gamma_gamma_accum(segtier.gamma_gamma_state, float8, float8, float8) RETURNS segtier.gamma_gamma_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.gamma_gamma_accum(segtier.gamma_gamma_state, float8, float8, float8) IS 'gamma_gamma_fit transition with a penalizer (the same on every row)';
+CREATE FUNCTION segtier.gamma_gamma_combine(segtier.gamma_gamma_state, segtier.gamma_gamma_state) RETURNS segtier.gamma_gamma_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.gamma_gamma_combine(segtier.gamma_gamma_state, segtier.gamma_gamma_state) IS 'gamma_gamma_fit combine: merges two histograms';
+CREATE FUNCTION segtier.gamma_gamma_final(segtier.gamma_gamma_state) RETURNS segtier.gamma_gamma
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.gamma_gamma_final(segtier.gamma_gamma_state) IS 'gamma_gamma_fit final: maximum-likelihood fit of the histogram';
+
+CREATE AGGREGATE segtier.gamma_gamma_fit(frequency float8, monetary float8) (
+	SFUNC = segtier.gamma_gamma_accum,
+	STYPE = segtier.gamma_gamma_state,
+	COMBINEFUNC = segtier.gamma_gamma_combine,
+	FINALFUNC = segtier.gamma_gamma_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.gamma_gamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit of frequency (repeat purchases) and monetary (mean value of the repeat purchases) over customers with frequency > 0 and monetary > 0; NULL when there are none';
+CREATE AGGREGATE segtier.gamma_gamma_fit(frequency float8, monetary float8, penalizer float8) (
+	SFUNC = segtier.gamma_gamma_accum,
+	STYPE = segtier.gamma_gamma_state,
+	COMBINEFUNC = segtier.gamma_gamma_combine,
+	FINALFUNC = segtier.gamma_gamma_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.gamma_gamma_fit(float8, float8, float8) IS 'Gamma-Gamma fit maximising loglik - penalizer * customers * (p^2 + q^2 + v^2), the objective of lifetimes'' GammaGammaFitter(penalizer_coef)';
+
+CREATE FUNCTION segtier.expected_spend(model segtier.gamma_gamma, frequency float8, monetary float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'gamma_gamma_expected_spend' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.expected_spend(segtier.gamma_gamma, float8, float8) IS 'expected value of a future transaction of this customer, E[M | frequency, monetary]; the population mean p v / (q - 1) when frequency = 0';
+
+CREATE FUNCTION segtier.clv(model segtier.bgnbd, spend segtier.gamma_gamma, frequency float8, recency float8, t float8,
+		monetary float8, horizon float8, discount_rate float8, margin float8 DEFAULT 1,
+		time_units_per_month float8 DEFAULT 30) RETURNS float8
+	AS 'MODULE_PATHNAME', 'segtier_clv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.clv(segtier.bgnbd, segtier.gamma_gamma, float8, float8, float8, float8, float8, float8, float8, float8) IS 'discounted predictive CLV as lifetimes'' customer_lifetime_value: horizon in months, discount_rate per month, month i adds expected_spend * (E[Y(i u)] - E[Y((i-1) u)]) / (1 + discount_rate)^i with u = time_units_per_month (30 for days, 4.345 for weeks), all times margin; a fractional last month ends at the horizon';
 
 ------------------------------------------------------------------------------
 -- @kmeans: k-means clusters (kmeans.c)

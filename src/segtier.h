@@ -108,4 +108,83 @@ extern Datum floatbag_recv(StringInfo buf, const FloatBagKind *kind);
 extern bytea *floatbag_send(Datum d, const FloatBagKind *kind);
 /* ---- end kmcuts ---- */
 
+/* ---- models: optimize.c, bgnbd.c, gammagamma.c ---- */
+#include "access/htup_details.h"
+#include "lib/stringinfo.h"
+
+/*
+ * The state of the model-fitting aggregates: a histogram of distinct
+ * per-customer keys ((x, t_x, T) for BG/NBD, (x, m) for Gamma-Gamma) with
+ * their counts, kept as an open-addressing hash table so a row is added in
+ * place.  Empty slots have n = 0.
+ */
+#define HIST_MAX_KEYS 3
+
+typedef struct HistEntry
+{
+	float8		key[HIST_MAX_KEYS];
+	int64		n;
+} HistEntry;
+
+typedef struct Hist
+{
+	int32		vl_len_;		/* varlena header */
+	int16		version;		/* layout version, 1 */
+	int16		nkeys;			/* 3 for BG/NBD, 2 for Gamma-Gamma */
+	int32		capacity;		/* slots, a power of two */
+	int32		used;			/* slots with n > 0 */
+	int32		reserved;		/* zero */
+	float8		penalizer;		/* L2 penalty coefficient of the fit */
+	int64		skipped;		/* rows skipped by the model (Gamma-Gamma) */
+	HistEntry	slots[FLEXIBLE_ARRAY_MEMBER];
+} Hist;
+
+#define HIST_VERSION 1
+#define PG_GETARG_HIST_P(n) ((Hist *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+
+/* Checks one key (raising the model's error) and puts it in canonical form. */
+typedef void (*HistKeyCheck) (float8 *key);
+
+extern Hist *hist_create(int nkeys, float8 penalizer, int capacity);
+extern Hist *hist_add(Hist *h, const float8 *key, int64 n);
+extern Hist *hist_merge(Hist *into, const Hist *from);
+extern HistEntry *hist_sorted(const Hist *h, int *count);
+extern Datum hist_accumulate(FunctionCallInfo fcinfo, int nkeys,
+							 const float8 *key, bool skip, float8 penalizer);
+extern Datum hist_combine(FunctionCallInfo fcinfo);
+extern char *hist_to_cstring(const Hist *h);
+extern Hist *hist_from_cstring(const char *str, int nkeys, HistKeyCheck check,
+							   const char *type_name);
+extern bytea *hist_to_bytea(const Hist *h);
+extern Hist *hist_from_buf(StringInfo buf, int nkeys, HistKeyCheck check);
+
+extern float8 segtier_digamma(float8 x);
+extern float8 segtier_trigamma(float8 x);
+extern void segtier_check_finite(const char *what, float8 v);
+
+/*
+ * A model's log-likelihood at natural parameters theta (all > 0), with its
+ * gradient and Hessian (row-major n x n) with respect to theta.
+ */
+typedef float8 (*ModelObjective) (const float8 *theta, float8 *grad,
+								  float8 *hess, void *arg);
+
+#define MAX_MODEL_PARAMS 4
+
+extern bool segtier_maximize(int n, float8 *theta, ModelObjective f, void *arg,
+							 float8 *fmax);
+
+/* bgnbd.c, for the CLV in gammagamma.c */
+typedef struct BgnbdParams
+{
+	float8		r;
+	float8		alpha;
+	float8		a;
+	float8		b;
+} BgnbdParams;
+
+extern void bgnbd_get_params(HeapTupleHeader rec, BgnbdParams *p);
+extern void bgnbd_check_customer(float8 *key);
+extern float8 bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key);
+
 #endif							/* SEGTIER_H */

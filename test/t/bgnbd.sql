@@ -1,0 +1,95 @@
+BEGIN;
+SET search_path = public, segtier;
+SET client_min_messages = error;
+SELECT plan(22);
+
+-- Parameter recovery: 20,000 customers from the BG/NBD process with
+-- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
+-- 10 % for r and alpha, 20 % for a and b (about three standard errors; the
+-- drop-out parameters are the least determined).
+CREATE FUNCTION pg_temp.rgamma(k float8) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE d float8; c float8; z float8; v float8;
+BEGIN
+	IF k < 1 THEN
+		RETURN pg_temp.rgamma(k + 1) * power(1 - random(), 1 / k);
+	END IF;
+	d := k - 1.0 / 3; c := 1 / sqrt(9 * d);
+	LOOP
+		z := sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random());
+		v := power(1 + c * z, 3);
+		CONTINUE WHEN v <= 0;
+		IF ln(1 - random()) < 0.5 * z * z + d - d * v + d * ln(v) THEN
+			RETURN d * v;
+		END IF;
+	END LOOP;
+END $$;
+CREATE FUNCTION pg_temp.rbgnbd(r float8, alpha float8, a float8, b float8, T float8,
+	OUT x float8, OUT t_x float8) LANGUAGE plpgsql AS $$
+DECLARE lam float8 := pg_temp.rgamma(r) / alpha; g1 float8 := pg_temp.rgamma(a);
+	p float8 := g1 / (g1 + pg_temp.rgamma(b)); clock float8 := 0;
+BEGIN
+	x := 0; t_x := 0;
+	LOOP
+		clock := clock - ln(1 - random()) / lam;
+		EXIT WHEN clock > T;
+		x := x + 1; t_x := clock;
+		EXIT WHEN random() < p;
+	END LOOP;
+END $$;
+SELECT setseed(0.25);
+CREATE TEMP TABLE sim AS
+SELECT i, g.x, g.t_x, s.t
+FROM (SELECT i, 30 + 10 * random() AS t FROM generate_series(1, 20000) AS i) AS s,
+	 LATERAL pg_temp.rbgnbd(0.5, 4, 0.8, 2.5, s.t) AS g;
+CREATE TEMP TABLE fit AS SELECT (bgnbd_fit(x, t_x, t)).* FROM sim;
+
+SELECT ok(abs(r / 0.5 - 1) < 0.10, 'r recovered within 10 %') FROM fit;
+SELECT ok(abs(alpha / 4 - 1) < 0.10, 'alpha recovered within 10 %') FROM fit;
+SELECT ok(abs(a / 0.8 - 1) < 0.20, 'a recovered within 20 %') FROM fit;
+SELECT ok(abs(b / 2.5 - 1) < 0.20, 'b recovered within 20 %') FROM fit;
+SELECT is(customers, 20000::bigint, 'every customer counted') FROM fit;
+-- the fit is the maximum: the summed per-customer log-likelihoods equal
+-- loglik, and moving any parameter by 1 % lowers it
+SELECT ok(abs((SELECT sum(bgnbd_loglik((f.r, f.alpha, f.a, f.b, 0, 0), x, t_x, t)) FROM sim) - f.loglik) < 1e-6,
+		  'loglik is the sum of the per-customer log-likelihoods') FROM fit AS f;
+SELECT ok(bool_and((SELECT sum(bgnbd_loglik((f.r * d[1], f.alpha * d[2], f.a * d[3], f.b * d[4], 0, 0), x, t_x, t))
+					FROM sim) < f.loglik), 'every 1 % move lowers the log-likelihood')
+FROM fit AS f,
+	 (VALUES ('{1.01,1,1,1}'::float8[]), ('{0.99,1,1,1}'), ('{1,1.01,1,1}'), ('{1,0.99,1,1}'),
+			 ('{1,1,1.01,1}'), ('{1,1,0.99,1}'), ('{1,1,1,1.01}'), ('{1,1,1,0.99}')) AS m(d);
+
+-- NULL handling: NULL rows are skipped; the functions are strict
+SELECT is((SELECT customers FROM (SELECT (bgnbd_fit(x, t_x, t)).*
+		  FROM (VALUES (1::float8, 1::float8, 2::float8), (NULL, 1, 2), (1, NULL, 2), (1, 1, NULL)) AS v(x, t_x, t)) AS f),
+		  1::bigint, 'rows with a NULL are skipped');
+SELECT is(p_alive((0.25, 4, 0.8, 2.5, 0, 0), NULL, 1, 2), NULL, 'p_alive is strict');
+SELECT is(expected_purchases(NULL::bgnbd, 1), NULL, 'expected_purchases is strict');
+
+-- errors
+SELECT throws_ok($$SELECT bgnbd_fit(x, 0, 1) FROM (VALUES (-1::float8)) AS v(x)$$,
+	'22023', 'frequency must not be negative', 'negative frequency');
+SELECT throws_ok($$SELECT bgnbd_fit(1.5, 0, 1)$$,
+	'22023', 'frequency must be a whole number', 'fractional frequency');
+SELECT throws_ok($$SELECT bgnbd_fit(1, 3, 2)$$,
+	'22023', 'recency must not be greater than t', 'recency > t');
+SELECT throws_ok($$SELECT bgnbd_fit(0, 0, -1)$$,
+	'22023', 't must not be negative', 'negative t');
+SELECT throws_ok($$SELECT bgnbd_fit(1, -1, 2)$$,
+	'22023', 'recency must not be negative', 'negative recency');
+SELECT throws_ok($$SELECT bgnbd_fit(1, 'NaN', 2)$$,
+	'22023', 'recency must be a finite number', 'NaN recency');
+SELECT throws_ok($$SELECT bgnbd_fit(x, 0, 1, p) FROM (VALUES (0::float8, 0::float8), (0, 0.5)) AS v(x, p)$$,
+	'22023', 'penalizer must be the same for every row of a fit', 'changing penalizer');
+SELECT throws_ok($$SELECT bgnbd_fit(0, 0, 1, -1)$$,
+	'22023', 'penalizer must be a finite number >= 0', 'negative penalizer');
+SELECT throws_ok($$SELECT p_alive((0.25, 0, 0.8, 2.5, 0, 0), 1, 1, 2)$$,
+	'22023', 'BG/NBD parameter alpha must be a finite number > 0', 'bad model');
+SELECT throws_ok($$SELECT expected_purchases((0.25, 4, 0.8, 2.5, 0, 0), -1)$$,
+	'22023', 'horizon must not be negative', 'negative horizon');
+SELECT throws_ok($$SELECT '0;0;1,3,2,1'::bgnbd_state$$,
+	'22023', 'recency must not be greater than t', 'state input is checked');
+SELECT throws_ok($$SELECT '0;0;1,0.5'::bgnbd_state$$,
+	'22P02', 'invalid input syntax for type bgnbd_state: "0;0;1,0.5"', 'malformed state');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,47 @@
+BEGIN;
+SET search_path = public, segtier;
+SELECT plan(12);
+
+-- Parameter recovery: 20,000 repeat customers (x uniform on 1..8) from the
+-- Gamma-Gamma process with p = 6, q = 4, v = 15.  Tolerance 15 % (p and v
+-- are strongly correlated at this size).
+CREATE FUNCTION pg_temp.rgamma(k float8) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE d float8 := k - 1.0 / 3; c float8 := 1 / sqrt(9 * (k - 1.0 / 3)); z float8; v float8;
+BEGIN
+	LOOP
+		z := sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random());
+		v := power(1 + c * z, 3);
+		CONTINUE WHEN v <= 0;
+		IF ln(1 - random()) < 0.5 * z * z + d - d * v + d * ln(v) THEN
+			RETURN d * v;
+		END IF;
+	END LOOP;
+END $$;
+SELECT setseed(0.25);
+CREATE TEMP TABLE fit AS
+SELECT (gamma_gamma_fit(x, pg_temp.rgamma(6 * x) / (x * pg_temp.rgamma(4) / 15))).*
+FROM (SELECT 1 + floor(random() * 8)::float8 AS x FROM generate_series(1, 20000)) AS s;
+
+SELECT ok(abs(p / 6 - 1) < 0.15, 'p recovered within 15 %') FROM fit;
+SELECT ok(abs(q / 4 - 1) < 0.15, 'q recovered within 15 %') FROM fit;
+SELECT ok(abs(v / 15 - 1) < 0.15, 'v recovered within 15 %') FROM fit;
+SELECT is((customers, skipped), (20000::bigint, 0::bigint), 'counts') FROM fit;
+
+SELECT is(expected_spend((6.25, 3.74, 15.44, 0, 0, 0), NULL, 1), NULL, 'expected_spend is strict');
+SELECT throws_ok($$SELECT gamma_gamma_fit(-1, 10)$$,
+	'22023', 'frequency must not be negative', 'negative frequency');
+SELECT throws_ok($$SELECT gamma_gamma_fit(1, 'Infinity')$$,
+	'22023', 'monetary must be a finite number', 'infinite monetary');
+SELECT throws_ok($$SELECT expected_spend((6.25, 3.74, 15.44, 0, 0, 0), 2, 0)$$,
+	'22023', 'monetary must be positive for a customer with repeat purchases', 'no spend with repeats');
+SELECT throws_ok($$SELECT expected_spend((6.25, 0.5, 15.44, 0, 0, 0), 0, 0)$$,
+	'22003', 'expected spend is infinite', 'q <= 1 has no population mean');
+SELECT throws_ok($$SELECT clv((0.25, 4, 0.8, 2.5, 0, 0), (6.25, 3.74, 15.44, 0, 0, 0), 1, 1, 2, 10, 12, -1)$$,
+	'22023', 'discount_rate must be > -1', 'discount rate');
+SELECT throws_ok($$SELECT clv((0.25, 4, 0.8, 2.5, 0, 0), (6.25, 3.74, 15.44, 0, 0, 0), 1, 1, 2, 10, 12, 0.01, 1, 0)$$,
+	'22023', 'time_units_per_month must be > 0', 'time unit');
+SELECT throws_ok($$SELECT '0;0;0,10,1'::gamma_gamma_state$$,
+	'22023', 'gamma_gamma_state entries need frequency > 0 and monetary > 0', 'state input is checked');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -675,3 +675,1337 @@ COMMENT ON AGGREGATE segtier.kmeans(float8[], int) IS 'kmeans(features, k, seed)
 CREATE FUNCTION segtier.nearest_centroid(features float8[], centroids float8[]) RETURNS int
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION segtier.nearest_centroid(float8[], float8[]) IS '1-based row of the k x d centroids array nearest to the features (squared Euclidean distance; ties go to the lowest row)';
+------------------------------------------------------------------------------
+-- @pipeline: models, refresh, history, runs, overrides, BI views
+------------------------------------------------------------------------------
+-- Per-model relations live in schema segtier_data, owned by the model owner.
+CREATE SCHEMA segtier_data;
+COMMENT ON SCHEMA segtier_data IS 'segtier: per-model relations (current tiers, customer summaries, change queues)';
+REVOKE ALL ON SCHEMA segtier_data FROM PUBLIC;
+
+CREATE TABLE segtier.model_option (
+	key text PRIMARY KEY,
+	default_value jsonb,
+	description text NOT NULL
+);
+COMMENT ON TABLE segtier.model_option IS 'the model options segtier knows, with their defaults (NULL = none)';
+COMMENT ON COLUMN segtier.model_option.key IS 'option key in create_model/alter_model options';
+COMMENT ON COLUMN segtier.model_option.default_value IS 'value used when the model does not set the key';
+COMMENT ON COLUMN segtier.model_option.description IS 'what the option does and which values it takes';
+INSERT INTO segtier.model_option VALUES
+	('refresh_interval', '"1 hour"', 'how often the background worker refreshes the model (an interval)'),
+	('as_of', 'null', 'fixed timestamptz to score against instead of now(), for reproducible runs'),
+	('time_zone', 'null', 'time zone of calendar days and months; set to the session''s TimeZone by create_model when absent'),
+	('rfm_bins', '5', 'number of R, F and M scores, 2..9'),
+	('frequency', '"days"', 'F counts "days" (distinct purchase days) or "transactions"'),
+	('monetary', '"total"', 'M is the "total" net amount or the "average" per purchase'),
+	('recency_cuts', 'null', 'fixed recency thresholds in days (rfm_bins - 1 ascending numbers) instead of quantiles'),
+	('frequency_cuts', 'null', 'fixed frequency thresholds instead of quantiles'),
+	('monetary_cuts', 'null', 'fixed monetary thresholds instead of quantiles'),
+	('segment_scheme', '"rfm11"', 'segment map: "rfm11" or "rfm8"'),
+	('segment_lang', '"en"', 'language of segment names: "en" or "zh"'),
+	('rfm8_basis', '"scale"', 'rfm8 high/low: "scale" (score above the midpoint) or "mean" (raw value against the population mean)'),
+	('value_basis', '"value"', 'value classes by cumulative share of "value" or by head "count"'),
+	('value_cutoffs', 'null', 'cumulative shares from the top that end each value class; default [0.7, 0.9] by value, [0.1, 0.3] by count'),
+	('value_scheme', '"value"', 'tier scheme of value classes (its levels, lowest first, are the classes)'),
+	('pyramid_shares', '[0.01, 0.05, 0.20]', 'cumulative shares of customers from the top that end each pyramid tier'),
+	('pyramid_scheme', '"pyramid"', 'tier scheme of the pyramid (one more level than pyramid_shares)'),
+	('new_days', '90', 'lifecycle: a first purchase at most this many days ago is new'),
+	('active_days', '180', 'lifecycle and churn rule: silent more than this many days is at risk'),
+	('churn_days', '365', 'lifecycle: silent more than this many days is churned'),
+	('loyal_purchases', '5', 'lifecycle: active customers with at least this many purchases are loyal'),
+	('churn_decline', '0.2', 'churn rule: the monthly spend decline that counts (0.2 = 20 %)'),
+	('churn_months', '3', 'churn rule: consecutive declining calendar months that flag a customer'),
+	('margin_column', 'null', 'column of the source summed as the value of value classes and pyramid instead of the amount'),
+	('customers_table', 'null', 'table of all customers; those who never bought appear as prospects'),
+	('customers_key', 'null', 'customer id column of customers_table (default: the customer column name)'),
+	('hysteresis_runs', '0', 'a downgrade of value class or pyramid tier waits until the customer was below its tier this many consecutive runs (0 = off)'),
+	('hysteresis_days', '0', 'or until it was below its tier this many days (0 = off)'),
+	('history_retention', 'null', 'purge_history() deletes history older than this interval (null = keep)'),
+	('predict', 'false', 'fit BG/NBD and Gamma-Gamma each run and fill p_alive, expected_purchases and clv'),
+	('horizon_days', '365', 'horizon of expected purchases and CLV, in days'),
+	('discount_rate', '0.01', 'monthly discount rate of CLV'),
+	('p_alive_threshold', 'null', 'churn_risk is also set when p_alive is below this (needs predict)'),
+	('clusters', '0', 'number of k-means clusters on standardized log R, F, M (0 = off)'),
+	('capture', 'true', 'capture changed customers with triggers on the source for incremental refresh');
+
+CREATE TABLE segtier.model (
+	name text PRIMARY KEY
+		CHECK (name ~ '^[a-z][a-z0-9_]{0,47}$'),
+	source regclass NOT NULL,
+	customer_column name NOT NULL,
+	time_column name NOT NULL,
+	amount_column name NOT NULL,
+	options jsonb NOT NULL DEFAULT '{}',
+	owner regrole NOT NULL DEFAULT current_user::regrole,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	changed_at timestamptz NOT NULL DEFAULT now(),
+	needs_full boolean NOT NULL DEFAULT true
+);
+COMMENT ON TABLE segtier.model IS 'registered models: which source holds the transactions and how to tier its customers';
+COMMENT ON COLUMN segtier.model.name IS 'model name (lower-case identifier)';
+COMMENT ON COLUMN segtier.model.source IS 'table, partitioned table or view of transactions';
+COMMENT ON COLUMN segtier.model.customer_column IS 'customer id column of the source';
+COMMENT ON COLUMN segtier.model.time_column IS 'transaction time column (timestamptz, timestamp or date)';
+COMMENT ON COLUMN segtier.model.amount_column IS 'transaction amount column (negative = refund)';
+COMMENT ON COLUMN segtier.model.options IS 'options set for this model; segtier.model_option lists keys and defaults';
+COMMENT ON COLUMN segtier.model.owner IS 'role the refresh runs as';
+COMMENT ON COLUMN segtier.model.created_at IS 'when the model was created';
+COMMENT ON COLUMN segtier.model.changed_at IS 'when the model was last created or altered';
+COMMENT ON COLUMN segtier.model.needs_full IS 'the next refresh rescans the source (set by model changes and TRUNCATE)';
+
+CREATE TABLE segtier.refresh_runs (
+	run_id bigserial PRIMARY KEY,
+	model text NOT NULL,
+	started timestamptz NOT NULL DEFAULT clock_timestamp(),
+	finished timestamptz,
+	status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed')),
+	full_refresh boolean,
+	as_of timestamptz,
+	customers bigint,
+	changed bigint,
+	error text,
+	params jsonb
+);
+CREATE INDEX ON segtier.refresh_runs (model, run_id);
+COMMENT ON TABLE segtier.refresh_runs IS 'one row per refresh run of a model';
+COMMENT ON COLUMN segtier.refresh_runs.run_id IS 'run id (tier_history.run_id refers to it)';
+COMMENT ON COLUMN segtier.refresh_runs.model IS 'model refreshed';
+COMMENT ON COLUMN segtier.refresh_runs.started IS 'when the run started';
+COMMENT ON COLUMN segtier.refresh_runs.finished IS 'when the run ended (NULL while running)';
+COMMENT ON COLUMN segtier.refresh_runs.status IS 'running, succeeded or failed';
+COMMENT ON COLUMN segtier.refresh_runs.full_refresh IS 'true when the run rescanned the whole source';
+COMMENT ON COLUMN segtier.refresh_runs.as_of IS 'the time the run scored against';
+COMMENT ON COLUMN segtier.refresh_runs.customers IS 'customers in the current tiers after the run';
+COMMENT ON COLUMN segtier.refresh_runs.changed IS 'tier_history rows the run wrote';
+COMMENT ON COLUMN segtier.refresh_runs.error IS 'error message of a failed run';
+COMMENT ON COLUMN segtier.refresh_runs.params IS 'cut points, fitted model parameters and row counts of the run';
+
+CREATE TABLE segtier.tier_history (
+	model text NOT NULL,
+	customer text NOT NULL,
+	scheme text NOT NULL,
+	from_tier segtier.tier,
+	to_tier segtier.tier,
+	changed_at timestamptz NOT NULL DEFAULT now(),
+	run_id bigint,
+	reason text NOT NULL,
+	changed_by name NOT NULL DEFAULT current_user
+);
+CREATE INDEX ON segtier.tier_history (model, customer);
+CREATE INDEX ON segtier.tier_history (run_id);
+COMMENT ON TABLE segtier.tier_history IS 'append-only history: one row per customer and scheme whose tier changed (and per hysteresis hold)';
+COMMENT ON COLUMN segtier.tier_history.model IS 'model';
+COMMENT ON COLUMN segtier.tier_history.customer IS 'customer id as text';
+COMMENT ON COLUMN segtier.tier_history.scheme IS 'tier column: value_class, pyramid or lifecycle';
+COMMENT ON COLUMN segtier.tier_history.from_tier IS 'tier before (NULL for a new customer)';
+COMMENT ON COLUMN segtier.tier_history.to_tier IS 'tier after (NULL for a removed customer)';
+COMMENT ON COLUMN segtier.tier_history.changed_at IS 'when the change was made';
+COMMENT ON COLUMN segtier.tier_history.run_id IS 'refresh run that made the change';
+COMMENT ON COLUMN segtier.tier_history.reason IS 'why: score, new customer, customer removed, override, override cleared, override expired, hysteresis hold, hysteresis release';
+COMMENT ON COLUMN segtier.tier_history.changed_by IS 'role that made the change (the model owner, or who set or cleared an override)';
+
+CREATE TABLE segtier.tier_override (
+	model text NOT NULL REFERENCES segtier.model ON DELETE CASCADE ON UPDATE CASCADE,
+	customer text NOT NULL,
+	scheme text NOT NULL,
+	tier segtier.tier NOT NULL,
+	reason text NOT NULL,
+	expires timestamptz,
+	set_by name NOT NULL DEFAULT current_user,
+	set_at timestamptz NOT NULL DEFAULT now(),
+	cleared_by name,
+	PRIMARY KEY (model, customer, scheme)
+);
+COMMENT ON TABLE segtier.tier_override IS 'manual overrides: the tier wins over the score until it expires or is cleared';
+COMMENT ON COLUMN segtier.tier_override.model IS 'model';
+COMMENT ON COLUMN segtier.tier_override.customer IS 'customer id as text';
+COMMENT ON COLUMN segtier.tier_override.scheme IS 'tier column overridden: value_class, pyramid or lifecycle';
+COMMENT ON COLUMN segtier.tier_override.tier IS 'the tier to hold';
+COMMENT ON COLUMN segtier.tier_override.reason IS 'why (copied into tier_history)';
+COMMENT ON COLUMN segtier.tier_override.expires IS 'when the override ends (NULL = until cleared)';
+COMMENT ON COLUMN segtier.tier_override.set_by IS 'role that set it';
+COMMENT ON COLUMN segtier.tier_override.set_at IS 'when it was set';
+COMMENT ON COLUMN segtier.tier_override.cleared_by IS 'role that cleared it; the next refresh records the change and removes the row';
+
+-- Owners see and change their own models; the DBA (table owner) all.
+ALTER TABLE segtier.model ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_owner ON segtier.model
+	USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
+ALTER TABLE segtier.refresh_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY runs_read ON segtier.refresh_runs FOR SELECT USING (true);
+CREATE POLICY runs_owner ON segtier.refresh_runs FOR ALL
+	USING (EXISTS (SELECT 1 FROM segtier.model m WHERE m.name = model))
+	WITH CHECK (EXISTS (SELECT 1 FROM segtier.model m WHERE m.name = model));
+ALTER TABLE segtier.tier_history ENABLE ROW LEVEL SECURITY;
+CREATE POLICY history_read ON segtier.tier_history FOR SELECT USING (true);
+CREATE POLICY history_owner ON segtier.tier_history FOR INSERT
+	WITH CHECK (EXISTS (SELECT 1 FROM segtier.model m WHERE m.name = model));
+ALTER TABLE segtier.tier_override ENABLE ROW LEVEL SECURITY;
+CREATE POLICY override_owner ON segtier.tier_override
+	USING (EXISTS (SELECT 1 FROM segtier.model m WHERE m.name = model));
+
+SELECT pg_catalog.pg_extension_config_dump('segtier.model', '');
+SELECT pg_catalog.pg_extension_config_dump('segtier.refresh_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('segtier.refresh_runs_run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segtier.tier_history', '');
+SELECT pg_catalog.pg_extension_config_dump('segtier.tier_override', '');
+
+-- Raise 22023 naming the option.
+CREATE FUNCTION segtier._bad_option(key text, value jsonb, expected text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'invalid value for model option "%": %', key, value
+		USING ERRCODE = 'invalid_parameter_value', DETAIL = format('Expected %s.', expected);
+END $$;
+
+-- Checks one option value; returns it normalised.
+CREATE FUNCTION segtier._check_option(key text, v jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t text := jsonb_typeof(v);
+	x float8;
+BEGIN
+	IF t = 'null' THEN
+		IF key IN ('refresh_interval', 'rfm_bins', 'frequency', 'monetary', 'segment_scheme', 'segment_lang',
+				   'rfm8_basis', 'value_basis', 'value_scheme', 'pyramid_shares', 'pyramid_scheme', 'new_days',
+				   'active_days', 'churn_days', 'loyal_purchases', 'churn_decline', 'churn_months',
+				   'hysteresis_runs', 'hysteresis_days', 'predict', 'horizon_days', 'discount_rate', 'clusters',
+				   'capture') THEN
+			PERFORM segtier._bad_option(key, v, 'a value (this option cannot be null)');
+		END IF;
+		RETURN v;
+	END IF;
+	CASE
+	WHEN key IN ('refresh_interval', 'history_retention') THEN
+		BEGIN
+			IF t <> 'string' OR (v #>> '{}')::interval <= interval '0' THEN
+				PERFORM segtier._bad_option(key, v, 'a positive interval such as "1 hour"');
+			END IF;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_interval_format THEN
+			PERFORM segtier._bad_option(key, v, 'a positive interval such as "1 hour"');
+		END;
+	WHEN key = 'as_of' THEN
+		BEGIN
+			IF t <> 'string' THEN RAISE invalid_datetime_format; END IF;
+			PERFORM (v #>> '{}')::timestamptz;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+			PERFORM segtier._bad_option(key, v, 'a timestamptz such as "2025-01-01 00:00+00"');
+		END;
+	WHEN key = 'time_zone' THEN
+		BEGIN
+			IF t <> 'string' THEN RAISE invalid_parameter_value; END IF;
+			PERFORM now() AT TIME ZONE (v #>> '{}');
+		EXCEPTION WHEN invalid_parameter_value THEN
+			PERFORM segtier._bad_option(key, v, 'a time zone name such as "Asia/Shanghai"');
+		END;
+	WHEN key IN ('rfm_bins', 'new_days', 'active_days', 'churn_days', 'loyal_purchases', 'churn_months',
+				 'hysteresis_runs', 'hysteresis_days', 'horizon_days', 'clusters') THEN
+		IF t <> 'number' OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)
+		   OR (v #>> '{}')::numeric < CASE key WHEN 'rfm_bins' THEN 2 WHEN 'loyal_purchases' THEN 1
+											   WHEN 'churn_months' THEN 1 WHEN 'horizon_days' THEN 1 ELSE 0 END
+		   OR (v #>> '{}')::numeric > CASE key WHEN 'rfm_bins' THEN 9 WHEN 'churn_months' THEN 24
+											   WHEN 'clusters' THEN 20 ELSE 100000 END THEN
+			PERFORM segtier._bad_option(key, v, CASE key WHEN 'rfm_bins' THEN 'an integer from 2 to 9'
+				WHEN 'churn_months' THEN 'an integer from 1 to 24' WHEN 'clusters' THEN 'an integer from 0 to 20'
+				WHEN 'loyal_purchases' THEN 'a positive integer' WHEN 'horizon_days' THEN 'a positive integer'
+				ELSE 'a non-negative integer' END);
+		END IF;
+	WHEN key IN ('churn_decline', 'discount_rate', 'p_alive_threshold') THEN
+		IF t <> 'number' THEN
+			PERFORM segtier._bad_option(key, v, 'a number');
+		END IF;
+		x := (v #>> '{}')::float8;
+		IF (key = 'churn_decline' AND NOT (x > 0 AND x <= 1)) OR (key = 'discount_rate' AND NOT (x >= 0 AND x < 1))
+		   OR (key = 'p_alive_threshold' AND NOT (x >= 0 AND x <= 1)) THEN
+			PERFORM segtier._bad_option(key, v, CASE key WHEN 'churn_decline' THEN 'a number in (0, 1]'
+				WHEN 'discount_rate' THEN 'a number in [0, 1)' ELSE 'a number in [0, 1]' END);
+		END IF;
+	WHEN key IN ('recency_cuts', 'frequency_cuts', 'monetary_cuts', 'value_cutoffs', 'pyramid_shares') THEN
+		IF t <> 'array' OR jsonb_array_length(v) = 0
+		   OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'number') THEN
+			PERFORM segtier._bad_option(key, v, 'a non-empty array of numbers');
+		END IF;
+		IF EXISTS (SELECT 1 FROM (SELECT e::text::float8 AS x, lag(e::text::float8) OVER (ORDER BY n) AS p
+								  FROM jsonb_array_elements(v) WITH ORDINALITY a(e, n)) s
+				   WHERE x <= p OR (key IN ('value_cutoffs', 'pyramid_shares') AND NOT (x > 0 AND x < 1))) THEN
+			PERFORM segtier._bad_option(key, v, CASE WHEN key IN ('value_cutoffs', 'pyramid_shares')
+				THEN 'strictly ascending shares between 0 and 1' ELSE 'strictly ascending numbers' END);
+		END IF;
+	WHEN key = 'frequency' THEN
+		IF v #>> '{}' NOT IN ('days', 'transactions') OR t <> 'string' THEN
+			PERFORM segtier._bad_option(key, v, '"days" or "transactions"');
+		END IF;
+	WHEN key = 'monetary' THEN
+		IF v #>> '{}' NOT IN ('total', 'average') OR t <> 'string' THEN
+			PERFORM segtier._bad_option(key, v, '"total" or "average"');
+		END IF;
+	WHEN key = 'segment_scheme' THEN
+		IF v #>> '{}' NOT IN ('rfm11', 'rfm8') OR t <> 'string' THEN
+			PERFORM segtier._bad_option(key, v, '"rfm11" or "rfm8"');
+		END IF;
+	WHEN key = 'segment_lang' THEN
+		IF v #>> '{}' NOT IN ('en', 'zh') OR t <> 'string' THEN
+			PERFORM segtier._bad_option(key, v, '"en" or "zh"');
+		END IF;
+	WHEN key = 'rfm8_basis' THEN
+		IF v #>> '{}' NOT IN ('scale', 'mean') OR t <> 'string' THEN
+			PERFORM segtier._bad_option(key, v, '"scale" or "mean"');
+		END IF;
+	WHEN key = 'value_basis' THEN
+		IF v #>> '{}' NOT IN ('value', 'count') OR t <> 'string' THEN
+			PERFORM segtier._bad_option(key, v, '"value" or "count"');
+		END IF;
+	WHEN key IN ('value_scheme', 'pyramid_scheme') THEN
+		IF t <> 'string' OR NOT EXISTS (SELECT 1 FROM segtier.tier_scheme s WHERE s.name = v #>> '{}') THEN
+			PERFORM segtier._bad_option(key, v, 'the name of a tier scheme in segtier.tier_scheme');
+		END IF;
+	WHEN key IN ('margin_column', 'customers_key') THEN
+		IF t <> 'string' THEN
+			PERFORM segtier._bad_option(key, v, 'a column name');
+		END IF;
+	WHEN key = 'customers_table' THEN
+		IF t <> 'string' OR to_regclass(v #>> '{}') IS NULL THEN
+			PERFORM segtier._bad_option(key, v, 'the name of an existing table or view');
+		END IF;
+		v := to_jsonb(to_regclass(v #>> '{}')::text);
+	WHEN key IN ('predict', 'capture') THEN
+		IF t <> 'boolean' THEN
+			PERFORM segtier._bad_option(key, v, 'true or false');
+		END IF;
+	ELSE
+		RAISE EXCEPTION 'unknown model option "%"', key
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Valid options: ' || (SELECT string_agg(o.key, ', ' ORDER BY o.key) FROM segtier.model_option o) || '.';
+	END CASE;
+	RETURN v;
+END $$;
+
+-- The type of a column of a relation, or an error naming it.
+CREATE FUNCTION segtier._column_type(rel regclass, col name, what text) RETURNS regtype
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t regtype;
+BEGIN
+	SELECT a.atttypid INTO t FROM pg_attribute a
+	WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+	IF t IS NULL THEN
+		RAISE EXCEPTION '% column "%" does not exist in %', what, col, rel
+			USING ERRCODE = 'undefined_column';
+	END IF;
+	RETURN t;
+END $$;
+
+-- Effective options: defaults overlaid with the model's own, checked together.
+CREATE FUNCTION segtier._effective_options(m segtier.model) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	o jsonb;
+	base regtype;
+	k text;
+BEGIN
+	SELECT jsonb_object_agg(key, default_value) INTO o FROM segtier.model_option;
+	o := o || m.options;
+	IF o->'value_cutoffs' = 'null' THEN
+		o := jsonb_set(o, '{value_cutoffs}', CASE o->>'value_basis' WHEN 'count' THEN '[0.1, 0.3]' ELSE '[0.7, 0.9]' END::jsonb);
+	END IF;
+	IF NOT ((o->>'new_days')::int <= (o->>'active_days')::int AND (o->>'active_days')::int <= (o->>'churn_days')::int) THEN
+		RAISE EXCEPTION 'model options new_days, active_days and churn_days must be in ascending order'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('new_days %s, active_days %s, churn_days %s.', o->'new_days', o->'active_days', o->'churn_days');
+	END IF;
+	FOREACH k IN ARRAY ARRAY['recency_cuts', 'frequency_cuts', 'monetary_cuts'] LOOP
+		IF o->k <> 'null' AND jsonb_array_length(o->k) <> (o->>'rfm_bins')::int - 1 THEN
+			PERFORM segtier._bad_option(k, o->k, format('rfm_bins - 1 = %s thresholds', (o->>'rfm_bins')::int - 1));
+		END IF;
+	END LOOP;
+	IF (SELECT count(*) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
+		WHERE s.name = o->>'value_scheme') <> jsonb_array_length(o->'value_cutoffs') + 1 THEN
+		PERFORM segtier._bad_option('value_cutoffs', o->'value_cutoffs',
+			format('one cut-off fewer than the levels of tier scheme "%s"', o->>'value_scheme'));
+	END IF;
+	IF (SELECT count(*) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
+		WHERE s.name = o->>'pyramid_scheme') <> jsonb_array_length(o->'pyramid_shares') + 1 THEN
+		PERFORM segtier._bad_option('pyramid_shares', o->'pyramid_shares',
+			format('one share fewer than the levels of tier scheme "%s"', o->>'pyramid_scheme'));
+	END IF;
+	IF o->>'margin_column' IS NOT NULL THEN
+		base := segtier._column_type(m.source, (o->>'margin_column')::name, 'margin');
+		IF base NOT IN ('numeric'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+						'float4'::regtype, 'float8'::regtype) THEN
+			RAISE EXCEPTION 'margin column "%" has type %, not a number', o->>'margin_column', base
+				USING ERRCODE = 'datatype_mismatch';
+		END IF;
+	END IF;
+	IF o->>'customers_table' IS NOT NULL THEN
+		PERFORM segtier._column_type((o->>'customers_table')::regclass,
+			coalesce(o->>'customers_key', m.customer_column)::name, 'customers_key');
+	END IF;
+	IF (o->>'p_alive_threshold') IS NOT NULL AND NOT (o->>'predict')::boolean THEN
+		PERFORM segtier._bad_option('p_alive_threshold', o->'p_alive_threshold', 'predict to be true as well');
+	END IF;
+	RETURN o;
+END $$;
+
+-- Validates every key of an options object.
+CREATE FUNCTION segtier._check_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	o jsonb := '{}';
+BEGIN
+	IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'model options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR r IN SELECT key, value FROM jsonb_each(options) LOOP
+		o := o || jsonb_build_object(r.key, segtier._check_option(r.key, r.value));
+	END LOOP;
+	RETURN o;
+END $$;
+
+-- SQL expressions of the model's columns, normalised to timestamptz / numeric.
+CREATE FUNCTION segtier._time_expr(m segtier.model, tz text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t regtype := segtier._column_type(m.source, m.time_column, 'time');
+BEGIN
+	RETURN CASE t
+		WHEN 'timestamptz'::regtype THEN format('%I', m.time_column)
+		WHEN 'timestamp'::regtype THEN format('(%I AT TIME ZONE %L)', m.time_column, tz)
+		WHEN 'date'::regtype THEN format('(%I::timestamp AT TIME ZONE %L)', m.time_column, tz)
+	END;
+END $$;
+
+CREATE FUNCTION segtier._check_columns(m segtier.model) RETURNS regtype
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ct regtype := segtier._column_type(m.source, m.customer_column, 'customer');
+	tt regtype := segtier._column_type(m.source, m.time_column, 'time');
+	at regtype := segtier._column_type(m.source, m.amount_column, 'amount');
+BEGIN
+	IF tt NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+		RAISE EXCEPTION 'time column "%" has type %', m.time_column, tt
+			USING ERRCODE = 'datatype_mismatch', DETAIL = 'It must be timestamptz, timestamp or date.';
+	END IF;
+	IF at NOT IN ('numeric'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+				  'float4'::regtype, 'float8'::regtype) THEN
+		RAISE EXCEPTION 'amount column "%" has type %', m.amount_column, at
+			USING ERRCODE = 'datatype_mismatch', DETAIL = 'It must be a number type (numeric, integer or float).';
+	END IF;
+	BEGIN
+		EXECUTE format('SELECT NULL::%s ORDER BY 1', ct);
+	EXCEPTION WHEN undefined_function THEN
+		RAISE EXCEPTION 'customer column "%" has type %, which cannot be sorted', m.customer_column, ct
+			USING ERRCODE = 'datatype_mismatch', DETAIL = 'Customer ids need a type with a btree ordering.';
+	END;
+	RETURN ct;
+END $$;
+
+-- The model's relations: <name>_tiers (current tiers), <name>_summary
+-- (per-customer summary, the input of incremental rescoring) and
+-- <name>_queue (customers whose transactions changed since the last run).
+CREATE FUNCTION segtier._create_relations(m segtier.model, ctype regtype) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t text := m.name || '_tiers';
+	s text := m.name || '_summary';
+	q text := m.name || '_queue';
+BEGIN
+	EXECUTE format($f$
+		CREATE TABLE segtier_data.%I (
+			customer %s PRIMARY KEY,
+			first_purchase timestamptz,
+			last_purchase timestamptz,
+			recency_days float8,
+			frequency bigint,
+			monetary numeric,
+			value numeric,
+			rfm segtier.rfm,
+			rfm_segment text,
+			value_class segtier.tier,
+			pyramid segtier.tier,
+			lifecycle segtier.tier,
+			churn_risk boolean,
+			churn_reason text,
+			p_alive float8,
+			expected_purchases float8,
+			clv float8,
+			cluster int,
+			cluster_label text,
+			held text[],
+			overridden text[],
+			hold jsonb,
+			computed_at timestamptz,
+			run_id bigint)$f$, t, ctype);
+	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', t,
+		format('segtier model %s: current tiers, one row per customer', m.name));
+	EXECUTE format($f$
+		COMMENT ON COLUMN segtier_data.%1$I.customer IS 'customer id (the source''s own type)';
+		COMMENT ON COLUMN segtier_data.%1$I.first_purchase IS 'first purchase';
+		COMMENT ON COLUMN segtier_data.%1$I.last_purchase IS 'last purchase';
+		COMMENT ON COLUMN segtier_data.%1$I.recency_days IS 'days from the last purchase to the run''s as-of time';
+		COMMENT ON COLUMN segtier_data.%1$I.frequency IS 'purchase days (or transactions, option frequency)';
+		COMMENT ON COLUMN segtier_data.%1$I.monetary IS 'net amount (or average per purchase, option monetary)';
+		COMMENT ON COLUMN segtier_data.%1$I.value IS 'value ranked by value_class and pyramid: net amount, or margin';
+		COMMENT ON COLUMN segtier_data.%1$I.rfm IS 'RFM scores';
+		COMMENT ON COLUMN segtier_data.%1$I.rfm_segment IS 'RFM segment (option segment_scheme)';
+		COMMENT ON COLUMN segtier_data.%1$I.value_class IS 'ABC / Pareto value class';
+		COMMENT ON COLUMN segtier_data.%1$I.pyramid IS 'value pyramid tier';
+		COMMENT ON COLUMN segtier_data.%1$I.lifecycle IS 'lifecycle stage';
+		COMMENT ON COLUMN segtier_data.%1$I.churn_risk IS 'churn rule fired (or p_alive below the threshold)';
+		COMMENT ON COLUMN segtier_data.%1$I.churn_reason IS 'why churn_risk is set';
+		COMMENT ON COLUMN segtier_data.%1$I.p_alive IS 'BG/NBD probability that the customer is alive (option predict)';
+		COMMENT ON COLUMN segtier_data.%1$I.expected_purchases IS 'BG/NBD expected purchases over horizon_days';
+		COMMENT ON COLUMN segtier_data.%1$I.clv IS 'predicted discounted value over horizon_days (BG/NBD + Gamma-Gamma)';
+		COMMENT ON COLUMN segtier_data.%1$I.cluster IS 'k-means cluster, 1..k (option clusters)';
+		COMMENT ON COLUMN segtier_data.%1$I.cluster_label IS 'what the cluster''s centroid looks like';
+		COMMENT ON COLUMN segtier_data.%1$I.held IS 'tier columns kept up by hysteresis';
+		COMMENT ON COLUMN segtier_data.%1$I.overridden IS 'tier columns set by a manual override';
+		COMMENT ON COLUMN segtier_data.%1$I.hold IS 'hysteresis counters per tier column';
+		COMMENT ON COLUMN segtier_data.%1$I.computed_at IS 'when this row was last written';
+		COMMENT ON COLUMN segtier_data.%1$I.run_id IS 'run that last wrote this row';
+	$f$, t);
+	EXECUTE format($f$
+		CREATE TABLE segtier_data.%I (
+			customer %s PRIMARY KEY,
+			first_purchase timestamptz,
+			last_purchase timestamptz,
+			transactions bigint,
+			purchase_days bigint,
+			total_amount numeric,
+			repeat_amount numeric,
+			refund_amount numeric,
+			null_rows bigint,
+			refunds bigint,
+			future_rows bigint,
+			margin numeric,
+			month_spend numeric[])$f$, s, ctype);
+	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', s,
+		format('segtier model %s: per-customer purchase summary as of the last run', m.name));
+	EXECUTE format('CREATE TABLE segtier_data.%I (customer %s)', q, ctype);
+	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', q,
+		format('segtier model %s: customers whose transactions changed since the last run', m.name));
+	-- any writer of the source enqueues through the capture triggers
+	EXECUTE format('GRANT INSERT ON segtier_data.%I TO PUBLIC', q);
+END $$;
+
+-- Statement triggers with transition tables enqueue changed customers;
+-- TRUNCATE marks the model for a full refresh.
+CREATE FUNCTION segtier._capture() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
+		RETURN NULL;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		EXECUTE format('INSERT INTO segtier_data.%I SELECT DISTINCT %I FROM segtier_new WHERE %2$I IS NOT NULL',
+					   TG_ARGV[0] || '_queue', TG_ARGV[1]);
+	END IF;
+	IF TG_OP IN ('DELETE', 'UPDATE') THEN
+		EXECUTE format('INSERT INTO segtier_data.%I SELECT DISTINCT %I FROM segtier_old WHERE %2$I IS NOT NULL',
+					   TG_ARGV[0] || '_queue', TG_ARGV[1]);
+	END IF;
+	RETURN NULL;
+END $$;
+
+CREATE FUNCTION segtier._set_capture(m segtier.model, enable boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	trg text := 'segtier_' || m.name;
+	ev text;
+BEGIN
+	FOREACH ev IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+		EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trg || '_' || ev, m.source);
+	END LOOP;
+	IF NOT enable OR (SELECT relkind FROM pg_class WHERE oid = m.source) NOT IN ('r', 'p') THEN
+		RETURN;
+	END IF;
+	EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segtier_new
+					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_insert', m.source, m.name, m.customer_column);
+	EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS segtier_old NEW TABLE AS segtier_new
+					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_update', m.source, m.name, m.customer_column);
+	EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segtier_old
+					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_delete', m.source, m.name, m.customer_column);
+	EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
+					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_truncate', m.source, m.name, m.customer_column);
+END $$;
+
+CREATE FUNCTION segtier.create_model(name text, source regclass, customer_column name, time_column name,
+	amount_column name, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m segtier.model;
+	ctype regtype;
+	o jsonb;
+BEGIN
+	IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
+		RAISE EXCEPTION 'invalid model name "%"', name
+			USING ERRCODE = 'invalid_name',
+				  DETAIL = 'A model name is a lower-case letter followed by up to 47 lower-case letters, digits or underscores.';
+	END IF;
+	IF source IS NULL OR customer_column IS NULL OR time_column IS NULL OR amount_column IS NULL THEN
+		RAISE EXCEPTION 'source and column names of a model must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF EXISTS (SELECT 1 FROM segtier.model x WHERE x.name = create_model.name) THEN
+		RAISE EXCEPTION 'model "%" already exists', name USING ERRCODE = 'duplicate_object';
+	END IF;
+	IF NOT has_table_privilege(source, 'SELECT') THEN
+		RAISE EXCEPTION 'permission denied for % (the model owner must be able to read the source)', source
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	o := segtier._check_options(coalesce(options, '{}'));
+	IF NOT o ? 'time_zone' OR o->'time_zone' = 'null' THEN
+		o := o || jsonb_build_object('time_zone', current_setting('TimeZone'));
+	END IF;
+	m := ROW(name, source, customer_column, time_column, amount_column, o, current_user::regrole,
+			 now(), now(), true)::segtier.model;
+	ctype := segtier._check_columns(m);
+	PERFORM segtier._effective_options(m);
+	INSERT INTO segtier.model VALUES (m.*);
+	PERFORM segtier._create_relations(m, ctype);
+	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
+END $$;
+COMMENT ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb) IS
+'register a model: the source of transactions, its customer, time and amount columns, and options (segtier.model_option)';
+
+CREATE FUNCTION segtier._get_model(model text) RETURNS segtier.model
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m segtier.model;
+BEGIN
+	SELECT * INTO m FROM segtier.model x WHERE x.name = model;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN m;
+END $$;
+
+-- Options are merged into the model's own; a JSON null removes a key.
+CREATE FUNCTION segtier.alter_model(name text, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m segtier.model := segtier._get_model(name);
+	o jsonb := segtier._check_options(options);
+BEGIN
+	m.options := jsonb_strip_nulls(m.options || o);
+	IF NOT m.options ? 'time_zone' THEN
+		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
+	END IF;
+	PERFORM segtier._effective_options(m);
+	UPDATE segtier.model x SET options = m.options, changed_at = now(), needs_full = true WHERE x.name = m.name;
+	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
+END $$;
+COMMENT ON FUNCTION segtier.alter_model(text, jsonb) IS
+'change a model''s options (merged into the current ones; null removes a key); the next refresh is full';
+
+-- History and runs stay (they are the audit trail); the relations go.
+CREATE FUNCTION segtier.drop_model(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m segtier.model := segtier._get_model(name);
+	suffix text;
+BEGIN
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
+	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source) THEN
+		PERFORM segtier._set_capture(m, false);
+	END IF;
+	FOREACH suffix IN ARRAY ARRAY['_tiers', '_summary', '_queue'] LOOP
+		EXECUTE format('DROP TABLE IF EXISTS segtier_data.%I', m.name || suffix);
+	END LOOP;
+	DELETE FROM segtier.model x WHERE x.name = m.name;
+END $$;
+COMMENT ON FUNCTION segtier.drop_model(text) IS
+'drop a model, its current tiers and its capture triggers; tier_history and refresh_runs keep its rows';
+
+CREATE FUNCTION segtier.tiers(model text) RETURNS regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM segtier._get_model(model);
+	RETURN format('segtier_data.%I', model || '_tiers')::regclass;
+END $$;
+COMMENT ON FUNCTION segtier.tiers(text) IS 'the relation holding a model''s current tiers (customer id in its own type)';
+
+-- The levels of a tier scheme, lowest first, as an array indexed by score.
+CREATE FUNCTION segtier._levels(scheme text) RETURNS segtier.tier[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT array_agg(segtier.tier(s.name, l.name) ORDER BY l.rank)
+	FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
+	WHERE s.name = scheme
+$$;
+
+CREATE FUNCTION segtier._jsonb_floats(v jsonb) RETURNS float8[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT array_agg(e::text::float8 ORDER BY n) FROM jsonb_array_elements(v) WITH ORDINALITY a(e, n)
+$$;
+
+/*
+ * One refresh of one model, in the caller's transaction, as the model owner.
+ * Phases: consume the change queue, re-aggregate the changed customers (or
+ * all, when a full refresh is due) into <model>_summary in one pass over
+ * the source, score every customer from the summaries, apply overrides and
+ * hysteresis, then write changed rows of <model>_tiers and one tier_history
+ * row per changed tier.  Readers of <model>_tiers see the old rows until
+ * commit.  A second refresh of the model waits on the advisory lock.
+ */
+CREATE FUNCTION segtier._refresh_model(model text, full boolean, run_id bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m segtier.model := segtier._get_model(model);
+	o jsonb;
+	prev_role text := current_setting('role');
+	v_run bigint := run_id;
+	v_as_of timestamptz;
+	v_tz text;
+	v_full boolean;
+	last segtier.refresh_runs;
+	src text;
+	cust text;
+	tcol text;
+	amt text;
+	margin text;
+	months int;
+	mstarts timestamptz[];
+	spend text;
+	filter text := '';
+	null_customer_rows bigint;
+	tbl text := format('segtier_data.%I', model || '_tiers');
+	sumt text := format('segtier_data.%I', model || '_summary');
+	q text := format('segtier_data.%I', model || '_queue');
+	bins int;
+	r_cuts float8[];
+	f_cuts float8[];
+	m_cuts float8[];
+	v_cuts float8[];
+	p_cuts float8[];
+	means float8[];
+	value_levels segtier.tier[];
+	pyramid_levels segtier.tier[];
+	bg segtier.bgnbd;
+	gg segtier.gamma_gamma;
+	centroids float8[];
+	stdz float8[];
+	params jsonb;
+	n_customers bigint;
+	n_changed bigint;
+	hk int;
+	hd int;
+BEGIN
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
+	IF m.owner::text <> current_user THEN
+		PERFORM set_config('role', m.owner::text, true);
+	END IF;
+	o := segtier._effective_options(m);
+	IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source) THEN
+		RAISE EXCEPTION 'source of model "%" no longer exists', m.name USING ERRCODE = 'undefined_table';
+	END IF;
+	IF v_run IS NULL THEN
+		INSERT INTO segtier.refresh_runs (model) VALUES (m.name) RETURNING refresh_runs.run_id INTO v_run;
+	END IF;
+	v_as_of := coalesce((o->>'as_of')::timestamptz, now());
+	v_tz := o->>'time_zone';
+	months := (o->>'churn_months')::int;
+	bins := (o->>'rfm_bins')::int;
+	SELECT * INTO last FROM segtier.refresh_runs r
+	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
+	-- month buckets are relative to the as-of month, so a new month rescans
+	v_full := full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
+		OR date_trunc('month', v_as_of, v_tz) <> date_trunc('month', last.as_of, v_tz);
+	PERFORM segtier.report_progress(m.name, 'aggregate', 0, NULL);
+
+	src := m.source::text;
+	cust := format('%I', m.customer_column);
+	tcol := segtier._time_expr(m, v_tz);
+	amt := format('%I::numeric', m.amount_column);
+	margin := CASE WHEN o->>'margin_column' IS NULL THEN 'NULL::numeric'
+				   ELSE format('sum(%I::numeric) FILTER (WHERE %s <= $2 AND %s IS NOT NULL)', o->>'margin_column', tcol, amt) END;
+	-- spend in the months + 1 complete calendar months before the as-of month
+	SELECT array_agg((date_trunc('month', v_as_of AT TIME ZONE v_tz) - (months + 1 - k) * interval '1 month') AT TIME ZONE v_tz ORDER BY k)
+	INTO mstarts FROM generate_series(0, months + 1) k;
+	SELECT 'ARRAY[' || string_agg(format('coalesce(sum(%s) FILTER (WHERE %s >= $3[%s] AND %s < $3[%s]), 0)',
+										 amt, tcol, k + 1, tcol, k + 2), ', ' ORDER BY k) || ']'
+	INTO spend FROM generate_series(0, months) k;
+
+	-- consume the queue first: changes committed after this are either in
+	-- the scan below or stay queued for the next run
+	DROP TABLE IF EXISTS segtier_changed;
+	EXECUTE format('CREATE TEMP TABLE segtier_changed AS WITH d AS (DELETE FROM %s RETURNING customer) SELECT DISTINCT customer FROM d', q);
+	IF v_full THEN
+		EXECUTE format('TRUNCATE %s', sumt);
+	ELSE
+		-- customers with transactions after the previous as-of time
+		IF v_as_of > last.as_of THEN
+			EXECUTE format('INSERT INTO segtier_changed SELECT customer FROM %s WHERE future_rows > 0', sumt);
+		END IF;
+		EXECUTE format('DELETE FROM %s s USING segtier_changed c WHERE s.customer = c.customer', sumt);
+		filter := format('WHERE %s IN (SELECT customer FROM segtier_changed)', cust);
+	END IF;
+	EXECUTE format($f$
+		WITH g AS (
+			SELECT %1$s AS customer, segtier.purchase_summary(%2$s, %3$s, $1, $2) AS s,
+				   %4$s AS margin, %5$s AS month_spend, count(*) AS n
+			FROM %6$s %7$s GROUP BY 1
+		), ins AS (
+			INSERT INTO %8$s
+			SELECT customer, (s).first_purchase, (s).last_purchase, (s).transactions, (s).purchase_days,
+				   (s).total_amount, (s).repeat_amount, (s).refund_amount, (s).null_rows, (s).refunds,
+				   (s).future_rows, margin, month_spend
+			FROM g WHERE customer IS NOT NULL
+		)
+		SELECT coalesce(sum(n), 0) FROM g WHERE customer IS NULL$f$,
+		cust, tcol, amt, margin, spend, src, filter, sumt)
+	INTO null_customer_rows USING v_tz, v_as_of, mstarts;
+
+	PERFORM segtier.report_progress(m.name, 'score', 0, NULL);
+	-- features of every customer, prospects from the customers table included
+	DROP TABLE IF EXISTS segtier_scored;
+	EXECUTE format($f$
+		CREATE TEMP TABLE segtier_scored AS
+		SELECT s.customer, s.first_purchase, s.last_purchase,
+			   extract(epoch FROM $1 - s.last_purchase) / 86400 AS recency_days,
+			   CASE WHEN $2 = 'days' THEN s.purchase_days ELSE s.transactions END AS frequency,
+			   CASE WHEN $3 = 'total' THEN s.total_amount
+					ELSE s.total_amount / nullif(s.transactions, 0) END AS monetary,
+			   coalesce(s.margin, s.total_amount) AS value,
+			   s.transactions, s.purchase_days, s.repeat_amount, s.month_spend
+		FROM %s s$f$, sumt) USING v_as_of, o->>'frequency', o->>'monetary';
+	IF o->>'customers_table' IS NOT NULL THEN
+		EXECUTE format($f$
+			INSERT INTO segtier_scored (customer, frequency, monetary, value, transactions, purchase_days)
+			SELECT DISTINCT c.%I, 0, 0, 0, 0, 0 FROM %s c
+			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.customer = c.%1$I)$f$,
+			coalesce(o->>'customers_key', m.customer_column), o->>'customers_table', sumt);
+	END IF;
+	ANALYZE segtier_scored;
+
+	-- population statistics: cut points and means over the buyers
+	SELECT coalesce(segtier._jsonb_floats(o->'recency_cuts'), segtier.cuts(recency_days, bins)),
+		   coalesce(segtier._jsonb_floats(o->'frequency_cuts'), segtier.cuts(frequency::float8, bins)),
+		   coalesce(segtier._jsonb_floats(o->'monetary_cuts'), segtier.cuts(monetary::float8, bins) FILTER (WHERE monetary > 0)),
+		   segtier.share_cuts(value::float8, segtier._jsonb_floats(o->'value_cutoffs'), o->>'value_basis'),
+		   segtier.share_cuts(value::float8, segtier._jsonb_floats(o->'pyramid_shares'), 'count'),
+		   ARRAY[avg(recency_days), avg(frequency), avg(monetary)]
+	INTO r_cuts, f_cuts, m_cuts, v_cuts, p_cuts, means
+	FROM segtier_scored WHERE last_purchase IS NOT NULL;
+	value_levels := segtier._levels(o->>'value_scheme');
+	pyramid_levels := segtier._levels(o->>'pyramid_scheme');
+	params := jsonb_build_object('recency_cuts', r_cuts, 'frequency_cuts', f_cuts, 'monetary_cuts', m_cuts,
+								 'value_cuts', v_cuts, 'pyramid_cuts', p_cuts,
+								 'null_customer_rows', null_customer_rows, 'incremental_customers',
+								 CASE WHEN v_full THEN NULL ELSE (SELECT count(*) FROM segtier_changed) END);
+
+	IF (o->>'predict')::boolean THEN
+		-- BG/NBD and Gamma-Gamma in days: x repeat purchase days, t_x days
+		-- from the first to the last purchase, T days from the first to as_of
+		SELECT segtier.bgnbd_fit(purchase_days - 1, extract(epoch FROM last_purchase - first_purchase) / 86400,
+								 extract(epoch FROM v_as_of - first_purchase) / 86400),
+			   segtier.gamma_gamma_fit(purchase_days - 1, repeat_amount / nullif(purchase_days - 1, 0))
+		INTO bg, gg
+		FROM segtier_scored WHERE last_purchase IS NOT NULL;
+		params := params || jsonb_build_object('bgnbd', to_jsonb(bg), 'gamma_gamma', to_jsonb(gg));
+	END IF;
+	IF (o->>'clusters')::int > 0 THEN
+		-- standardized log(1 + x) of recency, frequency and monetary
+		SELECT ARRAY[avg(ln(1 + recency_days)), stddev_pop(ln(1 + recency_days)),
+					 avg(ln(1 + frequency)), stddev_pop(ln(1 + frequency)),
+					 avg(ln(1 + greatest(monetary, 0))), stddev_pop(ln(1 + greatest(monetary, 0)))]
+		INTO stdz FROM segtier_scored WHERE last_purchase IS NOT NULL;
+		SELECT segtier.kmeans(segtier._cluster_features(recency_days, frequency, monetary, stdz),
+							  (o->>'clusters')::int, 0)
+		INTO centroids FROM segtier_scored WHERE last_purchase IS NOT NULL;
+		params := params || jsonb_build_object('clusters', (
+			SELECT jsonb_agg(jsonb_build_object('cluster', i, 'centroid', c.centroid,
+												'label', segtier._cluster_label(c.centroid)) ORDER BY i)
+			FROM generate_subscripts(centroids, 1) i,
+				 LATERAL (SELECT array_agg(centroids[i][j] ORDER BY j) AS centroid
+						  FROM generate_subscripts(centroids, 2) j) c));
+	END IF;
+
+	-- the scored tiers beside the current ones
+	DROP TABLE IF EXISTS segtier_new;
+	EXECUTE format($f$
+		CREATE TEMP TABLE segtier_new AS
+		SELECT n.customer, n.first_purchase, n.last_purchase, n.recency_days, n.frequency, n.monetary, n.value,
+			   n.rfm, CASE WHEN $16 = 'rfm8' AND $17 = 'mean' AND n.rfm IS NOT NULL
+					   THEN segtier.rfm8_segment(n.recency_days < $18[1], n.frequency > $18[2], n.monetary > $18[3], $19)
+					   ELSE segtier.rfm_segment(n.rfm, $16, $19) END AS rfm_segment,
+			   n.value_scored, n.pyramid_scored,
+			   segtier.tier('lifecycle', segtier.lifecycle_stage(n.first_purchase, n.last_purchase,
+					n.transactions, $9, $10, $11, $12, $13, segtier.tier_name(c.lifecycle))) AS lifecycle_scored,
+			   CASE WHEN n.last_purchase IS NULL THEN false
+					ELSE cr.at_risk OR coalesce(n.p_alive < $20, false) END AS churn_risk,
+			   CASE WHEN n.last_purchase IS NULL THEN NULL
+					ELSE concat_ws('; ', cr.reason, CASE WHEN n.p_alive < $20 THEN format('p_alive %%s below %%s', round(n.p_alive::numeric, 3), $20) END) END
+				   AS churn_reason,
+			   n.p_alive, n.expected_purchases, n.clv, n.cluster,
+			   CASE WHEN n.cluster IS NOT NULL THEN $23->(n.cluster - 1)->>'label' END AS cluster_label,
+			   c.customer IS NOT NULL AS existed,
+			   c.value_class AS value_old, c.pyramid AS pyramid_old, c.lifecycle AS lifecycle_old,
+			   coalesce(c.hold, '{}') AS hold_old, coalesce(c.overridden, '{}') AS overridden_old
+		FROM (
+			SELECT s.*,
+				   CASE WHEN s.last_purchase IS NOT NULL THEN segtier.rfm(
+						segtier.score(s.recency_days, $1, false),
+						segtier.score(s.frequency, $2),
+						CASE WHEN s.monetary > 0 THEN segtier.score(s.monetary, $3) ELSE 1 END, $4) END AS rfm,
+				   CASE WHEN s.last_purchase IS NULL OR s.value <= 0 THEN $5[1]
+						ELSE $5[segtier.score(s.value, $6)] END AS value_scored,
+				   CASE WHEN s.last_purchase IS NULL OR s.value <= 0 THEN $7[1]
+						ELSE $7[segtier.score(s.value, $8)] END AS pyramid_scored,
+				   p.p_alive, p.expected_purchases, p.clv,
+				   CASE WHEN $22 IS NOT NULL AND s.last_purchase IS NOT NULL THEN segtier.nearest_centroid(
+						segtier._cluster_features(s.recency_days, s.frequency, s.monetary, $21), $22) END AS cluster
+			FROM segtier_scored s
+			LEFT JOIN LATERAL segtier._predict($24, $25, s.purchase_days, s.first_purchase, s.last_purchase,
+											   s.repeat_amount, $9, $26, $27) p ON s.last_purchase IS NOT NULL
+		) n
+		LEFT JOIN %s c ON c.customer = n.customer
+		LEFT JOIN LATERAL segtier.churn_rule(n.month_spend::float8[], n.recency_days, $11, $14, $15) cr
+			ON n.last_purchase IS NOT NULL$f$, tbl)
+	USING r_cuts, f_cuts, m_cuts, bins, value_levels, v_cuts, pyramid_levels, p_cuts,
+		  v_as_of, (o->>'new_days')::int, (o->>'active_days')::int, (o->>'churn_days')::int,
+		  (o->>'loyal_purchases')::int, (o->>'churn_decline')::float8, months,
+		  o->>'segment_scheme', o->>'rfm8_basis', means, o->>'segment_lang',
+		  (o->>'p_alive_threshold')::float8, stdz, centroids, params->'clusters',
+		  bg, gg, (o->>'horizon_days')::int, (o->>'discount_rate')::float8;
+
+	PERFORM segtier.report_progress(m.name, 'apply', 0, NULL);
+	PERFORM segtier._apply_overrides_and_hysteresis(m.name, v_as_of, (o->>'hysteresis_runs')::int,
+													(o->>'hysteresis_days')::int);
+
+	-- history: one row per changed tier, hysteresis hold or release
+	WITH c AS (
+		SELECT n.customer::text AS customer, x.scheme, x.old, x.new, x.reason, x.by
+		FROM segtier_new n,
+		LATERAL (VALUES ('value_class', n.value_old, n.value_class, n.value_reason, n.value_by),
+						('pyramid', n.pyramid_old, n.pyramid, n.pyramid_reason, n.pyramid_by),
+						('lifecycle', n.lifecycle_old, n.lifecycle, n.lifecycle_reason, n.lifecycle_by))
+			AS x(scheme, old, new, reason, by)
+		WHERE x.old IS DISTINCT FROM x.new OR x.reason LIKE 'hysteresis%'
+	)
+	INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason, changed_by)
+	SELECT m.name, customer, scheme, old, new, v_run, reason, by FROM c;
+	GET DIAGNOSTICS n_changed = ROW_COUNT;
+	EXECUTE format($f$
+		WITH gone AS (
+			DELETE FROM %s t WHERE NOT EXISTS (SELECT 1 FROM segtier_new n WHERE n.customer = t.customer)
+			RETURNING t.customer, t.value_class, t.pyramid, t.lifecycle
+		)
+		INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason)
+		SELECT $1, g.customer::text, x.scheme, x.old, NULL, $2, 'customer removed'
+		FROM gone g, LATERAL (VALUES ('value_class', g.value_class), ('pyramid', g.pyramid),
+									 ('lifecycle', g.lifecycle)) x(scheme, old)$f$, tbl)
+	USING m.name, v_run;
+	n_changed := n_changed + (SELECT count(*) FROM segtier.tier_history h WHERE h.run_id = v_run AND h.reason = 'customer removed');
+
+	PERFORM segtier.report_progress(m.name, 'write', 0, NULL);
+	-- write only the rows that changed
+	EXECUTE format($f$
+		UPDATE %1$s t SET first_purchase = n.first_purchase, last_purchase = n.last_purchase,
+			recency_days = n.recency_days, frequency = n.frequency, monetary = n.monetary, value = n.value,
+			rfm = n.rfm, rfm_segment = n.rfm_segment, value_class = n.value_class, pyramid = n.pyramid,
+			lifecycle = n.lifecycle, churn_risk = n.churn_risk, churn_reason = n.churn_reason,
+			p_alive = n.p_alive, expected_purchases = n.expected_purchases, clv = n.clv,
+			cluster = n.cluster, cluster_label = n.cluster_label, held = n.held, overridden = n.overridden,
+			hold = n.hold, computed_at = now(), run_id = $1
+		FROM segtier_new n
+		WHERE t.customer = n.customer AND n.existed
+		  AND (t.first_purchase, t.last_purchase, t.recency_days, t.frequency, t.monetary, t.value, t.rfm,
+			   t.rfm_segment, t.value_class, t.pyramid, t.lifecycle, t.churn_risk, t.churn_reason, t.p_alive,
+			   t.expected_purchases, t.clv, t.cluster, t.cluster_label, t.held, t.overridden, t.hold)
+			IS DISTINCT FROM
+			  (n.first_purchase, n.last_purchase, n.recency_days, n.frequency, n.monetary, n.value, n.rfm,
+			   n.rfm_segment, n.value_class, n.pyramid, n.lifecycle, n.churn_risk, n.churn_reason, n.p_alive,
+			   n.expected_purchases, n.clv, n.cluster, n.cluster_label, n.held, n.overridden, n.hold)$f$, tbl)
+	USING v_run;
+	EXECUTE format($f$
+		INSERT INTO %s (customer, first_purchase, last_purchase, recency_days, frequency, monetary, value, rfm,
+						rfm_segment, value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive,
+						expected_purchases, clv, cluster, cluster_label, held, overridden, hold, computed_at, run_id)
+		SELECT customer, first_purchase, last_purchase, recency_days, frequency, monetary, value, rfm,
+			   rfm_segment, value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive,
+			   expected_purchases, clv, cluster, cluster_label, held, overridden, hold, now(), $1
+		FROM segtier_new WHERE NOT existed$f$, tbl)
+	USING v_run;
+
+	-- cleared and expired overrides are done with once recorded
+	DELETE FROM segtier.tier_override x
+	WHERE x.model = m.name AND (x.cleared_by IS NOT NULL OR x.expires <= now());
+	IF v_full AND m.needs_full THEN
+		UPDATE segtier.model x SET needs_full = false WHERE x.name = m.name;
+	END IF;
+	n_customers := (SELECT count(*) FROM segtier_new);
+	UPDATE segtier.refresh_runs r SET finished = clock_timestamp(), status = 'succeeded', full_refresh = v_full,
+		as_of = v_as_of, customers = n_customers, changed = n_changed, params = refresh_runs_params.p
+	FROM (SELECT params AS p) refresh_runs_params
+	WHERE r.run_id = v_run;
+	PERFORM pg_notify('segtier', jsonb_build_object('model', m.name, 'run_id', v_run, 'status', 'succeeded',
+		'customers', n_customers, 'changed', n_changed)::text);
+	DROP TABLE segtier_changed, segtier_scored, segtier_new;
+	PERFORM segtier.report_progress_done();
+	PERFORM set_config('role', prev_role, true);
+	RETURN v_run;
+END $$;
+
+-- Log features standardized with (mean, sd) pairs, for k-means.
+CREATE FUNCTION segtier._cluster_features(recency float8, frequency float8, monetary numeric, stdz float8[])
+RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT ARRAY[(ln(1 + recency) - stdz[1]) / nullif(stdz[2], 0),
+				 (ln(1 + frequency) - stdz[3]) / nullif(stdz[4], 0),
+				 (ln(1 + greatest(monetary, 0)::float8) - stdz[5]) / nullif(stdz[6], 0)]
+$$;
+
+-- A readable name of a standardized (recency, frequency, monetary) centroid.
+CREATE FUNCTION segtier._cluster_label(c float8[]) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT concat_ws(', ',
+		CASE WHEN c[1] < -0.5 THEN 'recent' WHEN c[1] > 0.5 THEN 'lapsed' ELSE 'recency average' END,
+		CASE WHEN c[2] > 0.5 THEN 'frequent' WHEN c[2] < -0.5 THEN 'rare' ELSE 'frequency average' END,
+		CASE WHEN c[3] > 0.5 THEN 'high spend' WHEN c[3] < -0.5 THEN 'low spend' ELSE 'spend average' END)
+$$;
+
+/*
+ * Final tiers of segtier_new: an active override wins; a downgrade of
+ * value_class or pyramid is held until the customer was below its tier for
+ * hysteresis_runs consecutive runs or hysteresis_days days.  Adds the
+ * columns value_class, pyramid, lifecycle, <scheme>_reason, <scheme>_by,
+ * held, overridden and hold.
+ */
+CREATE FUNCTION segtier._apply_overrides_and_hysteresis(model text, as_of timestamptz, k int, d int)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	sch text;
+	col text;
+	hyst boolean;
+BEGIN
+	DROP TABLE IF EXISTS segtier_ov;
+	CREATE TEMP TABLE segtier_ov AS
+	SELECT o.customer, o.scheme, o.tier, o.reason, o.set_by, o.cleared_by, o.expires
+	FROM segtier.tier_override o WHERE o.model = _apply_overrides_and_hysteresis.model;
+	ALTER TABLE segtier_new
+		ADD COLUMN value_class segtier.tier, ADD COLUMN value_reason text, ADD COLUMN value_by name,
+		ADD COLUMN pyramid segtier.tier, ADD COLUMN pyramid_reason text, ADD COLUMN pyramid_by name,
+		ADD COLUMN lifecycle segtier.tier, ADD COLUMN lifecycle_reason text, ADD COLUMN lifecycle_by name,
+		ADD COLUMN held text[] NOT NULL DEFAULT '{}', ADD COLUMN overridden text[] NOT NULL DEFAULT '{}',
+		ADD COLUMN hold jsonb NOT NULL DEFAULT '{}';
+	FOREACH sch IN ARRAY ARRAY['value_class', 'pyramid', 'lifecycle'] LOOP
+		col := CASE sch WHEN 'value_class' THEN 'value' ELSE sch END;
+		hyst := sch <> 'lifecycle' AND (k > 1 OR d > 0);
+		EXECUTE format($f$
+			UPDATE segtier_new n SET
+				%1$I = CASE WHEN ov.live THEN ov.tier WHEN h.keep THEN n.%2$I_old ELSE n.%2$I_scored END,
+				%2$I_reason = CASE
+					WHEN NOT n.existed THEN 'new customer'
+					WHEN ov.live THEN 'override: ' || ov.reason
+					WHEN %3$L = ANY (n.overridden_old) AND ov.cleared_by IS NOT NULL THEN 'override cleared'
+					WHEN %3$L = ANY (n.overridden_old) THEN 'override expired'
+					WHEN h.keep THEN format('hysteresis hold: scored %%s, run %%s', n.%2$I_scored, h.runs)
+					WHEN n.hold_old ? %3$L THEN 'hysteresis release'
+					ELSE 'score' END,
+				%2$I_by = CASE WHEN ov.live THEN ov.set_by
+							   WHEN %3$L = ANY (n.overridden_old) AND ov.cleared_by IS NOT NULL THEN ov.cleared_by
+							   ELSE current_user END,
+				overridden = CASE WHEN ov.live THEN n.overridden || %3$L ELSE n.overridden END,
+				held = CASE WHEN h.keep THEN n.held || %3$L ELSE n.held END,
+				hold = CASE WHEN h.keep THEN n.hold || jsonb_build_object(%3$L,
+							jsonb_build_object('runs', h.runs, 'since', h.since)) ELSE n.hold END
+			FROM segtier_new x
+			LEFT JOIN segtier_ov o ON o.customer = x.customer::text AND o.scheme = %3$L
+			CROSS JOIN LATERAL (SELECT o.tier IS NOT NULL AND o.cleared_by IS NULL
+									   AND (o.expires IS NULL OR o.expires > now()) AS live,
+									   o.tier, o.reason, o.set_by, o.cleared_by) ov
+			CROSS JOIN LATERAL (
+				SELECT coalesce((x.hold_old->%3$L->>'runs')::int, 0) + 1 AS runs,
+					   coalesce((x.hold_old->%3$L->>'since')::timestamptz, $1) AS since) hr
+			CROSS JOIN LATERAL (
+				SELECT %4$L::boolean AND x.existed AND NOT %3$L = ANY (x.overridden_old)
+					   AND segtier.tier_scheme(x.%2$I_old) = segtier.tier_scheme(x.%2$I_scored)
+					   AND segtier.tier_rank(x.%2$I_scored) < segtier.tier_rank(x.%2$I_old)
+					   AND NOT ((%5$s > 1 AND hr.runs >= %5$s)
+								OR (%6$s > 0 AND $1 - hr.since >= %6$s * interval '1 day')) AS keep,
+					   hr.runs, hr.since) h
+			WHERE x.customer = n.customer$f$, sch, col, sch, hyst, k, d)
+		USING as_of;
+	END LOOP;
+	DROP TABLE segtier_ov;
+END $$;
+
+-- BG/NBD and Gamma-Gamma predictions of one customer (days as time unit).
+CREATE FUNCTION segtier._predict(bg segtier.bgnbd, gg segtier.gamma_gamma, purchase_days bigint,
+	first_purchase timestamptz, last_purchase timestamptz, repeat_amount numeric, as_of timestamptz,
+	horizon_days int, discount_rate float8,
+	OUT p_alive float8, OUT expected_purchases float8, OUT clv float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	x float8 := purchase_days - 1;
+	t_x float8 := extract(epoch FROM last_purchase - first_purchase) / 86400;
+	t float8 := extract(epoch FROM as_of - first_purchase) / 86400;
+	mon float8 := CASE WHEN x > 0 THEN repeat_amount / x END;
+BEGIN
+	IF bg IS NULL OR x IS NULL THEN
+		RETURN;
+	END IF;
+	p_alive := segtier.p_alive(bg, x, t_x, t);
+	expected_purchases := segtier.expected_purchases(bg, horizon_days, x, t_x, t);
+	IF gg IS NOT NULL THEN
+		clv := segtier.clv(bg, gg, x, t_x, t, coalesce(mon, 0), horizon_days / 30.0, discount_rate);
+	END IF;
+END $$;
+
+CREATE FUNCTION segtier.refresh(model text DEFAULT NULL, "full" boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	v_run bigint;
+	msg text;
+BEGIN
+	IF model IS NOT NULL THEN
+		RETURN segtier._refresh_model(model, coalesce("full", false), NULL);
+	END IF;
+	-- every model: one failing model is recorded and the others go on
+	FOR r IN SELECT m.name FROM segtier.model m ORDER BY m.name LOOP
+		BEGIN
+			v_run := segtier._refresh_model(r.name, coalesce("full", false), NULL);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+			INSERT INTO segtier.refresh_runs (model, finished, status, error)
+			VALUES (r.name, clock_timestamp(), 'failed', msg) RETURNING run_id INTO v_run;
+			RAISE WARNING 'refresh of model "%" failed: %', r.name, msg;
+		END;
+	END LOOP;
+	RETURN v_run;
+END $$;
+COMMENT ON FUNCTION segtier.refresh(text, boolean) IS
+'refresh one model (NULL: every model, recording failures and going on) and return the run id of the last run; full => true rescans the source instead of using captured changes; a second refresh of the same model waits for the first';
+
+-- The background worker's side of a run (it commits each step apart).
+CREATE FUNCTION segtier._run_start(model text) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	INSERT INTO segtier.refresh_runs (model) VALUES (model) RETURNING run_id
+$$;
+
+CREATE FUNCTION segtier._run_failed(run_id bigint, error text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE segtier.refresh_runs r SET status = 'failed', finished = clock_timestamp(), error = _run_failed.error
+	WHERE r.run_id = _run_failed.run_id
+$$;
+
+CREATE FUNCTION segtier._close_stale_runs() RETURNS int
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	WITH u AS (
+		UPDATE segtier.refresh_runs SET status = 'failed', finished = clock_timestamp(),
+			error = 'interrupted: the run did not finish (server stop, crash or worker termination)'
+		WHERE status = 'running' RETURNING 1)
+	SELECT count(*)::int FROM u
+$$;
+
+-- Models due now, oldest due first; after n consecutive failures the
+-- interval doubles n times (at most 64 times the interval, one day cap).
+CREATE FUNCTION segtier._worker_due_models() RETURNS TABLE (model text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT m.name
+	FROM segtier.model m
+	CROSS JOIN LATERAL (SELECT coalesce(m.options->>'refresh_interval',
+										(SELECT default_value #>> '{}' FROM segtier.model_option WHERE key = 'refresh_interval'))::interval AS iv) i
+	LEFT JOIN LATERAL (SELECT r.started FROM segtier.refresh_runs r WHERE r.model = m.name
+					   ORDER BY r.run_id DESC LIMIT 1) l ON true
+	LEFT JOIN LATERAL (SELECT count(*) AS n FROM (
+						   SELECT r.status FROM segtier.refresh_runs r WHERE r.model = m.name
+						   ORDER BY r.run_id DESC LIMIT 6) x
+					   WHERE x.status = 'failed') f ON true
+	CROSS JOIN LATERAL (SELECT coalesce(l.started, '-infinity'::timestamptz)
+							   + least(i.iv * power(2, coalesce(f.n, 0)), greatest(i.iv, interval '1 day')) AS due) d
+	WHERE d.due <= now()
+	ORDER BY d.due, m.name
+$$;
+
+CREATE FUNCTION segtier._customer_text(model text, customer text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m segtier.model := segtier._get_model(model);
+	v text;
+BEGIN
+	-- the id in the type of the customer column, written back as text
+	EXECUTE format('SELECT $1::%s::text', segtier._column_type(m.source, m.customer_column, 'customer'))
+	INTO v USING customer;
+	RETURN v;
+END $$;
+
+CREATE FUNCTION segtier.set_override(model text, customer text, tier segtier.tier, reason text,
+	expires timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m segtier.model := segtier._get_model(model);
+	o jsonb := segtier._effective_options(m);
+	sch text;
+BEGIN
+	IF customer IS NULL OR tier IS NULL OR reason IS NULL THEN
+		RAISE EXCEPTION 'customer, tier and reason of an override must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	sch := CASE segtier.tier_scheme(tier)
+		WHEN o->>'value_scheme' THEN 'value_class'
+		WHEN o->>'pyramid_scheme' THEN 'pyramid'
+		WHEN 'lifecycle' THEN 'lifecycle' END;
+	IF sch IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no tier column of scheme "%"', model, segtier.tier_scheme(tier)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = format('Its tier schemes are %s, %s and lifecycle.', o->>'value_scheme', o->>'pyramid_scheme');
+	END IF;
+	IF expires IS NOT NULL AND expires <= now() THEN
+		RAISE EXCEPTION 'override expiry % is not in the future', expires USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	INSERT INTO segtier.tier_override (model, customer, scheme, tier, reason, expires)
+	VALUES (m.name, segtier._customer_text(m.name, customer), sch, tier, reason, expires)
+	ON CONFLICT ON CONSTRAINT tier_override_pkey DO UPDATE
+		SET tier = EXCLUDED.tier, reason = EXCLUDED.reason, expires = EXCLUDED.expires,
+			set_by = current_user, set_at = now(), cleared_by = NULL;
+END $$;
+COMMENT ON FUNCTION segtier.set_override(text, text, segtier.tier, text, timestamptz) IS
+'hold a customer at a tier (of the model''s value, pyramid or lifecycle scheme) until expires (NULL = until cleared); applied and recorded in tier_history by the next refresh';
+
+CREATE FUNCTION segtier.clear_override(model text, customer text, scheme text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	UPDATE segtier.tier_override o SET cleared_by = current_user
+	WHERE o.model = segtier._get_model(clear_override.model).name
+	  AND o.customer = segtier._customer_text(clear_override.model, clear_override.customer)
+	  AND (clear_override.scheme IS NULL OR o.scheme = clear_override.scheme)
+	  AND o.cleared_by IS NULL;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END $$;
+COMMENT ON FUNCTION segtier.clear_override(text, text, text) IS
+'end a customer''s overrides (one tier column, or all); the next refresh returns it to its score and records who cleared it';
+
+CREATE FUNCTION segtier.purge_history(model text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint := 0;
+	k bigint;
+	r record;
+BEGIN
+	FOR r IN SELECT m.name, (segtier._effective_options(m)->>'history_retention')::interval AS keep
+			 FROM segtier.model m WHERE purge_history.model IS NULL OR m.name = purge_history.model LOOP
+		CONTINUE WHEN r.keep IS NULL;
+		DELETE FROM segtier.tier_history h WHERE h.model = r.name AND h.changed_at < now() - r.keep;
+		GET DIAGNOSTICS k = ROW_COUNT;
+		n := n + k;
+	END LOOP;
+	RETURN n;
+END $$;
+COMMENT ON FUNCTION segtier.purge_history(text) IS
+'delete tier_history rows older than each model''s history_retention option; returns the rows deleted (only roles with DELETE on tier_history, i.e. the DBA, can run it)';
+
+-- Every model's current tiers, customer id as text.
+CREATE FUNCTION segtier._all_tiers() RETURNS TABLE (
+	model text, customer text, recency_days float8, frequency bigint, monetary numeric, value numeric,
+	rfm segtier.rfm, rfm_segment text, value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier,
+	churn_risk boolean, churn_reason text, p_alive float8, expected_purchases float8, clv float8,
+	cluster int, cluster_label text, held text[], overridden text[], computed_at timestamptz, run_id bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT x.name FROM segtier.model x ORDER BY x.name LOOP
+		CONTINUE WHEN to_regclass(format('segtier_data.%I', m.name || '_tiers')) IS NULL;
+		RETURN QUERY EXECUTE format(
+			'SELECT %L::text, customer::text, recency_days, frequency, monetary, value, rfm, rfm_segment,
+					value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive, expected_purchases, clv,
+					cluster, cluster_label, held, overridden, computed_at, run_id
+			 FROM segtier_data.%I', m.name, m.name || '_tiers');
+	END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION segtier._all_tiers() FROM PUBLIC;
+
+CREATE VIEW segtier.customer_tiers AS SELECT * FROM segtier._all_tiers();
+COMMENT ON VIEW segtier.customer_tiers IS 'current tiers of every model, customer id as text (segtier.tiers(model) has one model in its own id type)';
+COMMENT ON COLUMN segtier.customer_tiers.model IS 'model';
+COMMENT ON COLUMN segtier.customer_tiers.customer IS 'customer id as text';
+COMMENT ON COLUMN segtier.customer_tiers.recency_days IS 'days from the last purchase to the run''s as-of time';
+COMMENT ON COLUMN segtier.customer_tiers.frequency IS 'purchase days (or transactions)';
+COMMENT ON COLUMN segtier.customer_tiers.monetary IS 'net amount (or average per purchase)';
+COMMENT ON COLUMN segtier.customer_tiers.value IS 'value ranked by value_class and pyramid';
+COMMENT ON COLUMN segtier.customer_tiers.rfm IS 'RFM scores';
+COMMENT ON COLUMN segtier.customer_tiers.rfm_segment IS 'RFM segment';
+COMMENT ON COLUMN segtier.customer_tiers.value_class IS 'ABC / Pareto value class';
+COMMENT ON COLUMN segtier.customer_tiers.pyramid IS 'value pyramid tier';
+COMMENT ON COLUMN segtier.customer_tiers.lifecycle IS 'lifecycle stage';
+COMMENT ON COLUMN segtier.customer_tiers.churn_risk IS 'churn rule fired';
+COMMENT ON COLUMN segtier.customer_tiers.churn_reason IS 'why churn_risk is set';
+COMMENT ON COLUMN segtier.customer_tiers.p_alive IS 'BG/NBD probability that the customer is alive';
+COMMENT ON COLUMN segtier.customer_tiers.expected_purchases IS 'expected purchases over the horizon';
+COMMENT ON COLUMN segtier.customer_tiers.clv IS 'predicted discounted value over the horizon';
+COMMENT ON COLUMN segtier.customer_tiers.cluster IS 'k-means cluster';
+COMMENT ON COLUMN segtier.customer_tiers.cluster_label IS 'what the cluster looks like';
+COMMENT ON COLUMN segtier.customer_tiers.held IS 'tier columns kept up by hysteresis';
+COMMENT ON COLUMN segtier.customer_tiers.overridden IS 'tier columns set by a manual override';
+COMMENT ON COLUMN segtier.customer_tiers.computed_at IS 'when the row was last written';
+COMMENT ON COLUMN segtier.customer_tiers.run_id IS 'run that last wrote the row';
+
+CREATE VIEW segtier.tier_summary AS
+SELECT t.model, x.scheme, x.tier,
+	   count(*) AS customers,
+	   round(count(*) / sum(count(*)) OVER (PARTITION BY t.model, x.scheme), 4) AS customer_share,
+	   sum(t.value) AS value,
+	   round(sum(t.value) / nullif(sum(sum(t.value)) OVER (PARTITION BY t.model, x.scheme), 0), 4) AS value_share
+FROM segtier.customer_tiers t,
+	 LATERAL (VALUES ('value_class', t.value_class), ('pyramid', t.pyramid), ('lifecycle', t.lifecycle)) x(scheme, tier)
+GROUP BY t.model, x.scheme, x.tier;
+COMMENT ON VIEW segtier.tier_summary IS 'per model, tier column and tier: customers and value, and their shares (is 20 % of customers 80 % of value?)';
+COMMENT ON COLUMN segtier.tier_summary.model IS 'model';
+COMMENT ON COLUMN segtier.tier_summary.scheme IS 'tier column: value_class, pyramid or lifecycle';
+COMMENT ON COLUMN segtier.tier_summary.tier IS 'tier';
+COMMENT ON COLUMN segtier.tier_summary.customers IS 'customers in the tier';
+COMMENT ON COLUMN segtier.tier_summary.customer_share IS 'share of the model''s customers';
+COMMENT ON COLUMN segtier.tier_summary.value IS 'value of the tier''s customers';
+COMMENT ON COLUMN segtier.tier_summary.value_share IS 'share of the model''s value';
+
+CREATE VIEW segtier.tier_transitions AS
+SELECT h.model, h.run_id, h.scheme, h.from_tier, h.to_tier, count(*) AS customers
+FROM segtier.tier_history h
+WHERE h.from_tier IS DISTINCT FROM h.to_tier
+GROUP BY h.model, h.run_id, h.scheme, h.from_tier, h.to_tier;
+COMMENT ON VIEW segtier.tier_transitions IS 'per run and tier column: how many customers moved from one tier to another (the migration matrix)';
+COMMENT ON COLUMN segtier.tier_transitions.model IS 'model';
+COMMENT ON COLUMN segtier.tier_transitions.run_id IS 'refresh run';
+COMMENT ON COLUMN segtier.tier_transitions.scheme IS 'tier column';
+COMMENT ON COLUMN segtier.tier_transitions.from_tier IS 'tier before (NULL: new customer)';
+COMMENT ON COLUMN segtier.tier_transitions.to_tier IS 'tier after (NULL: removed customer)';
+COMMENT ON COLUMN segtier.tier_transitions.customers IS 'customers who moved';
+
+-- Roles: readers see the views, admins create, refresh and override models.
+CREATE FUNCTION segtier.grant_reader(role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	EXECUTE format('GRANT SELECT ON segtier.customer_tiers, segtier.tier_summary, segtier.tier_transitions,
+		segtier.tier_history, segtier.refresh_runs, segtier.tier_scheme, segtier.tier_level, segtier.model_option TO %s', role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier._all_tiers() TO %s', role);
+END $$;
+COMMENT ON FUNCTION segtier.grant_reader(regrole) IS 'let a role (e.g. a BI tool) read the tier views, history and runs';
+
+CREATE FUNCTION segtier.grant_admin(role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM segtier.grant_reader(role);
+	EXECUTE format('GRANT CREATE, USAGE ON SCHEMA segtier_data TO %s', role);
+	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.model TO %s', role);
+	EXECUTE format('GRANT INSERT, UPDATE ON segtier.refresh_runs TO %s', role);
+	EXECUTE format('GRANT USAGE ON SEQUENCE segtier.refresh_runs_run_id_seq TO %s', role);
+	EXECUTE format('GRANT INSERT ON segtier.tier_history TO %s', role);
+	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.tier_override TO %s', role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
+		segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
+		segtier.set_override(text, text, segtier.tier, text, timestamptz),
+		segtier.clear_override(text, text, text) TO %s', role);
+END $$;
+COMMENT ON FUNCTION segtier.grant_admin(regrole) IS 'let a role create, alter, drop, refresh and override its own models (row security limits it to models it owns)';
+
+REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb), segtier.alter_model(text, jsonb),
+	segtier.drop_model(text), segtier.refresh(text, boolean), segtier.set_override(text, text, segtier.tier, text, timestamptz),
+	segtier.clear_override(text, text, text), segtier.purge_history(text), segtier.grant_reader(regrole),
+	segtier.grant_admin(regrole), segtier._refresh_model(text, boolean, bigint), segtier._run_start(text),
+	segtier._run_failed(bigint, text), segtier._close_stale_runs(), segtier._capture() FROM PUBLIC;

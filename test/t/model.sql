@@ -1,0 +1,77 @@
+BEGIN;
+SET search_path = public, segtier;
+SELECT plan(24);
+
+CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
+INSERT INTO shop_orders VALUES
+	(1, '2024-06-01 10:00+00', 100, NULL), (1, '2024-06-20 10:00+00', 50, NULL),
+	(2, '2024-01-05 10:00+00', 20, NULL),
+	(3, '2023-03-01 10:00+00', 500, NULL);
+
+-- names and columns are checked
+SELECT throws_ok($$SELECT segtier.create_model('Bad Name', 'shop_orders', 'cust', 'at', 'amount')$$,
+	'42602', 'invalid model name "Bad Name"', 'model names are lower-case identifiers');
+SELECT throws_ok($$SELECT segtier.create_model('m', 'shop_orders', 'customer', 'at', 'amount')$$,
+	'42703', 'customer column "customer" does not exist in shop_orders', 'missing customer column');
+SELECT throws_ok($$SELECT segtier.create_model('m', 'shop_orders', 'cust', 'note', 'amount')$$,
+	'42804', 'time column "note" has type text', 'time column of the wrong type');
+SELECT throws_ok($$SELECT segtier.create_model('m', 'shop_orders', 'cust', 'at', 'note')$$,
+	'42804', 'amount column "note" has type text', 'amount column of the wrong type');
+SELECT throws_ok($$SELECT segtier.create_model('m', 'shop_orders', 'cust', 'at', 'amount', '{"colour": 1}')$$,
+	'22023', 'unknown model option "colour"', 'unknown option');
+SELECT throws_like($$SELECT segtier.create_model('m', 'shop_orders', 'cust', 'at', 'amount', '{"rfm_bins": 12}')$$,
+	'%model option "rfm_bins"%', 'a bad value names the option');
+SELECT throws_ok($$SELECT segtier.create_model('m', 'shop_orders', 'cust', 'at', 'amount', '{"new_days": 400}')$$,
+	'22023', 'model options new_days, active_days and churn_days must be in ascending order', 'windows checked together');
+SELECT throws_ok($$SELECT segtier.refresh('nope')$$, '42704', 'model "nope" does not exist', 'unknown model');
+
+SELECT lives_ok($$SELECT segtier.create_model('shop', 'shop_orders', 'cust', 'at', 'amount',
+	'{"as_of": "2024-07-01 00:00+00", "rfm_bins": 3, "time_zone": "UTC"}')$$, 'create a model');
+SELECT throws_ok($$SELECT segtier.create_model('shop', 'shop_orders', 'cust', 'at', 'amount')$$,
+	'42710', 'model "shop" already exists', 'duplicate model');
+SELECT is(segtier.tiers('shop'), 'segtier_data.shop_tiers'::regclass, 'tiers() names the relation');
+SELECT is((SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+		   WHERE attrelid = segtier.tiers('shop') AND attname = 'customer'), 'bigint', 'customer id keeps its type');
+
+SELECT isnt(segtier.refresh('shop'), NULL, 'first refresh');
+SELECT results_eq($$SELECT customer, frequency, monetary, round(recency_days::numeric, 3), value_class::text, pyramid::text, lifecycle::text
+				   FROM segtier_data.shop_tiers ORDER BY customer$$,
+	$$VALUES (1::bigint, 2::bigint, 150::numeric, 11.583, 'value:B', 'pyramid:silver', 'lifecycle:new'),
+			 (2, 1, 20, 178.583, 'value:C', 'pyramid:bronze', 'lifecycle:active'),
+			 (3, 1, 500, 488.583, 'value:A', 'pyramid:vip', 'lifecycle:churned')$$,
+	'tiers of the first run');
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'shop' AND reason = 'new customer'), 9::bigint,
+	'a new customer gets one history row per tier column');
+SELECT is((SELECT status || ' ' || full_refresh || ' ' || customers || ' ' || changed FROM segtier.refresh_runs
+		   WHERE model = 'shop' ORDER BY run_id DESC LIMIT 1), 'succeeded true 3 9', 'run recorded');
+
+-- nothing changed: nothing written
+SELECT isnt(segtier.refresh('shop'), NULL, 'second refresh');
+SELECT is((SELECT full_refresh || ' ' || changed FROM segtier.refresh_runs WHERE model = 'shop' ORDER BY run_id DESC LIMIT 1),
+	'false 0', 'an unchanged source gives an incremental run with no changes');
+
+-- captured changes: customer 2 buys a lot, customer 3's orders go away
+INSERT INTO shop_orders VALUES (2, '2024-06-30 10:00+00', 1000, NULL);
+DELETE FROM shop_orders WHERE cust = 3;
+SELECT is((SELECT array_agg(DISTINCT customer ORDER BY customer) FROM segtier_data.shop_queue), '{2,3}'::bigint[],
+	'the queue holds the changed customers');
+SELECT isnt(segtier.refresh('shop'), NULL, 'incremental refresh');
+SELECT results_eq($$SELECT customer::text, scheme, from_tier::text, to_tier::text, reason FROM segtier.tier_history
+				   WHERE run_id = (SELECT max(run_id) FROM segtier.refresh_runs) ORDER BY 1, 2$$,
+	$$VALUES ('1', 'value_class', 'value:B', 'value:C', 'score'),
+			 ('2', 'lifecycle', 'lifecycle:active', 'lifecycle:loyal', 'score'),
+			 ('2', 'pyramid', 'pyramid:bronze', 'pyramid:vip', 'score'),
+			 ('2', 'value_class', 'value:C', 'value:A', 'score'),
+			 ('3', 'lifecycle', 'lifecycle:churned', NULL, 'customer removed'),
+			 ('3', 'pyramid', 'pyramid:vip', NULL, 'customer removed'),
+			 ('3', 'value_class', 'value:A', NULL, 'customer removed')$$,
+	'history of the incremental run');
+SELECT is((SELECT count(*) FROM segtier_data.shop_queue), 0::bigint, 'the queue is consumed');
+
+-- truncate makes the next run full
+TRUNCATE shop_orders;
+SELECT is((SELECT needs_full FROM segtier.model WHERE name = 'shop'), true, 'TRUNCATE marks the model for a full refresh');
+SELECT lives_ok($$SELECT segtier.drop_model('shop')$$, 'drop the model');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -413,14 +413,14 @@ StateAddAmount(PurchaseState *st, int which, bool replace, Amount *a)
 	return StateRebuild(st, st->maxdays, nums);
 }
 
-/* Inserts a day into the sorted set; appending is the common case. */
+/* Inserts a day into the sorted set; rows in time order only append. */
 static PurchaseState *
 StateAddDay(PurchaseState *st, int32 day)
 {
 	int			n = st->ndays;
 	int			pos;
 
-	if (n > 0 && day == st->days[n - 1])
+	if (n > 0 && (day == st->days[n - 1] || day == st->days[0]))
 		return st;
 	if (n == 0 || day > st->days[n - 1])
 		pos = n;
@@ -506,6 +506,39 @@ ZoneGet(FunctionCallInfo fcinfo)
 	return zc;
 }
 
+/*
+ * Caches the UTC offset of the zone from p onwards, if it holds up to t;
+ * false when a transition lies between p and t.
+ */
+static bool
+ZoneWindow(ZoneCache *zc, pg_time_t p, pg_time_t t)
+{
+	long int	before_gmtoff,
+				after_gmtoff;
+	int			before_isdst,
+				after_isdst;
+	pg_time_t	boundary;
+	int			r;
+
+	r = pg_next_dst_boundary(&p, &before_gmtoff, &before_isdst, &boundary,
+							 &after_gmtoff, &after_isdst, zc->tz);
+	if (r < 0)
+		elog(ERROR, "could not find the UTC offset of time zone \"%s\"",
+			 pg_get_timezone_name(zc->tz));
+	if (r == 1 && boundary <= t)
+	{
+		if (p < t)
+			return false;
+		/* t is exactly on a transition: the new offset applies */
+		before_gmtoff = after_gmtoff;
+		boundary = t + 1;
+	}
+	zc->lo = p;
+	zc->hi = (r == 0) ? PG_INT64_MAX : boundary;
+	zc->gmtoff = before_gmtoff;
+	return true;
+}
+
 /* The local calendar day of ts (days since 2000-01-01) in the cached zone. */
 static int32
 ZoneDay(ZoneCache *zc, TimestampTz ts)
@@ -514,38 +547,10 @@ ZoneDay(ZoneCache *zc, TimestampTz ts)
 	int64		local;
 
 	t += (pg_time_t) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-	if (t < zc->lo || t >= zc->hi)
-	{
-		long int	before_gmtoff,
-					after_gmtoff;
-		int			before_isdst,
-					after_isdst;
-		pg_time_t	boundary;
-		int			r;
-
-		r = pg_next_dst_boundary(&t, &before_gmtoff, &before_isdst, &boundary,
-								 &after_gmtoff, &after_isdst, zc->tz);
-		if (r < 0)
-			elog(ERROR, "could not find the UTC offset of time zone \"%s\"",
-				 pg_get_timezone_name(zc->tz));
-		zc->lo = t;
-		if (r == 0)
-		{
-			zc->gmtoff = before_gmtoff;
-			zc->hi = PG_INT64_MAX;
-		}
-		else if (boundary > t)
-		{
-			zc->gmtoff = before_gmtoff;
-			zc->hi = boundary;
-		}
-		else
-		{
-			/* t is exactly on a transition: the new offset applies */
-			zc->gmtoff = after_gmtoff;
-			zc->hi = t + 1;
-		}
-	}
+	/* start the window a year early, so rows going back in time hit it too */
+	if ((t < zc->lo || t >= zc->hi) &&
+		!ZoneWindow(zc, t - 366 * SECS_PER_DAY, t))
+		(void) ZoneWindow(zc, t, t);
 	local = ts + (int64) zc->gmtoff * USECS_PER_SEC;
 	return (int32) (local / USECS_PER_DAY - (local % USECS_PER_DAY < 0));
 }

@@ -324,11 +324,7 @@ StateSum(const PurchaseState *st, int which)
 	return (Numeric) p;
 }
 
-/*
- * A copy of st with room for maxdays days, in the current memory context.
- * nums, when given, become its sums and make it a PS_NUMERIC state;
- * otherwise the sums are carried over as they are.
- */
+/* A copy of st with room for maxdays days; nums, if given, become numeric sums. */
 static PurchaseState *
 StateRebuild(const PurchaseState *st, int maxdays, Numeric *nums)
 {
@@ -367,6 +363,7 @@ StateRebuild(const PurchaseState *st, int maxdays, Numeric *nums)
 	return r;
 }
 
+/* An empty state with room for a few days, in the current context. */
 static PurchaseState *
 StateNew(void)
 {
@@ -506,10 +503,7 @@ ZoneGet(FunctionCallInfo fcinfo)
 	return zc;
 }
 
-/*
- * Caches the UTC offset of the zone from p onwards, if it holds up to t;
- * false when a transition lies between p and t.
- */
+/* Caches the zone's UTC offset from p on, if it holds up to t (else false). */
 static bool
 ZoneWindow(ZoneCache *zc, pg_time_t p, pg_time_t t)
 {
@@ -574,10 +568,7 @@ StateAddPurchase(PurchaseState *st, TimestampTz ts, int32 day, Amount *a)
 	return st;
 }
 
-/*
- * Transition for purchase_summary(ts, amount [, time_zone [, as_of]]); not
- * strict, because rows with a NULL are counted.
- */
+/* Transition of purchase_summary(ts, amount [, zone [, as_of]]): NULL rows count. */
 PG_FUNCTION_INFO_V1(purchase_state_add);
 Datum
 purchase_state_add(PG_FUNCTION_ARGS)
@@ -778,6 +769,7 @@ typedef struct StateParts
 	int			ndays;
 } StateParts;
 
+/* Rejects a state whose parts contradict each other. */
 static void
 StateInvalid(const char *detail)
 {
@@ -787,6 +779,7 @@ StateInvalid(const char *detail)
 			 errdetail("%s", detail)));
 }
 
+/* -1, 0 or 1; only for validating input, so a function call is fine. */
 static int
 NumericSign(Numeric n)
 {
@@ -832,8 +825,9 @@ StateFromParts(StateParts *sp)
 		StateInvalid("The purchase sum and the first-day sum must satisfy 0 <= first-day sum <= purchase sum.");
 	if ((tx == 0 && (NumericSign(nums[SUM_PURCHASES]) != 0)))
 		StateInvalid("A state without purchases must have zero purchase sums.");
-	if ((NumericSign(nums[SUM_REFUNDS]) < 0) != (sp->counts[2] > 0))
-		StateInvalid("The refund sum must be negative exactly when there are refunds.");
+	if (NumericSign(nums[SUM_REFUNDS]) > 0 ||
+		(NumericSign(nums[SUM_REFUNDS]) < 0) != (sp->counts[2] > 0))
+		StateInvalid("The refund sum must be negative when there are refunds and zero otherwise.");
 
 	st->first_purchase = sp->has_purchase_times ? sp->first_purchase : 0;
 	st->last_purchase = sp->has_purchase_times ? sp->last_purchase : 0;
@@ -847,6 +841,7 @@ StateFromParts(StateParts *sp)
 	return st;
 }
 
+/* Rejects text that is not the purchase_state text form. */
 static void
 StateSyntaxError(const char *str)
 {
@@ -856,7 +851,7 @@ StateSyntaxError(const char *str)
 			 errdetail("The form is 1;first;last;transactions;null_rows;refunds;future_rows;purchase_sum;refund_sum;first_day_sum;day,day,... with times in microseconds since 2000-01-01 UTC.")));
 }
 
-/* Reads a decimal int64 that ends at stop; the whole field must be used. */
+/* A whole field as a decimal int64, or a syntax error. */
 static int64
 ParseInt64Field(char *s, const char *whole)
 {
@@ -943,6 +938,7 @@ StateSumText(const PurchaseState *st, int which)
 											   NumericGetDatum(StateSum(st, which))));
 }
 
+/* Writes the text form purchase_state_in reads back exactly. */
 PG_FUNCTION_INFO_V1(purchase_state_out);
 Datum
 purchase_state_out(PG_FUNCTION_ARGS)
@@ -1011,6 +1007,7 @@ purchase_state_recv(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(StateFromParts(&sp));
 }
 
+/* Writes the wire format purchase_state_recv reads. */
 PG_FUNCTION_INFO_V1(purchase_state_send);
 Datum
 purchase_state_send(PG_FUNCTION_ARGS)

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(38);
+SELECT plan(39);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -36,6 +36,8 @@ SELECT throws_ok($$SELECT '1;0;0;1;0;0;0;3;0;4;5'::segtier.purchase_state$$,
 	'22023', 'invalid purchase_state value', 'first-day sum above the purchase sum');
 SELECT throws_ok($$SELECT '1;;;0;0;1;0;0;0;0;'::segtier.purchase_state$$,
 	'22023', 'invalid purchase_state value', 'a refund without a negative refund sum');
+SELECT throws_ok($$SELECT '1;;;0;0;0;0;0;2.5;0;'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'a positive refund sum');
 
 -- dirty-data rules, hand computed
 SELECT is(segtier.purchase_summary(ts, amount), NULL, 'no rows: NULL')

@@ -322,6 +322,89 @@ COMMENT ON FUNCTION segtier.score(float8, float8[], bool) IS '1 + the number of 
 -- @summary: purchase_summary aggregate (summary.c)
 ------------------------------------------------------------------------------
 
+CREATE TYPE segtier.purchase_state;
+
+CREATE FUNCTION segtier.purchase_state_in(cstring) RETURNS segtier.purchase_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.purchase_state_out(segtier.purchase_state) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.purchase_state_recv(internal) RETURNS segtier.purchase_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.purchase_state_send(segtier.purchase_state) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE segtier.purchase_state (
+	INPUT = segtier.purchase_state_in,
+	OUTPUT = segtier.purchase_state_out,
+	RECEIVE = segtier.purchase_state_recv,
+	SEND = segtier.purchase_state_send,
+	INTERNALLENGTH = VARIABLE,
+	ALIGNMENT = double,
+	STORAGE = extended
+);
+COMMENT ON TYPE segtier.purchase_state IS 'state of purchase_summary; text form 1;first;last;transactions;null_rows;refunds;future_rows;purchase_sum;refund_sum;first_day_sum;days, times in microseconds since 2000-01-01 UTC (empty without purchases), days = local calendar days since 2000-01-01, comma separated';
+
+CREATE TYPE segtier.purchase_summary AS (
+	first_purchase timestamptz,
+	last_purchase timestamptz,
+	transactions bigint,
+	purchase_days bigint,
+	total_amount numeric,
+	repeat_amount numeric,
+	refund_amount numeric,
+	null_rows bigint,
+	refunds bigint,
+	future_rows bigint
+);
+COMMENT ON TYPE segtier.purchase_summary IS 'one customer''s purchases: first/last purchase time, purchases, distinct purchase days, net total, repeat amount (purchases on days after the first purchase day), refund total, and counts of NULL, refund and future rows';
+
+-- The session's TimeZone decides the days of the two-argument form: STABLE.
+CREATE FUNCTION segtier.purchase_state_add(segtier.purchase_state, timestamptz, numeric)
+	RETURNS segtier.purchase_state
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.purchase_state_add(segtier.purchase_state, timestamptz, numeric) IS 'purchase_summary transition, days in the session time zone';
+CREATE FUNCTION segtier.purchase_state_add(segtier.purchase_state, timestamptz, numeric, text)
+	RETURNS segtier.purchase_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.purchase_state_add(segtier.purchase_state, timestamptz, numeric, text) IS 'purchase_summary transition, days in the given time zone';
+CREATE FUNCTION segtier.purchase_state_add(segtier.purchase_state, timestamptz, numeric, text, timestamptz)
+	RETURNS segtier.purchase_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.purchase_state_add(segtier.purchase_state, timestamptz, numeric, text, timestamptz) IS 'purchase_summary transition, days in the given time zone, rows after as_of ignored';
+CREATE FUNCTION segtier.purchase_state_combine(segtier.purchase_state, segtier.purchase_state)
+	RETURNS segtier.purchase_state
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.purchase_state_combine(segtier.purchase_state, segtier.purchase_state) IS 'merge two purchase_summary states (parallel and distributed aggregation)';
+CREATE FUNCTION segtier.purchase_state_summary(segtier.purchase_state)
+	RETURNS segtier.purchase_summary
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.purchase_state_summary(segtier.purchase_state) IS 'the purchase_summary of a state (purchase_summary final function)';
+
+CREATE AGGREGATE segtier.purchase_summary(ts timestamptz, amount numeric) (
+	SFUNC = segtier.purchase_state_add,
+	STYPE = segtier.purchase_state,
+	FINALFUNC = segtier.purchase_state_summary,
+	COMBINEFUNC = segtier.purchase_state_combine,
+	PARALLEL = SAFE
+);
+CREATE AGGREGATE segtier.purchase_summary(ts timestamptz, amount numeric, time_zone text) (
+	SFUNC = segtier.purchase_state_add,
+	STYPE = segtier.purchase_state,
+	FINALFUNC = segtier.purchase_state_summary,
+	COMBINEFUNC = segtier.purchase_state_combine,
+	PARALLEL = SAFE
+);
+CREATE AGGREGATE segtier.purchase_summary(ts timestamptz, amount numeric, time_zone text, as_of timestamptz) (
+	SFUNC = segtier.purchase_state_add,
+	STYPE = segtier.purchase_state,
+	FINALFUNC = segtier.purchase_state_summary,
+	COMBINEFUNC = segtier.purchase_state_combine,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.purchase_summary(timestamptz, numeric) IS 'per-customer purchase summary, calendar days in the session TimeZone.  Rules: a row with NULL ts or NULL amount is ignored and counted in null_rows; a NaN or infinite amount or an infinite ts is an error (22023); a negative amount is a refund: it lowers total_amount and refund_amount, is counted in refunds, and is not a transaction, a purchase day, a first/last purchase or part of repeat_amount; a zero amount is a purchase; repeat_amount = the non-negative amounts on calendar days after the first purchase day; without purchases first/last are NULL and transactions 0; no rows gives NULL';
+COMMENT ON AGGREGATE segtier.purchase_summary(timestamptz, numeric, text) IS 'per-customer purchase summary, calendar days in time_zone (an IANA name, else 22023; NULL is 22004; the same zone for all rows of a group).  Rules: a row with NULL ts or NULL amount is ignored and counted in null_rows; a NaN or infinite amount or an infinite ts is an error (22023); a negative amount is a refund: it lowers total_amount and refund_amount, is counted in refunds, and is not a transaction, a purchase day, a first/last purchase or part of repeat_amount; a zero amount is a purchase; repeat_amount = the non-negative amounts on calendar days after the first purchase day; without purchases first/last are NULL and transactions 0; no rows gives NULL';
+COMMENT ON AGGREGATE segtier.purchase_summary(timestamptz, numeric, text, timestamptz) IS 'per-customer purchase summary as of a time, calendar days in time_zone (an IANA name, else 22023; NULL zone or as_of is 22004).  Rules: a row with NULL ts or NULL amount is ignored and counted in null_rows; a NaN or infinite amount or an infinite ts is an error (22023); then a row with ts > as_of (purchase or refund) is ignored and counted in future_rows; a negative amount is a refund: it lowers total_amount and refund_amount, is counted in refunds, and is not a transaction, a purchase day, a first/last purchase or part of repeat_amount; a zero amount is a purchase; repeat_amount = the non-negative amounts on calendar days after the first purchase day; without purchases first/last are NULL and transactions 0; no rows gives NULL';
+
 ------------------------------------------------------------------------------
 -- @cuts: cuts aggregate (cuts.c)
 ------------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+BEGIN;
+SET search_path = public, segtier;
+SET TimeZone = 'UTC';
+SELECT plan(39);
+
+CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
+
+-- errors, with their SQLSTATEs
+SELECT throws_ok($$SELECT segtier.purchase_summary(now(), 'NaN')$$,
+	'22023', 'purchase amount is NaN', 'NaN amount');
+SELECT throws_ok($$SELECT segtier.purchase_summary(now(), 'Infinity')$$,
+	'22023', 'purchase amount is infinite', '+Infinity amount');
+SELECT throws_ok($$SELECT segtier.purchase_summary(now(), '-Infinity', 'UTC', now())$$,
+	'22023', 'purchase amount is infinite', '-Infinity amount, even after as_of');
+SELECT throws_ok($$SELECT segtier.purchase_summary('infinity', 1)$$,
+	'22023', 'purchase time is infinite', 'infinite purchase time');
+SELECT throws_ok($$SELECT segtier.purchase_summary('-infinity', -1, 'UTC', now())$$,
+	'22023', 'purchase time is infinite', '-infinity purchase time of a refund');
+SELECT throws_ok($$SELECT segtier.purchase_summary(now(), 1, 'Mars/Olympus')$$,
+	'22023', 'time zone "Mars/Olympus" not recognized', 'unknown zone');
+SELECT throws_ok($$SELECT segtier.purchase_summary(NULL, NULL, 'Nowhere')$$,
+	'22023', 'time zone "Nowhere" not recognized', 'zone checked on NULL rows too');
+SELECT throws_ok($$SELECT segtier.purchase_summary(now(), 1, NULL)$$,
+	'22004', 'time zone must not be null', 'NULL zone');
+SELECT throws_ok($$SELECT segtier.purchase_summary(now(), 1, 'UTC', NULL)$$,
+	'22004', 'as_of must not be null', 'NULL as_of');
+SELECT throws_ok($$SELECT 'x'::segtier.purchase_state$$,
+	'22P02', 'invalid input syntax for type purchase_state: "x"', 'malformed state');
+SELECT throws_ok($$SELECT '2;;;0;0;0;0;0;0;0;'::segtier.purchase_state$$,
+	'22P02', 'invalid input syntax for type purchase_state: "2;;;0;0;0;0;0;0;0;"', 'unknown state version');
+SELECT throws_ok($$SELECT '1;0;0;2;0;0;0;3;0;1;5,4'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'days out of order');
+SELECT throws_ok($$SELECT '1;;;1;0;0;0;3;0;1;'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'transactions without days or times');
+SELECT throws_ok($$SELECT '1;0;0;1;0;0;0;3;0;4;5'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'first-day sum above the purchase sum');
+SELECT throws_ok($$SELECT '1;;;0;0;1;0;0;0;0;'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'a refund without a negative refund sum');
+SELECT throws_ok($$SELECT '1;;;0;0;0;0;0;2.5;0;'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'a positive refund sum');
+
+-- dirty-data rules, hand computed
+SELECT is(segtier.purchase_summary(ts, amount), NULL, 'no rows: NULL')
+FROM rows;
+SELECT is(segtier.purchase_summary(ts, amount)::text, '(,,0,0,0,0,0,3,0,0)',
+	'NULL time or amount: ignored and counted')
+FROM (VALUES (NULL::timestamptz, 1.0), ('2024-01-01', NULL), ('infinity', NULL)) AS v(ts, amount);
+SELECT is(segtier.purchase_summary(ts, amount)::text, '(,,0,0,-7.50,0,-7.50,0,2,0)',
+	'only refunds: no purchase times, 0 transactions, negative total')
+FROM (VALUES ('2024-01-01'::timestamptz, -5), ('2024-01-02', -2.50)) AS v(ts, amount);
+SELECT is(segtier.purchase_summary(ts, amount)::text,
+	'("2024-01-01 10:00:00+00","2024-01-01 10:00:00+00",1,1,0,0,0,0,0,0)',
+	'a zero amount is a purchase')
+FROM (VALUES ('2024-01-01 10:00'::timestamptz, 0)) AS v(ts, amount);
+SELECT is(segtier.purchase_summary(ts, amount)::text,
+	'("2024-01-02 00:00:00+00","2024-01-05 00:00:00+00",2,2,12,10,-3,0,1,0)',
+	'a refund is no purchase: no day, no first/last, not in repeat_amount')
+FROM (VALUES ('2024-01-01'::timestamptz, -3), ('2024-01-05', 10), ('2024-01-02', 5),
+			 ('2024-01-09', -0)) AS v(ts, amount)
+WHERE amount <> 0 OR ts < '2024-01-09';
+SELECT is(segtier.purchase_summary(ts, amount, 'UTC', '2024-01-03')::text,
+	'("2024-01-01 00:00:00+00","2024-01-03 00:00:00+00",2,2,3,2,0,0,0,3)',
+	'rows after as_of (purchases and refunds) ignored and counted; ts = as_of kept')
+FROM (VALUES ('2024-01-01'::timestamptz, 1), ('2024-01-03', 2), ('2024-01-03 00:00:00.000001', 4),
+			 ('2024-02-01', -1), ('2030-01-01', 8)) AS v(ts, amount);
+SELECT is((segtier.purchase_summary(ts, amount, 'UTC', '-infinity')).future_rows, 2::bigint,
+	'as_of -infinity: every row is in the future')
+FROM (VALUES ('2024-01-01'::timestamptz, 1), ('2024-01-03', -2)) AS v(ts, amount);
+SELECT is(segtier.purchase_summary(ts, amount ORDER BY ts DESC)::text,
+	'("2024-01-01 09:00:00+00","2024-01-03 00:00:00+00",4,2,11,4,0,0,0,0)',
+	'repeat_amount when the first day arrives last: only later days count')
+FROM (VALUES ('2024-01-01 09:00'::timestamptz, 2), ('2024-01-01 23:00', 5),
+			 ('2024-01-03', 3), ('2024-01-03', 1)) AS v(ts, amount);
+
+-- exact sums beyond int128 and beyond scale 38 (numeric fallback)
+SELECT is((segtier.purchase_summary(ts, amount)).total_amount, sum(amount),
+	'sums past int128 stay exact')
+FROM (SELECT '2024-01-01'::timestamptz + i * interval '1 day',
+			 12345678901234567890123456789012345.6789 * i
+	  FROM generate_series(1, 1000) AS i) AS v(ts, amount);
+SELECT is((segtier.purchase_summary(ts, amount)).total_amount::text, sum(amount)::text,
+	'sums with more than 38 decimals stay exact, at the largest input scale')
+FROM (VALUES ('2024-01-01'::timestamptz, 1.5), ('2024-01-02', 1e-45), ('2024-01-03', -2.25)) AS v(ts, amount);
+SELECT is((segtier.purchase_summary(ts, amount)).total_amount::text, '4.125',
+	'mixed input scales add exactly at the largest scale')
+FROM (VALUES ('2024-01-01'::timestamptz, 1), ('2024-01-02', 1.5), ('2024-01-03', 1.625)) AS v(ts, amount);
+
+-- the state: text round trip, combine, binary I/O, window use
+SELECT is(s::segtier.purchase_state::text, s, 'text form round-trips: ' || left(s, 30))
+FROM (VALUES ('1;;;0;0;0;0;0;0;0;'),
+			 ('1;-5;7;4;1;2;3;10.50;-0.001;0.50;-9,0,3'),
+			 ('1;0;0;1;0;0;0;100000000000000000000000000000000000000000.5;0;100000000000000000000000000000000000000000.5;0')) AS v(s);
+
+CREATE AGGREGATE pg_temp.pstate(timestamptz, numeric) (
+	SFUNC = segtier.purchase_state_add, STYPE = segtier.purchase_state);
+CREATE TEMP TABLE two (part int, ts timestamptz, amount numeric);
+INSERT INTO two VALUES
+	(1, '2024-01-05', 4), (1, '2024-01-02', 1.5), (1, NULL, 1), (1, '2024-01-03', -1),
+	(2, '2024-01-02 20:00', 2), (2, '2024-01-01 23:00', 1e-40), (2, '2024-01-05', 3),
+	(2, '2024-01-09', 1e39);
+CREATE TEMP TABLE states AS
+SELECT part, pg_temp.pstate(ts, amount) AS st FROM two GROUP BY part;
+SELECT is(segtier.purchase_state_summary(segtier.purchase_state_combine(a.st, b.st))::text,
+	format('("2024-01-01 23:00:00+00","2024-01-09 00:00:00+00",6,4,%s,%s,-1,1,1,0)',
+		   1e39 + 9.5 + 1e-40, (1e39 + 10.5)::numeric(80, 40)),
+	'combine: days merged, earlier first day wins, numeric with fast state')
+FROM states a, states b WHERE a.part = 1 AND b.part = 2;
+SELECT is(segtier.purchase_state_summary(segtier.purchase_state_combine(b.st, a.st))::text,
+	(SELECT segtier.purchase_summary(ts, amount)::text FROM two),
+	'combine in either order equals the aggregate over all rows')
+FROM states a, states b WHERE a.part = 1 AND b.part = 2;
+SELECT is(x.merged::text || '|' || x.a::text,
+	'1;757468800000000;757728000000000;4;2;2;0;11.0;-2;3.0;8767,8770|'
+		'1;757468800000000;757728000000000;2;1;1;0;5.5;-1;1.5;8767,8770',
+	'combine with the same first day adds the first-day sums, and outside an aggregate leaves its input unchanged')
+FROM (SELECT a.st AS a, segtier.purchase_state_combine(a.st, a.st) AS merged
+	  FROM states a WHERE a.part = 1) AS x;
+SELECT is(st::text, '1;757468800000000;757728000000000;2;1;1;0;5.5;-1;1.5;8767,8770',
+	'the stored state is untouched after combine')
+FROM states WHERE part = 1;
+
+SELECT lives_ok(format($$COPY (SELECT st FROM states ORDER BY part) TO %L (FORMAT binary)$$,
+	'/tmp/segtier_summary_' || pg_backend_pid() || '.bin'), 'binary send');
+CREATE TEMP TABLE states_back (st segtier.purchase_state);
+SELECT lives_ok(format($$COPY states_back FROM %L (FORMAT binary)$$,
+	'/tmp/segtier_summary_' || pg_backend_pid() || '.bin'), 'binary receive');
+SELECT is((SELECT array_agg(st::text) FROM states_back),
+	(SELECT array_agg(st::text ORDER BY part) FROM states), 'binary form round-trips');
+SELECT lives_ok(format($$COPY (SELECT 1 WHERE false) TO PROGRAM %L$$,
+	'rm -f /tmp/segtier_summary_' || pg_backend_pid() || '.bin'), 'remove the binary file');
+
+SELECT is(array_agg((s).purchase_days ORDER BY ts)::text, '{1,1,2,2}',
+	'as a window aggregate (running state)')
+FROM (SELECT ts, segtier.purchase_summary(ts, amount) OVER (ORDER BY ts) AS s
+	  FROM (VALUES ('2024-01-01 01:00'::timestamptz, 1), ('2024-01-01 02:00', 2),
+				   ('2024-01-02 01:00', 3), ('2024-01-02 03:00', -3)) AS v(ts, amount)) AS w;
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -936,7 +936,7 @@ SELECT pg_catalog.pg_extension_config_dump('segtier.tier_override', '');
 
 -- Raise 22023 naming the option.
 CREATE FUNCTION segtier._bad_option(key text, value jsonb, expected text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	RAISE EXCEPTION 'invalid value for model option "%": %', key, value
 		USING ERRCODE = 'invalid_parameter_value', DETAIL = format('Expected %s.', expected);
@@ -944,10 +944,12 @@ END $$;
 
 -- Checks one option value; returns it normalised.
 CREATE FUNCTION segtier._check_option(key text, v jsonb) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	t text := jsonb_typeof(v);
 	x float8;
+	lo int;
+	hi int;
 BEGIN
 	IF t = 'null' THEN
 		IF key IN ('refresh_interval', 'rfm_bins', 'frequency', 'monetary', 'segment_scheme', 'segment_lang',
@@ -965,7 +967,7 @@ BEGIN
 			IF t <> 'string' OR (v #>> '{}')::interval <= interval '0' THEN
 				PERFORM segtier._bad_option(key, v, 'a positive interval such as "1 hour"');
 			END IF;
-		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_interval_format THEN
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
 			PERFORM segtier._bad_option(key, v, 'a positive interval such as "1 hour"');
 		END;
 	WHEN key = 'as_of' THEN
@@ -984,15 +986,12 @@ BEGIN
 		END;
 	WHEN key IN ('rfm_bins', 'new_days', 'active_days', 'churn_days', 'loyal_purchases', 'churn_months',
 				 'hysteresis_runs', 'hysteresis_days', 'horizon_days', 'clusters') THEN
+		lo := CASE key WHEN 'rfm_bins' THEN 2 WHEN 'loyal_purchases' THEN 1 WHEN 'churn_months' THEN 1
+						WHEN 'horizon_days' THEN 1 ELSE 0 END;
+		hi := CASE key WHEN 'rfm_bins' THEN 9 WHEN 'churn_months' THEN 24 WHEN 'clusters' THEN 20 ELSE 100000 END;
 		IF t <> 'number' OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)
-		   OR (v #>> '{}')::numeric < CASE key WHEN 'rfm_bins' THEN 2 WHEN 'loyal_purchases' THEN 1
-											   WHEN 'churn_months' THEN 1 WHEN 'horizon_days' THEN 1 ELSE 0 END
-		   OR (v #>> '{}')::numeric > CASE key WHEN 'rfm_bins' THEN 9 WHEN 'churn_months' THEN 24
-											   WHEN 'clusters' THEN 20 ELSE 100000 END THEN
-			PERFORM segtier._bad_option(key, v, CASE key WHEN 'rfm_bins' THEN 'an integer from 2 to 9'
-				WHEN 'churn_months' THEN 'an integer from 1 to 24' WHEN 'clusters' THEN 'an integer from 0 to 20'
-				WHEN 'loyal_purchases' THEN 'a positive integer' WHEN 'horizon_days' THEN 'a positive integer'
-				ELSE 'a non-negative integer' END);
+		   OR (v #>> '{}')::numeric < lo OR (v #>> '{}')::numeric > hi THEN
+			PERFORM segtier._bad_option(key, v, format('an integer from %s to %s', lo, hi));
 		END IF;
 	WHEN key IN ('churn_decline', 'discount_rate', 'p_alive_threshold') THEN
 		IF t <> 'number' THEN
@@ -1066,7 +1065,7 @@ END $$;
 
 -- The type of a column of a relation, or an error naming it.
 CREATE FUNCTION segtier._column_type(rel regclass, col name, what text) RETURNS regtype
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	t regtype;
 BEGIN
@@ -1081,7 +1080,7 @@ END $$;
 
 -- Effective options: defaults overlaid with the model's own, checked together.
 CREATE FUNCTION segtier._effective_options(m segtier.model) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	o jsonb;
 	base regtype;
@@ -1132,7 +1131,7 @@ END $$;
 
 -- Validates every key of an options object.
 CREATE FUNCTION segtier._check_options(options jsonb) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	r record;
 	o jsonb := '{}';
@@ -1148,7 +1147,7 @@ END $$;
 
 -- SQL expressions of the model's columns, normalised to timestamptz / numeric.
 CREATE FUNCTION segtier._time_expr(m segtier.model, tz text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	t regtype := segtier._column_type(m.source, m.time_column, 'time');
 BEGIN
@@ -1160,7 +1159,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION segtier._check_columns(m segtier.model) RETURNS regtype
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	ct regtype := segtier._column_type(m.source, m.customer_column, 'customer');
 	tt regtype := segtier._column_type(m.source, m.time_column, 'time');
@@ -1188,7 +1187,7 @@ END $$;
 -- (per-customer summary, the input of incremental rescoring) and
 -- <name>_queue (customers whose transactions changed since the last run).
 CREATE FUNCTION segtier._create_relations(m segtier.model, ctype regtype) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	t text := m.name || '_tiers';
 	s text := m.name || '_summary';
@@ -1275,7 +1274,7 @@ END $$;
 -- Statement triggers with transition tables enqueue changed customers;
 -- TRUNCATE marks the model for a full refresh.
 CREATE FUNCTION segtier._capture() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
 		UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
@@ -1293,13 +1292,13 @@ BEGIN
 END $$;
 
 CREATE FUNCTION segtier._set_capture(m segtier.model, enable boolean) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	trg text := 'segtier_' || m.name;
 	ev text;
 BEGIN
-	FOREACH ev IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-		EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trg || '_' || ev, m.source);
+	FOR ev IN SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE trg || '\_%' LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', ev, m.source);
 	END LOOP;
 	IF NOT enable OR (SELECT relkind FROM pg_class WHERE oid = m.source) NOT IN ('r', 'p') THEN
 		RETURN;
@@ -1316,7 +1315,7 @@ END $$;
 
 CREATE FUNCTION segtier.create_model(name text, source regclass, customer_column name, time_column name,
 	amount_column name, options jsonb DEFAULT '{}') RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
 	ctype regtype;
@@ -1353,7 +1352,7 @@ COMMENT ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb
 'register a model: the source of transactions, its customer, time and amount columns, and options (segtier.model_option)';
 
 CREATE FUNCTION segtier._get_model(model text) RETURNS segtier.model
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
 BEGIN
@@ -1366,7 +1365,7 @@ END $$;
 
 -- Options are merged into the model's own; a JSON null removes a key.
 CREATE FUNCTION segtier.alter_model(name text, options jsonb) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(name);
 	o jsonb := segtier._check_options(options);
@@ -1384,7 +1383,7 @@ COMMENT ON FUNCTION segtier.alter_model(text, jsonb) IS
 
 -- History and runs stay (they are the audit trail); the relations go.
 CREATE FUNCTION segtier.drop_model(name text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(name);
 	suffix text;
@@ -1402,7 +1401,7 @@ COMMENT ON FUNCTION segtier.drop_model(text) IS
 'drop a model, its current tiers and its capture triggers; tier_history and refresh_runs keep its rows';
 
 CREATE FUNCTION segtier.tiers(model text) RETURNS regclass
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	PERFORM segtier._get_model(model);
 	RETURN format('segtier_data.%I', model || '_tiers')::regclass;
@@ -1411,15 +1410,16 @@ COMMENT ON FUNCTION segtier.tiers(text) IS 'the relation holding a model''s curr
 
 -- The levels of a tier scheme, lowest first, as an array indexed by score.
 CREATE FUNCTION segtier._levels(scheme text) RETURNS segtier.tier[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT array_agg(segtier.tier(s.name, l.name) ORDER BY l.rank)
 	FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
 	WHERE s.name = scheme
 $$;
 
 CREATE FUNCTION segtier._jsonb_floats(v jsonb) RETURNS float8[]
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT array_agg(e::text::float8 ORDER BY n) FROM jsonb_array_elements(v) WITH ORDINALITY a(e, n)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT array_agg(e::text::float8 ORDER BY n)
+	FROM jsonb_array_elements(CASE WHEN jsonb_typeof(v) = 'array' THEN v END) WITH ORDINALITY a(e, n)
 $$;
 
 /*
@@ -1431,8 +1431,8 @@ $$;
  * row per changed tier.  Readers of <model>_tiers see the old rows until
  * commit.  A second refresh of the model waits on the advisory lock.
  */
-CREATE FUNCTION segtier._refresh_model(model text, full boolean, run_id bigint) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION segtier._refresh_model(model text, force_full boolean, run_id bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(model);
 	o jsonb;
@@ -1471,8 +1471,7 @@ DECLARE
 	params jsonb;
 	n_customers bigint;
 	n_changed bigint;
-	hk int;
-	hd int;
+	fits record;
 BEGIN
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
 	IF m.owner::text <> current_user THEN
@@ -1492,7 +1491,7 @@ BEGIN
 	SELECT * INTO last FROM segtier.refresh_runs r
 	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
-	v_full := full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
+	v_full := force_full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
 		OR date_trunc('month', v_as_of, v_tz) <> date_trunc('month', last.as_of, v_tz);
 	PERFORM segtier.report_progress(m.name, 'aggregate', 0, NULL);
 
@@ -1511,7 +1510,6 @@ BEGIN
 
 	-- consume the queue first: changes committed after this are either in
 	-- the scan below or stay queued for the next run
-	DROP TABLE IF EXISTS segtier_changed;
 	EXECUTE format('CREATE TEMP TABLE segtier_changed AS WITH d AS (DELETE FROM %s RETURNING customer) SELECT DISTINCT customer FROM d', q);
 	IF v_full THEN
 		EXECUTE format('TRUNCATE %s', sumt);
@@ -1541,7 +1539,6 @@ BEGIN
 
 	PERFORM segtier.report_progress(m.name, 'score', 0, NULL);
 	-- features of every customer, prospects from the customers table included
-	DROP TABLE IF EXISTS segtier_scored;
 	EXECUTE format($f$
 		CREATE TEMP TABLE segtier_scored AS
 		SELECT s.customer, s.first_purchase, s.last_purchase,
@@ -1581,10 +1578,12 @@ BEGIN
 		-- BG/NBD and Gamma-Gamma in days: x repeat purchase days, t_x days
 		-- from the first to the last purchase, T days from the first to as_of
 		SELECT segtier.bgnbd_fit(purchase_days - 1, extract(epoch FROM last_purchase - first_purchase) / 86400,
-								 extract(epoch FROM v_as_of - first_purchase) / 86400),
-			   segtier.gamma_gamma_fit(purchase_days - 1, repeat_amount / nullif(purchase_days - 1, 0))
-		INTO bg, gg
+								 extract(epoch FROM v_as_of - first_purchase) / 86400) AS bg,
+			   segtier.gamma_gamma_fit(purchase_days - 1, repeat_amount / nullif(purchase_days - 1, 0)) AS gg
+		INTO fits
 		FROM segtier_scored WHERE last_purchase IS NOT NULL;
+		bg := fits.bg;
+		gg := fits.gg;
 		params := params || jsonb_build_object('bgnbd', to_jsonb(bg), 'gamma_gamma', to_jsonb(gg));
 	END IF;
 	IF (o->>'clusters')::int > 0 THEN
@@ -1605,7 +1604,6 @@ BEGIN
 	END IF;
 
 	-- the scored tiers beside the current ones
-	DROP TABLE IF EXISTS segtier_new;
 	EXECUTE format($f$
 		CREATE TEMP TABLE segtier_new AS
 		SELECT n.customer, n.first_purchase, n.last_purchase, n.recency_days, n.frequency, n.monetary, n.value,
@@ -1733,7 +1731,7 @@ END $$;
 -- Log features standardized with (mean, sd) pairs, for k-means.
 CREATE FUNCTION segtier._cluster_features(recency float8, frequency float8, monetary numeric, stdz float8[])
 RETURNS float8[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT ARRAY[(ln(1 + recency) - stdz[1]) / nullif(stdz[2], 0),
 				 (ln(1 + frequency) - stdz[3]) / nullif(stdz[4], 0),
 				 (ln(1 + greatest(monetary, 0)::float8) - stdz[5]) / nullif(stdz[6], 0)]
@@ -1741,7 +1739,7 @@ $$;
 
 -- A readable name of a standardized (recency, frequency, monetary) centroid.
 CREATE FUNCTION segtier._cluster_label(c float8[]) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT concat_ws(', ',
 		CASE WHEN c[1] < -0.5 THEN 'recent' WHEN c[1] > 0.5 THEN 'lapsed' ELSE 'recency average' END,
 		CASE WHEN c[2] > 0.5 THEN 'frequent' WHEN c[2] < -0.5 THEN 'rare' ELSE 'frequency average' END,
@@ -1757,13 +1755,12 @@ $$;
  */
 CREATE FUNCTION segtier._apply_overrides_and_hysteresis(model text, as_of timestamptz, k int, d int)
 RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	sch text;
 	col text;
 	hyst boolean;
 BEGIN
-	DROP TABLE IF EXISTS segtier_ov;
 	CREATE TEMP TABLE segtier_ov AS
 	SELECT o.customer, o.scheme, o.tier, o.reason, o.set_by, o.cleared_by, o.expires
 	FROM segtier.tier_override o WHERE o.model = _apply_overrides_and_hysteresis.model;
@@ -1790,8 +1787,8 @@ BEGIN
 				%2$I_by = CASE WHEN ov.live THEN ov.set_by
 							   WHEN %3$L = ANY (n.overridden_old) AND ov.cleared_by IS NOT NULL THEN ov.cleared_by
 							   ELSE current_user END,
-				overridden = CASE WHEN ov.live THEN n.overridden || %3$L ELSE n.overridden END,
-				held = CASE WHEN h.keep THEN n.held || %3$L ELSE n.held END,
+				overridden = CASE WHEN ov.live THEN n.overridden || %3$L::text ELSE n.overridden END,
+				held = CASE WHEN h.keep THEN n.held || %3$L::text ELSE n.held END,
 				hold = CASE WHEN h.keep THEN n.hold || jsonb_build_object(%3$L,
 							jsonb_build_object('runs', h.runs, 'since', h.since)) ELSE n.hold END
 			FROM segtier_new x
@@ -1820,7 +1817,7 @@ CREATE FUNCTION segtier._predict(bg segtier.bgnbd, gg segtier.gamma_gamma, purch
 	first_purchase timestamptz, last_purchase timestamptz, repeat_amount numeric, as_of timestamptz,
 	horizon_days int, discount_rate float8,
 	OUT p_alive float8, OUT expected_purchases float8, OUT clv float8)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	x float8 := purchase_days - 1;
 	t_x float8 := extract(epoch FROM last_purchase - first_purchase) / 86400;
@@ -1838,7 +1835,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION segtier.refresh(model text DEFAULT NULL, "full" boolean DEFAULT false) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	r record;
 	v_run bigint;
@@ -1865,18 +1862,18 @@ COMMENT ON FUNCTION segtier.refresh(text, boolean) IS
 
 -- The background worker's side of a run (it commits each step apart).
 CREATE FUNCTION segtier._run_start(model text) RETURNS bigint
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql SET search_path = pg_catalog, segtier, pg_temp AS $$
 	INSERT INTO segtier.refresh_runs (model) VALUES (model) RETURNING run_id
 $$;
 
 CREATE FUNCTION segtier._run_failed(run_id bigint, error text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql SET search_path = pg_catalog, segtier, pg_temp AS $$
 	UPDATE segtier.refresh_runs r SET status = 'failed', finished = clock_timestamp(), error = _run_failed.error
 	WHERE r.run_id = _run_failed.run_id
 $$;
 
 CREATE FUNCTION segtier._close_stale_runs() RETURNS int
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql SET search_path = pg_catalog, segtier, pg_temp AS $$
 	WITH u AS (
 		UPDATE segtier.refresh_runs SET status = 'failed', finished = clock_timestamp(),
 			error = 'interrupted: the run did not finish (server stop, crash or worker termination)'
@@ -1887,7 +1884,7 @@ $$;
 -- Models due now, oldest due first; after n consecutive failures the
 -- interval doubles n times (at most 64 times the interval, one day cap).
 CREATE FUNCTION segtier._worker_due_models() RETURNS TABLE (model text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT m.name
 	FROM segtier.model m
 	CROSS JOIN LATERAL (SELECT coalesce(m.options->>'refresh_interval',
@@ -1905,7 +1902,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 CREATE FUNCTION segtier._customer_text(model text, customer text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(model);
 	v text;
@@ -1918,7 +1915,7 @@ END $$;
 
 CREATE FUNCTION segtier.set_override(model text, customer text, tier segtier.tier, reason text,
 	expires timestamptz DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(model);
 	o jsonb := segtier._effective_options(m);
@@ -1949,7 +1946,7 @@ COMMENT ON FUNCTION segtier.set_override(text, text, segtier.tier, text, timesta
 'hold a customer at a tier (of the model''s value, pyramid or lifecycle scheme) until expires (NULL = until cleared); applied and recorded in tier_history by the next refresh';
 
 CREATE FUNCTION segtier.clear_override(model text, customer text, scheme text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	n bigint;
 BEGIN
@@ -1965,7 +1962,7 @@ COMMENT ON FUNCTION segtier.clear_override(text, text, text) IS
 'end a customer''s overrides (one tier column, or all); the next refresh returns it to its score and records who cleared it';
 
 CREATE FUNCTION segtier.purge_history(model text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	n bigint := 0;
 	k bigint;
@@ -1989,7 +1986,7 @@ CREATE FUNCTION segtier._all_tiers() RETURNS TABLE (
 	rfm segtier.rfm, rfm_segment text, value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier,
 	churn_risk boolean, churn_reason text, p_alive float8, expected_purchases float8, clv float8,
 	cluster int, cluster_label text, held text[], overridden text[], computed_at timestamptz, run_id bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m record;
 BEGIN
@@ -2062,7 +2059,7 @@ COMMENT ON COLUMN segtier.tier_transitions.customers IS 'customers who moved';
 
 -- Roles: readers see the views, admins create, refresh and override models.
 CREATE FUNCTION segtier.grant_reader(role regrole) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	EXECUTE format('GRANT SELECT ON segtier.customer_tiers, segtier.tier_summary, segtier.tier_transitions,
 		segtier.tier_history, segtier.refresh_runs, segtier.tier_scheme, segtier.tier_level, segtier.model_option TO %s', role);
@@ -2071,7 +2068,7 @@ END $$;
 COMMENT ON FUNCTION segtier.grant_reader(regrole) IS 'let a role (e.g. a BI tool) read the tier views, history and runs';
 
 CREATE FUNCTION segtier.grant_admin(role regrole) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	PERFORM segtier.grant_reader(role);
 	EXECUTE format('GRANT CREATE, USAGE ON SCHEMA segtier_data TO %s', role);

@@ -1552,8 +1552,8 @@ BEGIN
 	IF o->>'customers_table' IS NOT NULL THEN
 		EXECUTE format($f$
 			INSERT INTO segtier_scored (customer, frequency, monetary, value, transactions, purchase_days)
-			SELECT DISTINCT c.%I, 0, 0, 0, 0, 0 FROM %s c
-			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.customer = c.%1$I)$f$,
+			SELECT DISTINCT c.%1$I, 0, 0, 0, 0, 0 FROM %2$s c
+			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I)$f$,
 			coalesce(o->>'customers_key', m.customer_column), o->>'customers_table', sumt);
 	END IF;
 	ANALYZE segtier_scored;
@@ -1616,7 +1616,7 @@ BEGIN
 			   CASE WHEN n.last_purchase IS NULL THEN false
 					ELSE cr.at_risk OR coalesce(n.p_alive < $20, false) END AS churn_risk,
 			   CASE WHEN n.last_purchase IS NULL THEN NULL
-					ELSE concat_ws('; ', cr.reason, CASE WHEN n.p_alive < $20 THEN format('p_alive %%s below %%s', round(n.p_alive::numeric, 3), $20) END) END
+					ELSE nullif(concat_ws('; ', cr.reason, CASE WHEN n.p_alive < $20 THEN format('p_alive %%s below %%s', round(n.p_alive::numeric, 3), $20) END), '') END
 				   AS churn_reason,
 			   n.p_alive, n.expected_purchases, n.clv, n.cluster,
 			   CASE WHEN n.cluster IS NOT NULL THEN $23->(n.cluster - 1)->>'label' END AS cluster_label,

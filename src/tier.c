@@ -378,12 +378,13 @@ tier_recv(PG_FUNCTION_ARGS)
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int			version = pq_getmsgbyte(buf);
 	char	   *str;
+	int			nbytes;
 
 	if (version != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("unsupported binary tier version %d", version)));
-	str = pq_getmsgtext(buf, buf->len - buf->cursor, NULL);
+	str = pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
 	PG_RETURN_TIER(tier_parse(str));
 }
 

@@ -282,7 +282,9 @@ CREATE FUNCTION segtier.tier_eq(segtier.tier, segtier.tier) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION segtier.tier_ne(segtier.tier, segtier.tier) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
--- Ranks never change, so the order is immutable; it errors across schemes.
+-- Ranks never change, so the order is immutable.  The operators < <= > >=
+-- raise an error across schemes; tier_cmp, which sorting, btree indexes and
+-- ANALYZE use, orders tiers of different schemes by scheme id.
 CREATE FUNCTION segtier.tier_lt(segtier.tier, segtier.tier) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION segtier.tier_le(segtier.tier, segtier.tier) RETURNS bool
@@ -303,7 +305,7 @@ COMMENT ON FUNCTION segtier.tier_lt(segtier.tier, segtier.tier) IS 'tier less th
 COMMENT ON FUNCTION segtier.tier_le(segtier.tier, segtier.tier) IS 'tier less than or equal, by rank within one scheme';
 COMMENT ON FUNCTION segtier.tier_gt(segtier.tier, segtier.tier) IS 'tier greater than, by rank within one scheme';
 COMMENT ON FUNCTION segtier.tier_ge(segtier.tier, segtier.tier) IS 'tier greater than or equal, by rank within one scheme';
-COMMENT ON FUNCTION segtier.tier_cmp(segtier.tier, segtier.tier) IS 'btree support: -1, 0 or 1 by rank; an error across schemes';
+COMMENT ON FUNCTION segtier.tier_cmp(segtier.tier, segtier.tier) IS 'btree support: -1, 0 or 1 by rank within a scheme; tiers of two schemes by scheme id';
 COMMENT ON FUNCTION segtier.tier_hash(segtier.tier) IS 'hash support for tier';
 COMMENT ON FUNCTION segtier.tier_hash_extended(segtier.tier, bigint) IS 'seeded hash support for tier';
 

@@ -460,8 +460,12 @@ tier_label(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(label ? label : l->name));
 }
 
+/*
+ * The btree order: by scheme id, then by rank.  It must be total, as sorting,
+ * btree indexes and ANALYZE use it on columns that mix schemes (history).
+ */
 static int
-tier_compare(Tier a, Tier b)
+tier_order(Tier a, Tier b)
 {
 	int32		ra;
 	int32		rb;
@@ -469,21 +473,30 @@ tier_compare(Tier a, Tier b)
 	if (a == b)
 		return 0;
 	if (TIER_SCHEME(a) != TIER_SCHEME(b))
+		return (TIER_SCHEME(a) > TIER_SCHEME(b)) - (TIER_SCHEME(a) < TIER_SCHEME(b));
+	ra = tier_level_of(a)->rank;
+	rb = tier_level_of(b)->rank;
+	return (ra > rb) - (ra < rb);
+}
+
+/* What < <= > >= say: asking which of two schemes' tiers is higher is an error. */
+static int
+tier_compare(Tier a, Tier b)
+{
+	if (TIER_SCHEME(a) != TIER_SCHEME(b))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot compare tiers of different schemes: \"%s\" and \"%s\"",
 						tier_to_cstring(a), tier_to_cstring(b)),
 				 errdetail("Tiers are ordered only within one scheme.")));
-	ra = tier_level_of(a)->rank;
-	rb = tier_level_of(b)->rank;
-	return (ra > rb) - (ra < rb);
+	return tier_order(a, b);
 }
 
 PG_FUNCTION_INFO_V1(tier_cmp);
 Datum
 tier_cmp(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT32(tier_compare(PG_GETARG_TIER(0), PG_GETARG_TIER(1)));
+	PG_RETURN_INT32(tier_order(PG_GETARG_TIER(0), PG_GETARG_TIER(1)));
 }
 
 /* Equality needs no order, so it also answers across schemes. */

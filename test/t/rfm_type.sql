@@ -3,7 +3,7 @@
 -- rfm_in against an independent (regular expression) oracle.
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(144);
+SELECT plan(149);
 
 CREATE FUNCTION pg_temp.run(sql text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE sql; END $$;
 CREATE FUNCTION pg_temp.explain(sql text) RETURNS SETOF text LANGUAGE plpgsql AS
@@ -28,7 +28,7 @@ SELECT throws_ok(format('SELECT %L::segtier.rfm', v), '22P02',
 FROM (VALUES (''), ('   '), ('x'), ('54'), ('5432'), ('5-43'), ('54-3'),
 	  ('5-4-3-'), ('5--4-3'), ('5-4--3'), ('R5F4'), ('R5F4M'), ('F5R4M3'),
 	  ('R5M4F3'), ('RFM543'), ('R 5F4M3'), ('R5F4M3x'), ('5 4 3'), ('543/'),
-	  ('543/10'), ('543 /5'), ('543/ 5'), ('543/x'), ('543//5'), ('-543'),
+	  ('543 /5'), ('543/ 5'), ('543/x'), ('543//5'), ('-543'),
 	  ('5.4.3'), ('R5-F4-M3'), ('543x'), ('x543'), ('５４３'), ('5-4-3/'),
 	  ('r5f4m3/'), ('r5f4m3 /7')) AS t(v);
 
@@ -42,12 +42,18 @@ FROM (VALUES ('043', 'rfm score r = 0 is out of range for scale 5'),
 	  ('R5F4M9', 'rfm score m = 9 is out of range for scale 5'),
 	  ('999', 'rfm score r = 9 is out of range for scale 5'),
 	  ('413/3', 'rfm score r = 4 is out of range for scale 3'),
-	  ('1-1-3/2', 'rfm score m = 3 is out of range for scale 2')) AS t(v, msg);
+	  ('1-1-3/2', 'rfm score m = 3 is out of range for scale 2'),
+	  ('10-1-1', 'rfm score r = 10 is out of range for scale 5'),
+	  ('543-2-1', 'rfm score r = 543 is out of range for scale 5'),
+	  ('R1F1M12/9', 'rfm score m = 12 is out of range for scale 9'),
+	  ('r1f99999999999m1', 'rfm score f = 2147483647 is out of range for scale 5')) AS t(v, msg);
 SELECT throws_ok(format('SELECT %L::segtier.rfm', v), '22023', msg, format('scale out of range %L', v))
 FROM (VALUES ('543/0', 'rfm scale 0 is out of range'),
 	  ('543/1', 'rfm scale 1 is out of range'),
 	  ('111/1', 'rfm scale 1 is out of range'),
-	  ('R1F1M1/0', 'rfm scale 0 is out of range')) AS t(v, msg);
+	  ('R1F1M1/0', 'rfm scale 0 is out of range'),
+	  ('543/10', 'rfm scale 10 is out of range'),
+	  ('1-1-1/12345678901', 'rfm scale 2147483647 is out of range')) AS t(v, msg);
 
 -- Constructor: the same checks.
 SELECT is(rfm(5, 4, 3), '543'::rfm, 'rfm(5, 4, 3) defaults to scale 5');
@@ -272,10 +278,10 @@ FROM (SELECT s, CASE
 		WHEN n NOT BETWEEN 2 AND 9 THEN '22023'
 		WHEN least(r, f, m) < 1 OR greatest(r, f, m) > n THEN '22003'
 		ELSE format('%s%s%s', r, f, m) || CASE WHEN n = 5 THEN '' ELSE '/' || n END END AS expected
-	  FROM (SELECT s, g, coalesce(g[1], g[4], g[7])::int AS r, coalesce(g[2], g[5], g[8])::int AS f,
-				   coalesce(g[3], g[6], g[9])::int AS m, coalesce(g[10], '5')::int AS n
+	  FROM (SELECT s, g, coalesce(g[1], g[4], g[7])::numeric AS r, coalesce(g[2], g[5], g[8])::numeric AS f,
+				   coalesce(g[3], g[6], g[9])::numeric AS m, coalesce(g[10], '5')::numeric AS n
 			FROM (SELECT DISTINCT s, regexp_match(s,
-					'^ *(?:([0-9])([0-9])([0-9])|([0-9])-([0-9])-([0-9])|[rR]([0-9])[fF]([0-9])[mM]([0-9]))(?:/([0-9]))? *$') AS g
+					'^ *(?:([0-9])([0-9])([0-9])|([0-9]+)-([0-9]+)-([0-9]+)|[rR]([0-9]+)[fF]([0-9]+)[mM]([0-9]+))(?:/([0-9]+))? *$') AS g
 				  FROM fuzz) q) p) o
 WHERE fuzz.s = o.s;
 SELECT is_empty($$SELECT s, expected, actual FROM fuzz WHERE actual IS DISTINCT FROM expected$$,

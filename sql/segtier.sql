@@ -19,6 +19,10 @@ CREATE FUNCTION segtier.rfm_recv(internal) RETURNS segtier.rfm
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION segtier.rfm_send(segtier.rfm) RETURNS bytea
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.rfm_in(cstring) IS 'rfm text input: 543, 5-4-3 or R5F4M3, optionally /n';
+COMMENT ON FUNCTION segtier.rfm_out(segtier.rfm) IS 'rfm text output: 543, or 543/n when the scale n is not 5';
+COMMENT ON FUNCTION segtier.rfm_recv(internal) IS 'rfm binary input (version byte, r, f, m, scale), validated like text input';
+COMMENT ON FUNCTION segtier.rfm_send(segtier.rfm) IS 'rfm binary output (version byte 0, r, f, m, scale)';
 
 CREATE TYPE segtier.rfm (
 	INPUT = segtier.rfm_in,
@@ -66,6 +70,15 @@ CREATE FUNCTION segtier.rfm_hash(segtier.rfm) RETURNS int
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION segtier.rfm_hash_extended(segtier.rfm, bigint) RETURNS bigint
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+COMMENT ON FUNCTION segtier.rfm_eq(segtier.rfm, segtier.rfm) IS 'rfm equality (same r, f, m and scale)';
+COMMENT ON FUNCTION segtier.rfm_ne(segtier.rfm, segtier.rfm) IS 'rfm inequality';
+COMMENT ON FUNCTION segtier.rfm_lt(segtier.rfm, segtier.rfm) IS 'rfm less than (by r, then f, then m)';
+COMMENT ON FUNCTION segtier.rfm_le(segtier.rfm, segtier.rfm) IS 'rfm less than or equal (by r, then f, then m)';
+COMMENT ON FUNCTION segtier.rfm_gt(segtier.rfm, segtier.rfm) IS 'rfm greater than (by r, then f, then m)';
+COMMENT ON FUNCTION segtier.rfm_ge(segtier.rfm, segtier.rfm) IS 'rfm greater than or equal (by r, then f, then m)';
+COMMENT ON FUNCTION segtier.rfm_cmp(segtier.rfm, segtier.rfm) IS 'btree support: -1, 0 or 1 by r, then f, then m, then scale';
+COMMENT ON FUNCTION segtier.rfm_hash(segtier.rfm) IS 'hash support for rfm';
+COMMENT ON FUNCTION segtier.rfm_hash_extended(segtier.rfm, bigint) IS 'seeded hash support for rfm';
 
 CREATE OPERATOR segtier.= (LEFTARG = segtier.rfm, RIGHTARG = segtier.rfm, PROCEDURE = segtier.rfm_eq,
 	COMMUTATOR = OPERATOR(segtier.=), NEGATOR = OPERATOR(segtier.<>),
@@ -139,6 +152,7 @@ COMMENT ON COLUMN segtier.tier_level.label_zh IS 'Chinese label (tier_label(t, '
 
 CREATE FUNCTION segtier.tier_catalog_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME' LANGUAGE C;
+COMMENT ON FUNCTION segtier.tier_catalog_changed() IS 'trigger: tells every session to reread the tier schemes and levels';
 CREATE TRIGGER tier_scheme_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON segtier.tier_scheme FOR EACH STATEMENT EXECUTE FUNCTION segtier.tier_catalog_changed();
 CREATE TRIGGER tier_level_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
@@ -164,6 +178,7 @@ BEGIN
 END $$;
 CREATE TRIGGER tier_level_guard BEFORE UPDATE OR DELETE ON segtier.tier_level
 	FOR EACH ROW EXECUTE FUNCTION segtier.tier_level_guard();
+COMMENT ON FUNCTION segtier.tier_level_guard() IS 'trigger: refuses to delete a tier level or change its id, scheme or rank';
 
 CREATE FUNCTION segtier.tier_scheme_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
@@ -177,11 +192,13 @@ BEGIN
 END $$;
 CREATE TRIGGER tier_scheme_guard BEFORE UPDATE OR DELETE ON segtier.tier_scheme
 	FOR EACH ROW EXECUTE FUNCTION segtier.tier_scheme_guard();
+COMMENT ON FUNCTION segtier.tier_scheme_guard() IS 'trigger: refuses to delete or renumber a tier scheme';
 CREATE FUNCTION segtier.tier_no_truncate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
 	RAISE EXCEPTION 'segtier tier catalogs cannot be truncated' USING ERRCODE = 'object_in_use';
 END $$;
+COMMENT ON FUNCTION segtier.tier_no_truncate() IS 'trigger: refuses to truncate the tier catalogs';
 CREATE TRIGGER tier_scheme_no_truncate BEFORE TRUNCATE ON segtier.tier_scheme
 	FOR EACH STATEMENT EXECUTE FUNCTION segtier.tier_no_truncate();
 CREATE TRIGGER tier_level_no_truncate BEFORE TRUNCATE ON segtier.tier_level
@@ -228,6 +245,10 @@ CREATE FUNCTION segtier.tier_recv(internal) RETURNS segtier.tier
 	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION segtier.tier_send(segtier.tier) RETURNS bytea
 	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.tier_in(cstring) IS 'tier text input: scheme:level';
+COMMENT ON FUNCTION segtier.tier_out(segtier.tier) IS 'tier text output: scheme:level';
+COMMENT ON FUNCTION segtier.tier_recv(internal) IS 'tier binary input: version byte 0, then the text form';
+COMMENT ON FUNCTION segtier.tier_send(segtier.tier) IS 'tier binary output: version byte 0, then the text form';
 
 CREATE TYPE segtier.tier (
 	INPUT = segtier.tier_in,
@@ -261,7 +282,9 @@ CREATE FUNCTION segtier.tier_eq(segtier.tier, segtier.tier) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION segtier.tier_ne(segtier.tier, segtier.tier) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
--- Ranks never change, so the order is immutable; it errors across schemes.
+-- Ranks never change, so the order is immutable.  The operators < <= > >=
+-- raise an error across schemes; tier_cmp, which sorting, btree indexes and
+-- ANALYZE use, orders tiers of different schemes by scheme id.
 CREATE FUNCTION segtier.tier_lt(segtier.tier, segtier.tier) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION segtier.tier_le(segtier.tier, segtier.tier) RETURNS bool
@@ -276,6 +299,15 @@ CREATE FUNCTION segtier.tier_hash(segtier.tier) RETURNS int
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 CREATE FUNCTION segtier.tier_hash_extended(segtier.tier, bigint) RETURNS bigint
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+COMMENT ON FUNCTION segtier.tier_eq(segtier.tier, segtier.tier) IS 'tier equality (same scheme and level)';
+COMMENT ON FUNCTION segtier.tier_ne(segtier.tier, segtier.tier) IS 'tier inequality';
+COMMENT ON FUNCTION segtier.tier_lt(segtier.tier, segtier.tier) IS 'tier less than, by rank within one scheme';
+COMMENT ON FUNCTION segtier.tier_le(segtier.tier, segtier.tier) IS 'tier less than or equal, by rank within one scheme';
+COMMENT ON FUNCTION segtier.tier_gt(segtier.tier, segtier.tier) IS 'tier greater than, by rank within one scheme';
+COMMENT ON FUNCTION segtier.tier_ge(segtier.tier, segtier.tier) IS 'tier greater than or equal, by rank within one scheme';
+COMMENT ON FUNCTION segtier.tier_cmp(segtier.tier, segtier.tier) IS 'btree support: -1, 0 or 1 by rank within a scheme; tiers of two schemes by scheme id';
+COMMENT ON FUNCTION segtier.tier_hash(segtier.tier) IS 'hash support for tier';
+COMMENT ON FUNCTION segtier.tier_hash_extended(segtier.tier, bigint) IS 'seeded hash support for tier';
 
 CREATE OPERATOR segtier.= (LEFTARG = segtier.tier, RIGHTARG = segtier.tier, PROCEDURE = segtier.tier_eq,
 	COMMUTATOR = OPERATOR(segtier.=), NEGATOR = OPERATOR(segtier.<>),

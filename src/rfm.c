@@ -53,16 +53,27 @@ rfm_syntax_error(const char *str)
 			 errhint("Use forms like '543', '5-4-3' or 'R5F4M3', optionally followed by '/n' for a scale n.")));
 }
 
-/* Reads one digit 0-9, or fails. */
+/*
+ * Reads one or more digits, or fails.  A number that is too big for an int
+ * reads as INT_MAX: it is out of range either way.
+ */
 static int
-rfm_digit(const char **p, const char *str)
+rfm_number(const char **p, const char *str)
 {
+	int			v = 0;
+
 	if (!isdigit((unsigned char) **p))
 		rfm_syntax_error(str);
-	return *(*p)++ - '0';
+	for (; isdigit((unsigned char) **p); (*p)++)
+		v = (v <= (INT_MAX - 9) / 10) ? v * 10 + (**p - '0') : INT_MAX;
+	return v;
 }
 
-/* Accepts 543, 5-4-3, R5F4M3 (any case), each optionally followed by /n. */
+/*
+ * Accepts 543, 5-4-3, R5F4M3 (any case), each optionally followed by /n.
+ * Numbers in the dashed and lettered forms and the scale may have several
+ * digits, so that '10-1-1' or '543/10' is a value out of range, not a typo.
+ */
 PG_FUNCTION_INFO_V1(rfm_in);
 Datum
 rfm_in(PG_FUNCTION_ARGS)
@@ -81,26 +92,29 @@ rfm_in(PG_FUNCTION_ARGS)
 			if (toupper((unsigned char) *p) != "RFM"[i])
 				rfm_syntax_error(str);
 			p++;
-			d[i] = rfm_digit(&p, str);
+			d[i] = rfm_number(&p, str);
 		}
+	}
+	else if (isdigit((unsigned char) p[0]) && isdigit((unsigned char) p[1]) &&
+			 isdigit((unsigned char) p[2]) && !isdigit((unsigned char) p[3]) &&
+			 p[3] != '-')
+	{
+		for (int i = 0; i < 3; i++)
+			d[i] = *p++ - '0';
 	}
 	else
 	{
-		bool		dashed;
-
-		d[0] = rfm_digit(&p, str);
-		dashed = (*p == '-');
-		for (int i = 1; i < 3; i++)
+		for (int i = 0; i < 3; i++)
 		{
-			if (dashed && *p++ != '-')
+			if (i > 0 && *p++ != '-')
 				rfm_syntax_error(str);
-			d[i] = rfm_digit(&p, str);
+			d[i] = rfm_number(&p, str);
 		}
 	}
 	if (*p == '/')
 	{
 		p++;
-		scale = rfm_digit(&p, str);
+		scale = rfm_number(&p, str);
 	}
 	while (isspace((unsigned char) *p))
 		p++;

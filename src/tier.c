@@ -8,6 +8,13 @@
  * which drops the cache, so renames and new levels are seen at once.  Level
  * ranks never change and levels are never deleted (enforced by triggers),
  * so the order of stored values, and btree indexes on them, stay valid.
+ *
+ * The tables are read like catalogs: with the catalog snapshot, which is
+ * allowed in parallel workers (a fresh snapshot is not) and which the
+ * invalidation callback also drops.  A message that arrives while the cache
+ * is being read (a commit later than our snapshot) bumps a generation
+ * counter and the read is repeated.  A lookup that misses re-reads once, for
+ * a level committed by another session before its invalidation reached us.
  */
 #include "segtier.h"
 
@@ -30,6 +37,7 @@ typedef struct TierLevel
 	int32		scheme_id;
 	int32		rank;			/* sort key; unique within the scheme */
 	int32		position;		/* 1-based place in the scheme's order */
+	char	   *scheme_name;
 	char	   *name;
 	char	   *label_en;
 	char	   *label_zh;
@@ -44,6 +52,7 @@ typedef struct TierScheme
 typedef struct TierCache
 {
 	bool		valid;
+	uint64		generation;		/* bumped by every invalidation */
 	MemoryContext cxt;
 	Oid			scheme_relid;
 	Oid			level_relid;
@@ -56,12 +65,17 @@ typedef struct TierCache
 static TierCache cache;
 static bool callback_registered = false;
 
+/* Relcache invalidation of a tier table (or of everything): reread later. */
 static void
 tier_cache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == cache.scheme_relid ||
 		relid == cache.level_relid)
+	{
 		cache.valid = false;
+		cache.generation++;
+		InvalidateCatalogSnapshot();
+	}
 }
 
 static int
@@ -113,18 +127,18 @@ text_col(Datum *values, bool *nulls, int col)
 	return nulls[col] ? NULL : TextDatumGetCString(values[col]);
 }
 
-/*
- * Reads both tables with the latest snapshot (as the catalogs are read), so
- * committed changes of other sessions and our own earlier commands are seen.
- */
+/* Reads both tables into the cache memory (see the header for the snapshot). */
 static void
 tier_cache_load(void)
 {
 	MemoryContext old;
-	Relation	rel;
+	Relation	srel;
+	Relation	lrel;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snap;
+	Datum	   *v;
+	bool	   *n;
 	int			cap;
 
 	if (!callback_registered)
@@ -137,26 +151,26 @@ tier_cache_load(void)
 										  ALLOCSET_SMALL_SIZES);
 	else
 		MemoryContextReset(cache.cxt);
-	cache.valid = false;
 	cache.nschemes = cache.nlevels = 0;
 	cache.scheme_relid = tier_relid("tier_scheme");
 	cache.level_relid = tier_relid("tier_level");
 
 	old = MemoryContextSwitchTo(cache.cxt);
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	srel = table_open(cache.scheme_relid, AccessShareLock);
+	lrel = table_open(cache.level_relid, AccessShareLock);
+	snap = RegisterSnapshot(GetCatalogSnapshot(cache.level_relid));
+	v = palloc(Max(RelationGetDescr(srel)->natts,
+				   RelationGetDescr(lrel)->natts) * sizeof(Datum));
+	n = palloc(Max(RelationGetDescr(srel)->natts,
+				   RelationGetDescr(lrel)->natts) * sizeof(bool));
 
 	/* tier_scheme(scheme_id, name, ...) */
-	rel = table_open(cache.scheme_relid, AccessShareLock);
 	cap = 8;
 	cache.schemes = palloc(cap * sizeof(TierScheme));
-	scan = table_beginscan(rel, snap, 0, NULL);
+	scan = table_beginscan(srel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		int			natts = RelationGetDescr(rel)->natts;
-		Datum	   *v = palloc(natts * sizeof(Datum));
-		bool	   *n = palloc(natts * sizeof(bool));
-
-		heap_deform_tuple(tup, RelationGetDescr(rel), v, n);
+		heap_deform_tuple(tup, RelationGetDescr(srel), v, n);
 		if (cache.nschemes == cap)
 			cache.schemes = repalloc(cache.schemes, (cap *= 2) * sizeof(TierScheme));
 		cache.schemes[cache.nschemes].scheme_id = DatumGetInt32(v[0]);
@@ -164,21 +178,19 @@ tier_cache_load(void)
 		cache.nschemes++;
 	}
 	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+	qsort(cache.schemes, cache.nschemes, sizeof(TierScheme), cmp_scheme_id);
 
 	/* tier_level(level_id, scheme_id, name, rank, label_en, label_zh) */
-	rel = table_open(cache.level_relid, AccessShareLock);
 	cap = 32;
 	cache.levels = palloc(cap * sizeof(TierLevel));
-	scan = table_beginscan(rel, snap, 0, NULL);
+	scan = table_beginscan(lrel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		int			natts = RelationGetDescr(rel)->natts;
-		Datum	   *v = palloc(natts * sizeof(Datum));
-		bool	   *n = palloc(natts * sizeof(bool));
 		TierLevel  *l;
+		TierScheme	key;
+		TierScheme *s;
 
-		heap_deform_tuple(tup, RelationGetDescr(rel), v, n);
+		heap_deform_tuple(tup, RelationGetDescr(lrel), v, n);
 		if (cache.nlevels == cap)
 			cache.levels = repalloc(cache.levels, (cap *= 2) * sizeof(TierLevel));
 		l = &cache.levels[cache.nlevels++];
@@ -188,10 +200,19 @@ tier_cache_load(void)
 		l->rank = DatumGetInt32(v[3]);
 		l->label_en = text_col(v, n, 4);
 		l->label_zh = text_col(v, n, 5);
+		key.scheme_id = l->scheme_id;
+		s = bsearch(&key, cache.schemes, cache.nschemes, sizeof(TierScheme), cmp_scheme_id);
+		if (s == NULL)
+			elog(ERROR, "tier level %d refers to missing scheme %d",
+				 l->level_id, l->scheme_id);
+		l->scheme_name = s->name;
 	}
 	table_endscan(scan);
-	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
+	table_close(lrel, AccessShareLock);
+	table_close(srel, AccessShareLock);
+	pfree(v);
+	pfree(n);
 
 	/* positions: order by (scheme, rank), then index by level id */
 	qsort(cache.levels, cache.nlevels, sizeof(TierLevel), cmp_scheme_rank);
@@ -200,37 +221,73 @@ tier_cache_load(void)
 			(i > 0 && cache.levels[i - 1].scheme_id == cache.levels[i].scheme_id)
 			? cache.levels[i - 1].position + 1 : 1;
 	qsort(cache.levels, cache.nlevels, sizeof(TierLevel), cmp_level_id);
-	qsort(cache.schemes, cache.nschemes, sizeof(TierScheme), cmp_scheme_id);
 
 	MemoryContextSwitchTo(old);
-	cache.valid = true;
 }
 
-static void
+/* Makes the cache current; true when it was read just now. */
+static bool
 tier_cache_ensure(void)
 {
-	if (!cache.valid)
+	bool		loaded = false;
+
+	while (!cache.valid)
+	{
+		uint64		generation = cache.generation;
+
 		tier_cache_load();
+		cache.valid = (cache.generation == generation);
+		loaded = true;
+	}
+	return loaded;
 }
 
-static TierScheme *
-tier_find_scheme_by_id(int32 scheme_id)
+/* Forgets the cache and reads it again, e.g. after a miss. */
+static void
+tier_cache_reread(void)
 {
-	TierScheme	key = {.scheme_id = scheme_id};
-
+	tier_cache_callback((Datum) 0, InvalidOid);
 	tier_cache_ensure();
-	return bsearch(&key, cache.schemes, cache.nschemes, sizeof(TierScheme), cmp_scheme_id);
 }
 
-/* The level of a stored value; a missing one means a damaged value. */
+static TierLevel *
+tier_find_level(int32 level_id)
+{
+	TierLevel	key = {.level_id = level_id};
+
+	return bsearch(&key, cache.levels, cache.nlevels, sizeof(TierLevel), cmp_level_id);
+}
+
+/* Level id of scheme:level, or -1; *scheme_id is -1 for an unknown scheme. */
+static int32
+tier_find_level_by_name(const char *scheme, const char *level, int32 *scheme_id)
+{
+	*scheme_id = -1;
+	for (int i = 0; i < cache.nschemes; i++)
+		if (strcmp(cache.schemes[i].name, scheme) == 0)
+			*scheme_id = cache.schemes[i].scheme_id;
+	for (int i = 0; i < cache.nlevels; i++)
+		if (cache.levels[i].scheme_id == *scheme_id &&
+			strcmp(cache.levels[i].name, level) == 0)
+			return cache.levels[i].level_id;
+	return -1;
+}
+
+/*
+ * The level of a stored value; a missing one means a damaged value.  The
+ * result points into the cache: copy what is needed before the next lookup.
+ */
 static TierLevel *
 tier_level_of(Tier t)
 {
-	TierLevel	key = {.level_id = TIER_LEVEL(t)};
-	TierLevel  *l;
+	bool		loaded = tier_cache_ensure();
+	TierLevel  *l = tier_find_level(TIER_LEVEL(t));
 
-	tier_cache_ensure();
-	l = bsearch(&key, cache.levels, cache.nlevels, sizeof(TierLevel), cmp_level_id);
+	if (l == NULL && !loaded)
+	{
+		tier_cache_reread();
+		l = tier_find_level(TIER_LEVEL(t));
+	}
 	if (l == NULL || l->scheme_id != TIER_SCHEME(t))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -240,50 +297,32 @@ tier_level_of(Tier t)
 	return l;
 }
 
-static const char *
-tier_scheme_name(Tier t)
+/* The tier named scheme:level; the error for an absent one quotes input. */
+static Tier
+tier_lookup(const char *scheme, const char *level, const char *input)
 {
-	TierScheme *s = tier_find_scheme_by_id(TIER_SCHEME(t));
+	bool		loaded = tier_cache_ensure();
+	int32		scheme_id;
+	int32		level_id = tier_find_level_by_name(scheme, level, &scheme_id);
 
-	return s ? s->name : "?";
-}
-
-/* Look a tier up by names; NULL result when absent and !missing_error. */
-static bool
-tier_lookup(const char *scheme, const char *level, Tier *result, bool missing_error,
-			const char *input)
-{
-	int32		scheme_id = -1;
-
-	tier_cache_ensure();
-	for (int i = 0; i < cache.nschemes; i++)
-		if (strcmp(cache.schemes[i].name, scheme) == 0)
-			scheme_id = cache.schemes[i].scheme_id;
-	if (scheme_id < 0)
+	if (level_id < 0 && !loaded)
 	{
-		if (!missing_error)
-			return false;
+		tier_cache_reread();
+		level_id = tier_find_level_by_name(scheme, level, &scheme_id);
+	}
+	if (scheme_id < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input syntax for type tier: \"%s\"", input),
 				 errdetail("Tier scheme \"%s\" does not exist.", scheme),
 				 errhint("Schemes are listed in segtier.tier_scheme.")));
-	}
-	for (int i = 0; i < cache.nlevels; i++)
-		if (cache.levels[i].scheme_id == scheme_id &&
-			strcmp(cache.levels[i].name, level) == 0)
-		{
-			*result = TIER_PACK(scheme_id, cache.levels[i].level_id);
-			return true;
-		}
-	if (!missing_error)
-		return false;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid input syntax for type tier: \"%s\"", input),
-			 errdetail("Tier scheme \"%s\" has no level \"%s\".", scheme, level),
-			 errhint("Levels are listed in segtier.tier_level.")));
-	return false;
+	if (level_id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type tier: \"%s\"", input),
+				 errdetail("Tier scheme \"%s\" has no level \"%s\".", scheme, level),
+				 errhint("Levels are listed in segtier.tier_level.")));
+	return TIER_PACK(scheme_id, level_id);
 }
 
 /* Parses 'scheme:level' (surrounding spaces ignored). */
@@ -293,7 +332,6 @@ tier_parse(const char *str)
 	char	   *s = pstrdup(str);
 	char	   *colon;
 	char	   *end;
-	Tier		t;
 
 	while (*s == ' ')
 		s++;
@@ -307,8 +345,7 @@ tier_parse(const char *str)
 				 errmsg("invalid input syntax for type tier: \"%s\"", str),
 				 errhint("A tier is written scheme:level, e.g. 'pyramid:gold'.")));
 	*colon = '\0';
-	tier_lookup(s, colon + 1, &t, true, str);
-	return t;
+	return tier_lookup(s, colon + 1, str);
 }
 
 static char *
@@ -316,7 +353,7 @@ tier_to_cstring(Tier t)
 {
 	TierLevel  *l = tier_level_of(t);
 
-	return psprintf("%s:%s", tier_scheme_name(t), l->name);
+	return psprintf("%s:%s", l->scheme_name, l->name);
 }
 
 PG_FUNCTION_INFO_V1(tier_in);
@@ -341,12 +378,13 @@ tier_recv(PG_FUNCTION_ARGS)
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int			version = pq_getmsgbyte(buf);
 	char	   *str;
+	int			nbytes;
 
 	if (version != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("unsupported binary tier version %d", version)));
-	str = pq_getmsgtext(buf, buf->len - buf->cursor, NULL);
+	str = pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
 	PG_RETURN_TIER(tier_parse(str));
 }
 
@@ -369,20 +407,15 @@ tier_construct(PG_FUNCTION_ARGS)
 {
 	char	   *scheme = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *level = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Tier		t;
 
-	tier_lookup(scheme, level, &t, true, psprintf("%s:%s", scheme, level));
-	PG_RETURN_TIER(t);
+	PG_RETURN_TIER(tier_lookup(scheme, level, psprintf("%s:%s", scheme, level)));
 }
 
 PG_FUNCTION_INFO_V1(tier_scheme);
 Datum
 tier_scheme(PG_FUNCTION_ARGS)
 {
-	Tier		t = PG_GETARG_TIER(0);
-
-	tier_level_of(t);
-	PG_RETURN_TEXT_P(cstring_to_text(tier_scheme_name(t)));
+	PG_RETURN_TEXT_P(cstring_to_text(tier_level_of(PG_GETARG_TIER(0))->scheme_name));
 }
 
 PG_FUNCTION_INFO_V1(tier_name);
@@ -427,30 +460,43 @@ tier_label(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(label ? label : l->name));
 }
 
+/*
+ * The btree order: by scheme id, then by rank.  It must be total, as sorting,
+ * btree indexes and ANALYZE use it on columns that mix schemes (history).
+ */
 static int
-tier_compare(Tier a, Tier b)
+tier_order(Tier a, Tier b)
 {
-	TierLevel  *la;
-	TierLevel  *lb;
+	int32		ra;
+	int32		rb;
 
 	if (a == b)
 		return 0;
+	if (TIER_SCHEME(a) != TIER_SCHEME(b))
+		return (TIER_SCHEME(a) > TIER_SCHEME(b)) - (TIER_SCHEME(a) < TIER_SCHEME(b));
+	ra = tier_level_of(a)->rank;
+	rb = tier_level_of(b)->rank;
+	return (ra > rb) - (ra < rb);
+}
+
+/* What < <= > >= say: asking which of two schemes' tiers is higher is an error. */
+static int
+tier_compare(Tier a, Tier b)
+{
 	if (TIER_SCHEME(a) != TIER_SCHEME(b))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot compare tiers of different schemes: \"%s\" and \"%s\"",
 						tier_to_cstring(a), tier_to_cstring(b)),
 				 errdetail("Tiers are ordered only within one scheme.")));
-	la = tier_level_of(a);
-	lb = tier_level_of(b);
-	return (la->rank > lb->rank) - (la->rank < lb->rank);
+	return tier_order(a, b);
 }
 
 PG_FUNCTION_INFO_V1(tier_cmp);
 Datum
 tier_cmp(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT32(tier_compare(PG_GETARG_TIER(0), PG_GETARG_TIER(1)));
+	PG_RETURN_INT32(tier_order(PG_GETARG_TIER(0), PG_GETARG_TIER(1)));
 }
 
 /* Equality needs no order, so it also answers across schemes. */

@@ -841,6 +841,7 @@ INSERT INTO segtier.model_option VALUES
 	('horizon_days', '365', 'horizon of expected purchases and CLV, in days'),
 	('discount_rate', '0.01', 'monthly discount rate of CLV'),
 	('p_alive_threshold', 'null', 'churn_risk is also set when p_alive is below this (needs predict)'),
+	('penalizer', '0', 'L2 penalizer of the BG/NBD and Gamma-Gamma fits (e.g. 0.001 keeps parameters finite on data the models do not fit)'),
 	('clusters', '0', 'number of k-means clusters on standardized log R, F, M (0 = off)'),
 	('capture', 'true', 'capture changed customers with triggers on the source for incremental refresh');
 
@@ -968,7 +969,7 @@ SELECT pg_catalog.pg_extension_config_dump('segtier.tier_override', '');
 
 -- Raise 22023 naming the option.
 CREATE FUNCTION segtier._bad_option(key text, value jsonb, expected text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	RAISE EXCEPTION 'invalid value for model option "%": %', key, value
 		USING ERRCODE = 'invalid_parameter_value', DETAIL = format('Expected %s.', expected);
@@ -976,7 +977,7 @@ END $$;
 
 -- Checks one option value; returns it normalised.
 CREATE FUNCTION segtier._check_option(key text, v jsonb) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	t text := jsonb_typeof(v);
 	x float8;
@@ -988,7 +989,7 @@ BEGIN
 				   'rfm8_basis', 'value_basis', 'value_scheme', 'pyramid_shares', 'pyramid_scheme', 'new_days',
 				   'active_days', 'churn_days', 'loyal_purchases', 'churn_decline', 'churn_months',
 				   'hysteresis_runs', 'hysteresis_days', 'predict', 'horizon_days', 'discount_rate', 'clusters',
-				   'capture') THEN
+				   'capture', 'penalizer') THEN
 			PERFORM segtier._bad_option(key, v, 'a value (this option cannot be null)');
 		END IF;
 		RETURN v;
@@ -1025,15 +1026,16 @@ BEGIN
 		   OR (v #>> '{}')::numeric < lo OR (v #>> '{}')::numeric > hi THEN
 			PERFORM segtier._bad_option(key, v, format('an integer from %s to %s', lo, hi));
 		END IF;
-	WHEN key IN ('churn_decline', 'discount_rate', 'p_alive_threshold') THEN
+	WHEN key IN ('churn_decline', 'discount_rate', 'p_alive_threshold', 'penalizer') THEN
 		IF t <> 'number' THEN
 			PERFORM segtier._bad_option(key, v, 'a number');
 		END IF;
 		x := (v #>> '{}')::float8;
 		IF (key = 'churn_decline' AND NOT (x > 0 AND x <= 1)) OR (key = 'discount_rate' AND NOT (x >= 0 AND x < 1))
-		   OR (key = 'p_alive_threshold' AND NOT (x >= 0 AND x <= 1)) THEN
+		   OR (key = 'p_alive_threshold' AND NOT (x >= 0 AND x <= 1)) OR (key = 'penalizer' AND NOT (x >= 0)) THEN
 			PERFORM segtier._bad_option(key, v, CASE key WHEN 'churn_decline' THEN 'a number in (0, 1]'
-				WHEN 'discount_rate' THEN 'a number in [0, 1)' ELSE 'a number in [0, 1]' END);
+				WHEN 'discount_rate' THEN 'a number in [0, 1)' WHEN 'penalizer' THEN 'a number >= 0'
+				ELSE 'a number in [0, 1]' END);
 		END IF;
 	WHEN key IN ('recency_cuts', 'frequency_cuts', 'monetary_cuts', 'value_cutoffs', 'pyramid_shares') THEN
 		IF t <> 'array' OR jsonb_array_length(v) = 0
@@ -1097,7 +1099,7 @@ END $$;
 
 -- The type of a column of a relation, or an error naming it.
 CREATE FUNCTION segtier._column_type(rel regclass, col name, what text) RETURNS regtype
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	t regtype;
 BEGIN
@@ -1112,7 +1114,7 @@ END $$;
 
 -- Effective options: defaults overlaid with the model's own, checked together.
 CREATE FUNCTION segtier._effective_options(m segtier.model) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	o jsonb;
 	base regtype;
@@ -1163,7 +1165,7 @@ END $$;
 
 -- Validates every key of an options object.
 CREATE FUNCTION segtier._check_options(options jsonb) RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	r record;
 	o jsonb := '{}';
@@ -1179,7 +1181,7 @@ END $$;
 
 -- SQL expressions of the model's columns, normalised to timestamptz / numeric.
 CREATE FUNCTION segtier._time_expr(m segtier.model, tz text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	t regtype := segtier._column_type(m.source, m.time_column, 'time');
 BEGIN
@@ -1191,7 +1193,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION segtier._check_columns(m segtier.model) RETURNS regtype
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	ct regtype := segtier._column_type(m.source, m.customer_column, 'customer');
 	tt regtype := segtier._column_type(m.source, m.time_column, 'time');
@@ -1384,7 +1386,7 @@ COMMENT ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb
 'register a model: the source of transactions, its customer, time and amount columns, and options (segtier.model_option)';
 
 CREATE FUNCTION segtier._get_model(model text) RETURNS segtier.model
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
 BEGIN
@@ -1433,7 +1435,7 @@ COMMENT ON FUNCTION segtier.drop_model(text) IS
 'drop a model, its current tiers and its capture triggers; tier_history and refresh_runs keep its rows';
 
 CREATE FUNCTION segtier.tiers(model text) RETURNS regclass
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	PERFORM segtier._get_model(model);
 	RETURN format('segtier_data.%I', model || '_tiers')::regclass;
@@ -1442,14 +1444,14 @@ COMMENT ON FUNCTION segtier.tiers(text) IS 'the relation holding a model''s curr
 
 -- The levels of a tier scheme, lowest first, as an array indexed by score.
 CREATE FUNCTION segtier._levels(scheme text) RETURNS segtier.tier[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT array_agg(segtier.tier(s.name, l.name) ORDER BY l.rank)
 	FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
 	WHERE s.name = scheme
 $$;
 
 CREATE FUNCTION segtier._jsonb_floats(v jsonb) RETURNS float8[]
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT array_agg(e::text::float8 ORDER BY n)
 	FROM jsonb_array_elements(CASE WHEN jsonb_typeof(v) = 'array' THEN v END) WITH ORDINALITY a(e, n)
 $$;
@@ -1610,8 +1612,9 @@ BEGIN
 		-- BG/NBD and Gamma-Gamma in days: x repeat purchase days, t_x days
 		-- from the first to the last purchase, T days from the first to as_of
 		SELECT segtier.bgnbd_fit(purchase_days - 1, extract(epoch FROM last_purchase - first_purchase) / 86400,
-								 extract(epoch FROM v_as_of - first_purchase) / 86400) AS bg,
-			   segtier.gamma_gamma_fit(purchase_days - 1, repeat_amount / nullif(purchase_days - 1, 0)) AS gg
+								 extract(epoch FROM v_as_of - first_purchase) / 86400, (o->>'penalizer')::float8) AS bg,
+			   segtier.gamma_gamma_fit(purchase_days - 1, repeat_amount / nullif(purchase_days - 1, 0),
+									   (o->>'penalizer')::float8) AS gg
 		INTO fits
 		FROM segtier_scored WHERE last_purchase IS NOT NULL;
 		bg := fits.bg;
@@ -1916,7 +1919,7 @@ $$;
 -- Models due now, oldest due first; after n consecutive failures the
 -- interval doubles n times (at most 64 times the interval, one day cap).
 CREATE FUNCTION segtier._worker_due_models() RETURNS TABLE (model text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT m.name
 	FROM segtier.model m
 	CROSS JOIN LATERAL (SELECT coalesce(m.options->>'refresh_interval',
@@ -1934,7 +1937,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
 $$;
 
 CREATE FUNCTION segtier._customer_text(model text, customer text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(model);
 	v text;
@@ -2018,7 +2021,7 @@ CREATE FUNCTION segtier._all_tiers() RETURNS TABLE (
 	rfm segtier.rfm, rfm_segment text, value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier,
 	churn_risk boolean, churn_reason text, p_alive float8, expected_purchases float8, clv float8,
 	cluster int, cluster_label text, held text[], overridden text[], computed_at timestamptz, run_id bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m record;
 BEGIN
@@ -2115,6 +2118,31 @@ BEGIN
 		segtier.clear_override(text, text, text) TO %s', role);
 END $$;
 COMMENT ON FUNCTION segtier.grant_admin(regrole) IS 'let a role create, alter, drop, refresh and override its own models (row security limits it to models it owns)';
+
+COMMENT ON FUNCTION segtier._bad_option(text, jsonb, text) IS 'raise 22023 naming a model option and what it expects';
+COMMENT ON FUNCTION segtier._check_option(text, jsonb) IS 'check one model option value; returns it normalised';
+COMMENT ON FUNCTION segtier._column_type(regclass, name, text) IS 'type of a column, or 42703 naming it';
+COMMENT ON FUNCTION segtier._effective_options(segtier.model) IS 'a model''s options over the defaults, checked together';
+COMMENT ON FUNCTION segtier._check_options(jsonb) IS 'check every key of a model options object';
+COMMENT ON FUNCTION segtier._time_expr(segtier.model, text) IS 'SQL expression of a model''s time column as timestamptz';
+COMMENT ON FUNCTION segtier._check_columns(segtier.model) IS 'check a model''s customer, time and amount columns; returns the customer id type';
+COMMENT ON FUNCTION segtier._create_relations(segtier.model, regtype) IS 'create a model''s tiers, summary and queue tables';
+COMMENT ON FUNCTION segtier._capture() IS 'capture trigger: enqueue the customers of changed transactions; TRUNCATE marks a full refresh';
+COMMENT ON FUNCTION segtier._set_capture(segtier.model, boolean) IS 'create or drop a model''s capture triggers on its source';
+COMMENT ON FUNCTION segtier._get_model(text) IS 'a model''s row, or 42704';
+COMMENT ON FUNCTION segtier._levels(text) IS 'levels of a tier scheme, lowest first';
+COMMENT ON FUNCTION segtier._jsonb_floats(jsonb) IS 'a JSON array of numbers as float8[] (NULL when not an array)';
+COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refresh of one model in the current transaction (the path of refresh() and the worker)';
+COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary';
+COMMENT ON FUNCTION segtier._cluster_label(double precision[]) IS 'readable description of a standardized cluster centroid';
+COMMENT ON FUNCTION segtier._apply_overrides_and_hysteresis(text, timestamp with time zone, integer, integer) IS 'final tiers of a refresh: overrides win, downgrades wait for hysteresis';
+COMMENT ON FUNCTION segtier._predict(segtier.bgnbd, segtier.gamma_gamma, bigint, timestamp with time zone, timestamp with time zone, numeric, timestamp with time zone, integer, double precision) IS 'p_alive, expected purchases and CLV of one customer, in days';
+COMMENT ON FUNCTION segtier._run_start(text) IS 'worker: record a running run';
+COMMENT ON FUNCTION segtier._run_failed(bigint, text) IS 'worker: mark a run failed with its error';
+COMMENT ON FUNCTION segtier._close_stale_runs() IS 'worker: mark runs left running by a stopped worker as failed';
+COMMENT ON FUNCTION segtier._worker_due_models() IS 'worker: models whose refresh interval (with back-off after failures) has passed, oldest due first';
+COMMENT ON FUNCTION segtier._customer_text(text, text) IS 'a customer id in the text form of the model''s id type (checks it)';
+COMMENT ON FUNCTION segtier._all_tiers() IS 'every model''s current tiers (behind the customer_tiers view)';
 
 REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb), segtier.alter_model(text, jsonb),
 	segtier.drop_model(text), segtier.refresh(text, boolean), segtier.set_override(text, text, segtier.tier, text, timestamptz),

@@ -26,7 +26,7 @@ SELECT '5-4-3'::rfm AS rfm, 'R2F5M5/7'::rfm AS rfm_scale_7, rfm_segment('543') A
 \echo '== A model: register the orders table once (as of 2025-01-01 for a reproducible demo)'
 SELECT create_model('crm', 'crm.orders', 'customer_id', 'ordered_at', 'amount',
 	'{"as_of": "2025-01-01 00:00+00", "time_zone": "UTC", "customers_table": "crm.customers",
-	  "predict": true, "clusters": 4, "hysteresis_runs": 2}');
+	  "predict": true, "penalizer": 0.001, "clusters": 4, "hysteresis_runs": 2}');
 SELECT refresh('crm') AS run_id \gset
 SELECT run_id, status, full_refresh, customers, changed, round(extract(epoch FROM finished - started)::numeric, 2) AS seconds
 FROM refresh_runs WHERE run_id = :run_id;
@@ -34,7 +34,7 @@ FROM refresh_runs WHERE run_id = :run_id;
 \echo
 \echo '== Current tiers (segtier.tiers(''crm'') = segtier_data.crm_tiers, keyed by the bigint customer id)'
 SELECT customer, round(recency_days) AS recency, frequency, monetary, rfm, rfm_segment, value_class, pyramid,
-	   lifecycle, churn_risk, round(p_alive::numeric, 3) AS p_alive, round(clv, 2) AS clv, cluster
+	   lifecycle, churn_risk, round(p_alive::numeric, 3) AS p_alive, round(clv::numeric, 2) AS clv, cluster
 FROM segtier_data.crm_tiers ORDER BY value DESC NULLS LAST LIMIT 8;
 
 \echo

@@ -48,21 +48,32 @@ SELECT is(score(5, '{1,5,10}', NULL), NULL, 'NULL direction gives NULL');
 -- Catalog sanity: every function of the extension says what it is.
 -- (segtier is off the search path here so that names come out qualified.)
 SET LOCAL search_path = public;
--- Only the trigger functions may be parallel unsafe; add a function here
--- only with a reason.
+-- Only triggers and functions that write may be parallel unsafe; add a
+-- function here only with a reason.
 SELECT results_eq($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'segtier'
 	WHERE p.proparallel <> 's' ORDER BY 1$$,
-	$$VALUES ('segtier.tier_catalog_changed()'), ('segtier.tier_level_guard()'),
+	$$VALUES ('segtier._apply_overrides_and_hysteresis(text,timestamp with time zone,integer,integer)'),
+			 ('segtier._capture()'), ('segtier._close_stale_runs()'),
+			 ('segtier._create_relations(segtier.model,regtype)'), ('segtier._refresh_model(text,boolean,bigint)'),
+			 ('segtier._run_failed(bigint,text)'), ('segtier._run_start(text)'),
+			 ('segtier._set_capture(segtier.model,boolean)'), ('segtier.alter_model(text,jsonb)'),
+			 ('segtier.clear_override(text,text,text)'), ('segtier.create_model(text,regclass,name,name,name,jsonb)'),
+			 ('segtier.drop_model(text)'), ('segtier.grant_admin(regrole)'), ('segtier.grant_reader(regrole)'),
+			 ('segtier.purge_history(text)'), ('segtier.refresh(text,boolean)'),
+			 ('segtier.set_override(text,text,segtier.tier,text,timestamp with time zone)'),
+			 ('segtier.tier_catalog_changed()'), ('segtier.tier_level_guard()'),
 			 ('segtier.tier_no_truncate()'), ('segtier.tier_scheme_guard()')$$,
 	'the functions of the extension that are not PARALLEL SAFE');
 SELECT is_empty($$
 	SELECT p.oid::regprocedure FROM pg_proc p
 	JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'segtier'
-	WHERE obj_description(p.oid, 'pg_proc') IS NULL$$, 'every function of the extension has a COMMENT');
+	WHERE obj_description(p.oid, 'pg_proc') IS NULL
+	  AND NOT EXISTS (SELECT 1 FROM pg_type t WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend))$$,
+	'every function of the extension but type I/O has a COMMENT');
 SELECT is_empty($$
 	SELECT t.oid::regtype FROM pg_type t
 	JOIN pg_depend d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'
@@ -74,7 +85,7 @@ SELECT set_eq($$
 	SELECT p.oid::regprocedure::text, p.provolatile::text, p.proisstrict, p.proparallel::text, p.proleakproof
 	FROM pg_proc p WHERE p.pronamespace = 'segtier'::regnamespace
 	  AND (p.proname ~ '^(rfm|tier)' OR p.proname = 'score')
-	  AND p.proname NOT IN ('rfm_segment')$$,
+	  AND p.proname NOT IN ('rfm_segment', 'rfm8_segment', 'tiers')$$,
 	$$VALUES
 	('segtier.rfm_in(cstring)', 'i', true, 's', false),
 	('segtier.rfm_out(segtier.rfm)', 'i', true, 's', false),

@@ -69,7 +69,7 @@ FROM refresh_runs, jsonb_array_elements(params->'clusters') c WHERE run_id = :ru
 \echo '== A month later: new orders arrive, a VIP is given an override, the model is refreshed incrementally'
 INSERT INTO crm.orders (customer_id, ordered_at, amount)
 SELECT customer_id, '2025-01-15 12:00+00', 400 FROM crm.customers WHERE customer_id % 50 = 7;
-SELECT set_override('crm', '42', 'pyramid:vip', 'key account, agreed by sales', '2025-12-31');
+SELECT set_override('crm', '42', 'pyramid:vip', 'key account, agreed by sales', now() + interval '90 days');
 SELECT alter_model('crm', '{"as_of": "2025-01-31 00:00+00"}');
 SELECT refresh('crm') AS run_id \gset
 SELECT run_id, status, full_refresh, customers, changed FROM refresh_runs WHERE run_id = :run_id;

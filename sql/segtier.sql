@@ -1347,8 +1347,8 @@ BEGIN
 					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_truncate', m.source, m.name, m.customer_column);
 END $$;
 
-CREATE FUNCTION segtier.create_model(name text, source regclass, customer_column name, time_column name,
-	amount_column name, options jsonb DEFAULT '{}') RETURNS void
+CREATE FUNCTION segtier._create_model(name text, source regclass, customer_column name, time_column name,
+	amount_column name, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
@@ -1363,7 +1363,7 @@ BEGIN
 	IF source IS NULL OR customer_column IS NULL OR time_column IS NULL OR amount_column IS NULL THEN
 		RAISE EXCEPTION 'source and column names of a model must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF EXISTS (SELECT 1 FROM segtier.model x WHERE x.name = create_model.name) THEN
+	IF EXISTS (SELECT 1 FROM segtier.model x WHERE x.name = _create_model.name) THEN
 		RAISE EXCEPTION 'model "%" already exists', name USING ERRCODE = 'duplicate_object';
 	END IF;
 	IF NOT has_table_privilege(source, 'SELECT') THEN
@@ -1382,6 +1382,25 @@ BEGIN
 	PERFORM segtier._create_relations(m, ctype);
 	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
 END $$;
+-- Relation names in options are resolved on the caller's search_path, so
+-- this wrapper has no SET clause and qualifies every name it uses.
+CREATE FUNCTION segtier._resolve_options(o jsonb) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+	SELECT CASE WHEN pg_catalog.jsonb_typeof(o OPERATOR(pg_catalog.->) 'customers_table') OPERATOR(pg_catalog.=) 'string'
+		THEN o OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('customers_table', COALESCE(
+			(SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+			 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+			 WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(o OPERATOR(pg_catalog.->>) 'customers_table')),
+			o OPERATOR(pg_catalog.->>) 'customers_table'))
+		ELSE o END
+$$;
+
+CREATE FUNCTION segtier.create_model(name text, source regclass, customer_column name, time_column name,
+	amount_column name, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE sql AS $$
+	SELECT segtier._create_model(name, source, customer_column, time_column, amount_column,
+								 segtier._resolve_options(options))
+$$;
 COMMENT ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb) IS
 'register a model: the source of transactions, its customer, time and amount columns, and options (segtier.model_option)';
 
@@ -1398,7 +1417,7 @@ BEGIN
 END $$;
 
 -- Options are merged into the model's own; a JSON null removes a key.
-CREATE FUNCTION segtier.alter_model(name text, options jsonb) RETURNS void
+CREATE FUNCTION segtier._alter_model(name text, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(name);
@@ -1409,11 +1428,21 @@ BEGIN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
 	PERFORM segtier._effective_options(m);
-	UPDATE segtier.model x SET options = m.options, changed_at = now(), needs_full = true WHERE x.name = m.name;
+	-- options that shape the stored per-customer summaries need a rescan;
+	-- the others only change scoring, which every run redoes
+	UPDATE segtier.model x SET options = m.options, changed_at = now(),
+		needs_full = x.needs_full OR EXISTS (
+			SELECT 1 FROM unnest(ARRAY['time_zone', 'churn_months', 'margin_column', 'capture']) k
+			WHERE x.options->k IS DISTINCT FROM m.options->k)
+	WHERE x.name = m.name;
 	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
 END $$;
+CREATE FUNCTION segtier.alter_model(name text, options jsonb) RETURNS void
+LANGUAGE sql AS $$
+	SELECT segtier._alter_model(name, segtier._resolve_options(options))
+$$;
 COMMENT ON FUNCTION segtier.alter_model(text, jsonb) IS
-'change a model''s options (merged into the current ones; null removes a key); the next refresh is full';
+'change a model''s options (merged into the current ones; null removes a key); a change of time_zone, churn_months, margin_column or capture makes the next refresh full';
 
 -- History and runs stay (they are the audit trail); the relations go.
 CREATE FUNCTION segtier.drop_model(name text) RETURNS void
@@ -1526,6 +1555,7 @@ BEGIN
 	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
 	v_full := force_full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
+		OR NOT (o->>'capture')::boolean OR (SELECT c.relkind FROM pg_class c WHERE c.oid = m.source) NOT IN ('r', 'p')
 		OR date_trunc('month', v_as_of, v_tz) <> date_trunc('month', last.as_of, v_tz);
 	PERFORM segtier.report_progress(m.name, 'aggregate', 0, NULL);
 
@@ -2113,6 +2143,7 @@ BEGIN
 	EXECUTE format('GRANT INSERT ON segtier.tier_history TO %s', role);
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.tier_override TO %s', role);
 	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
+		segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
 		segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
 		segtier.set_override(text, text, segtier.tier, text, timestamptz),
 		segtier.clear_override(text, text, text) TO %s', role);
@@ -2142,10 +2173,14 @@ COMMENT ON FUNCTION segtier._run_failed(bigint, text) IS 'worker: mark a run fai
 COMMENT ON FUNCTION segtier._close_stale_runs() IS 'worker: mark runs left running by a stopped worker as failed';
 COMMENT ON FUNCTION segtier._worker_due_models() IS 'worker: models whose refresh interval (with back-off after failures) has passed, oldest due first';
 COMMENT ON FUNCTION segtier._customer_text(text, text) IS 'a customer id in the text form of the model''s id type (checks it)';
+COMMENT ON FUNCTION segtier._create_model(text, regclass, name, name, name, jsonb) IS 'create_model once relation names in options are resolved';
+COMMENT ON FUNCTION segtier._alter_model(text, jsonb) IS 'alter_model once relation names in options are resolved';
+COMMENT ON FUNCTION segtier._resolve_options(jsonb) IS 'relation names in model options, schema-qualified on the caller''s search_path';
 COMMENT ON FUNCTION segtier._all_tiers() IS 'every model''s current tiers (behind the customer_tiers view)';
 
 REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb), segtier.alter_model(text, jsonb),
 	segtier.drop_model(text), segtier.refresh(text, boolean), segtier.set_override(text, text, segtier.tier, text, timestamptz),
 	segtier.clear_override(text, text, text), segtier.purge_history(text), segtier.grant_reader(regrole),
 	segtier.grant_admin(regrole), segtier._refresh_model(text, boolean, bigint), segtier._run_start(text),
-	segtier._run_failed(bigint, text), segtier._close_stale_runs(), segtier._capture() FROM PUBLIC;
+	segtier._run_failed(bigint, text), segtier._close_stale_runs(), segtier._capture(),
+	segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb) FROM PUBLIC;

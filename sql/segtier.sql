@@ -2016,7 +2016,7 @@ DECLARE
 	n bigint;
 BEGIN
 	UPDATE segtier.tier_override o SET cleared_by = current_user
-	WHERE o.model = segtier._get_model(clear_override.model).name
+	WHERE o.model = (segtier._get_model(clear_override.model)).name
 	  AND o.customer = segtier._customer_text(clear_override.model, clear_override.customer)
 	  AND (clear_override.scheme IS NULL OR o.scheme = clear_override.scheme)
 	  AND o.cleared_by IS NULL;

@@ -1,0 +1,71 @@
+BEGIN;
+SET search_path = public, segtier;
+SELECT plan(20);
+
+-- ten customers with value 10, 20, ... 100: by value A = {100, 90, 80, 70, 60}
+CREATE TABLE sales (who text, at timestamptz, amount numeric);
+INSERT INTO sales SELECT 'c' || g, '2025-03-01 12:00+00', g * 10 FROM generate_series(1, 10) g;
+SELECT create_model('adj', 'sales', 'who', 'at', 'amount',
+	'{"as_of": "2025-03-10 00:00+00", "time_zone": "UTC", "hysteresis_runs": 2}');
+SELECT lives_ok($$SELECT segtier.refresh('adj')$$, 'first run');
+SELECT is((SELECT value_class::text FROM segtier_data.adj_tiers WHERE customer = 'c6'), 'value:A', 'c6 starts in A');
+
+-- c11 arrives with 2000 and pushes everyone else down
+INSERT INTO sales VALUES ('c11', '2025-03-02 12:00+00', 2000);
+SELECT lives_ok($$SELECT segtier.refresh('adj')$$, 'second run');
+SELECT is((SELECT value_class::text || ' ' || held::text FROM segtier_data.adj_tiers WHERE customer = 'c6'),
+	'value:A {value_class}', 'a downgrade is held on the first run below');
+SELECT is((SELECT from_tier::text || '>' || to_tier::text || ' ' || reason FROM tier_history
+		   WHERE model = 'adj' AND customer = 'c6' AND scheme = 'value_class' ORDER BY run_id DESC LIMIT 1),
+	'value:A>value:A hysteresis hold: scored value:C, run 1', 'the hold is in the history');
+SELECT is((SELECT value_class::text FROM segtier_data.adj_tiers WHERE customer = 'c11'), 'value:A', 'an upgrade is immediate');
+SELECT lives_ok($$SELECT segtier.refresh('adj')$$, 'third run');
+SELECT is((SELECT value_class::text || ' ' || held::text FROM segtier_data.adj_tiers WHERE customer = 'c6'),
+	'value:C {}', 'released on the second consecutive run below');
+SELECT is((SELECT from_tier::text || '>' || to_tier::text || ' ' || reason FROM tier_history
+		   WHERE model = 'adj' AND customer = 'c6' AND scheme = 'value_class' ORDER BY run_id DESC LIMIT 1),
+	'value:A>value:C hysteresis release', 'the release is in the history');
+
+-- hysteresis by days
+SELECT alter_model('adj', '{"hysteresis_runs": 0, "hysteresis_days": 10}');
+DELETE FROM sales WHERE who = 'c11';
+SELECT refresh('adj');
+INSERT INTO sales VALUES ('c11', '2025-03-02 12:00+00', 2000);
+SELECT refresh('adj');
+SELECT alter_model('adj', '{"as_of": "2025-03-15 00:00+00"}');
+SELECT refresh('adj');
+SELECT is((SELECT value_class::text FROM segtier_data.adj_tiers WHERE customer = 'c7'), 'value:A', 'held 5 days later');
+SELECT alter_model('adj', '{"as_of": "2025-03-21 00:00+00"}');
+SELECT refresh('adj');
+SELECT is((SELECT value_class::text FROM segtier_data.adj_tiers WHERE customer = 'c7'), 'value:B', 'released 11 days later (start share 2270/2550 < 0.9: B)');
+
+-- overrides
+SELECT alter_model('adj', '{"hysteresis_days": 0}');
+SELECT throws_ok($$SELECT segtier.set_override('adj', 'c1', 'membership_x:gold', 'x')$$, '22P02', NULL,
+	'an unknown scheme is a tier input error');
+SELECT throws_ok($$SELECT segtier.set_override('adj', 'c1', 'pyramid:vip', 'x', now() - interval '1 day')$$, '22023',
+	NULL, 'an expiry in the past is refused');
+SELECT lives_ok($$SELECT segtier.set_override('adj', 'c1', 'pyramid:vip', 'key account')$$, 'set an override');
+SELECT refresh('adj');
+SELECT is((SELECT pyramid::text || ' ' || overridden::text FROM segtier_data.adj_tiers WHERE customer = 'c1'),
+	'pyramid:vip {pyramid}', 'the override wins over the score');
+SELECT is((SELECT reason || ' by ' || changed_by FROM tier_history
+		   WHERE model = 'adj' AND customer = 'c1' AND scheme = 'pyramid' ORDER BY run_id DESC LIMIT 1),
+	'override: key account by ' || current_user, 'the override is in the history with who set it');
+SELECT is(clear_override('adj', 'c1'), 1::bigint, 'clear it');
+SELECT refresh('adj');
+SELECT is((SELECT pyramid::text || ' ' || reason FROM segtier_data.adj_tiers t JOIN tier_history h
+			 ON h.customer = t.customer AND h.model = 'adj' AND h.scheme = 'pyramid'
+		   WHERE t.customer = 'c1' ORDER BY h.run_id DESC LIMIT 1),
+	'pyramid:bronze override cleared', 'cleared: back to the score, recorded');
+SELECT set_override('adj', 'c2', 'value:A', 'promo', now() + interval '1 day');
+SELECT refresh('adj');
+UPDATE tier_override SET expires = now() - interval '1 second' WHERE model = 'adj' AND customer = 'c2';
+SELECT refresh('adj');
+SELECT is((SELECT to_tier::text || ' ' || reason FROM tier_history
+		   WHERE model = 'adj' AND customer = 'c2' AND scheme = 'value_class' ORDER BY run_id DESC LIMIT 1),
+	'value:C override expired', 'an expired override returns to the score');
+SELECT is((SELECT count(*) FROM tier_override WHERE model = 'adj'), 0::bigint, 'ended overrides are removed once recorded');
+
+SELECT * FROM finish();
+ROLLBACK;

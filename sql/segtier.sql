@@ -1378,6 +1378,17 @@ BEGIN
 			 now(), now(), true)::segtier.model;
 	ctype := segtier._check_columns(m);
 	PERFORM segtier._effective_options(m);
+	-- capture puts triggers on the source, which needs its TRIGGER privilege
+	IF (SELECT c.relkind FROM pg_class c WHERE c.oid = source) IN ('r', 'p')
+	   AND NOT has_table_privilege(source, 'TRIGGER') THEN
+		IF (o->>'capture')::boolean THEN
+			RAISE EXCEPTION 'capture needs the TRIGGER privilege on %', source
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = 'Grant it, or create the model with "capture": false (every refresh is then full).';
+		END IF;
+		m.options := m.options || '{"capture": false}';
+		RAISE NOTICE 'model "%" refreshes fully each time: capturing changes needs the TRIGGER privilege on %', name, source;
+	END IF;
 	INSERT INTO segtier.model VALUES (m.*);
 	PERFORM segtier._create_relations(m, ctype);
 	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
@@ -1428,6 +1439,9 @@ BEGIN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
 	PERFORM segtier._effective_options(m);
+	IF (o->>'capture')::boolean AND NOT has_table_privilege(m.source, 'TRIGGER') THEN
+		RAISE EXCEPTION 'capture needs the TRIGGER privilege on %', m.source USING ERRCODE = 'insufficient_privilege';
+	END IF;
 	-- options that shape the stored per-customer summaries need a rescan;
 	-- the others only change scoring, which every run redoes
 	UPDATE segtier.model x SET options = m.options, changed_at = now(),
@@ -2144,6 +2158,8 @@ BEGIN
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.tier_override TO %s', role);
 	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
 		segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
+		segtier._refresh_model(text, boolean, bigint), segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int),
+		segtier._create_relations(segtier.model, regtype), segtier._set_capture(segtier.model, boolean),
 		segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
 		segtier.set_override(text, text, segtier.tier, text, timestamptz),
 		segtier.clear_override(text, text, text) TO %s', role);
@@ -2183,4 +2199,6 @@ REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, js
 	segtier.clear_override(text, text, text), segtier.purge_history(text), segtier.grant_reader(regrole),
 	segtier.grant_admin(regrole), segtier._refresh_model(text, boolean, bigint), segtier._run_start(text),
 	segtier._run_failed(bigint, text), segtier._close_stale_runs(), segtier._capture(),
-	segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb) FROM PUBLIC;
+	segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
+	segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int), segtier._create_relations(segtier.model, regtype),
+	segtier._set_capture(segtier.model, boolean) FROM PUBLIC;

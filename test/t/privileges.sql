@@ -1,0 +1,74 @@
+BEGIN;
+SET search_path = public, segtier;
+SELECT plan(19);
+
+CREATE ROLE st_admin NOLOGIN;
+CREATE ROLE st_other NOLOGIN;
+CREATE ROLE st_reader NOLOGIN;
+SELECT grant_admin('st_admin');
+SELECT grant_admin('st_other');
+SELECT grant_reader('st_reader');
+GRANT USAGE, CREATE ON SCHEMA public TO st_admin, st_other;
+
+CREATE TABLE open_orders (cust uuid, at date, amount int);
+INSERT INTO open_orders VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2025-01-05', 10),
+	('b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2025-02-05', 30);
+GRANT SELECT ON open_orders TO st_admin;
+CREATE TABLE secret_orders (cust int, at timestamptz, amount numeric);
+
+-- nothing that changes anything is open to PUBLIC
+SELECT is((SELECT count(*) FROM pg_proc p
+		   WHERE p.pronamespace = 'segtier'::regnamespace
+			 AND p.proname IN ('create_model', 'alter_model', 'drop_model', 'refresh', 'set_override',
+							   'clear_override', 'purge_history', 'grant_admin', 'grant_reader')
+			 AND has_function_privilege('public', p.oid, 'EXECUTE')), 0::bigint,
+	'no configuration function is executable by PUBLIC');
+SET ROLE st_reader;
+SELECT throws_ok($$SELECT segtier.create_model('r', 'open_orders', 'cust', 'at', 'amount')$$, '42501', NULL,
+	'a reader cannot create models');
+RESET ROLE;
+
+SET ROLE st_admin;
+SELECT lives_ok($$SELECT segtier.create_model('own', 'open_orders', 'cust', 'at', 'amount',
+	'{"as_of": "2025-03-01 00:00+00"}')$$, 'a non-superuser creates a model on a table it can read');
+SELECT throws_ok($$SELECT segtier.create_model('sneaky', 'secret_orders', 'cust', 'at', 'amount')$$, '42501', NULL,
+	'but not on a table it cannot read');
+SELECT lives_ok($$SELECT segtier.refresh('own')$$, 'and refreshes it');
+SELECT is((SELECT count(*) FROM segtier_data.own_tiers), 2::bigint, 'its tiers');
+SELECT is((SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+		   WHERE attrelid = segtier.tiers('own') AND attname = 'customer'), 'uuid', 'uuid customer ids keep their type');
+SELECT throws_ok($$UPDATE segtier.tier_history SET reason = 'x'$$, '42501', NULL, 'history cannot be updated');
+SELECT throws_ok($$DELETE FROM segtier.tier_history$$, '42501', NULL, 'history cannot be deleted');
+SELECT throws_ok($$SELECT segtier.purge_history()$$, '42501', NULL, 'purging is for the DBA');
+RESET ROLE;
+
+-- another admin neither sees nor refreshes it
+SET ROLE st_other;
+SELECT throws_ok($$SELECT segtier.refresh('own')$$, '42704', 'model "own" does not exist',
+	'models of other owners are invisible');
+SELECT throws_ok($$INSERT INTO segtier.tier_history (model, customer, scheme, reason) VALUES ('own', 'x', 'y', 'forged')$$,
+	'42501', NULL, 'history rows of other owners'' models cannot be forged');
+RESET ROLE;
+
+-- the refresh runs with the owner's rights, even when a superuser calls it
+REVOKE SELECT ON open_orders FROM st_admin;
+SELECT throws_ok($$SELECT segtier.refresh('own', true)$$, '42501', NULL,
+	'a superuser''s refresh of the model reads with the owner''s rights');
+GRANT SELECT ON open_orders TO st_admin;
+
+SET ROLE st_reader;
+SELECT is((SELECT count(*) FROM segtier.customer_tiers WHERE model = 'own'), 2::bigint, 'a reader sees customer_tiers');
+SELECT throws_ok($$SELECT * FROM segtier_data.own_tiers$$, '42501', NULL, 'but not the owner''s tables directly');
+RESET ROLE;
+
+-- hostile names: quotes, spaces, upper case, unicode, an injection attempt
+CREATE TABLE "Odd ""Orders""; DROP TABLE open_orders; --" ("Customer Id" text, "Zeit ⏰" timestamptz, "Amount $" numeric);
+INSERT INTO "Odd ""Orders""; DROP TABLE open_orders; --" VALUES ('x''1', '2025-01-01 00:00+00', 5), ('y 2', '2025-01-02 00:00+00', 7);
+SELECT lives_ok($$SELECT segtier.create_model('odd', '"Odd ""Orders""; DROP TABLE open_orders; --"', 'Customer Id', 'Zeit ⏰', 'Amount $',
+	'{"as_of": "2025-02-01 00:00+00"}')$$, 'odd names work');
+SELECT lives_ok($$SELECT segtier.refresh('odd')$$, 'and refresh');
+SELECT is((SELECT string_agg(customer, ',' ORDER BY customer) FROM segtier_data.odd_tiers), 'x''1,y 2', 'with their ids');
+SELECT has_table('open_orders', 'nothing was injected');
+
+SELECT * FROM finish();
+ROLLBACK;

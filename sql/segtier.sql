@@ -901,8 +901,8 @@ CREATE TABLE segtier.tier_history (
 	model text NOT NULL,
 	customer text NOT NULL,
 	scheme text NOT NULL,
-	from_tier segtier.tier,
-	to_tier segtier.tier,
+	from_tier text,
+	to_tier text,
 	changed_at timestamptz NOT NULL DEFAULT now(),
 	run_id bigint,
 	reason text NOT NULL,
@@ -914,8 +914,8 @@ COMMENT ON TABLE segtier.tier_history IS 'append-only history: one row per custo
 COMMENT ON COLUMN segtier.tier_history.model IS 'model';
 COMMENT ON COLUMN segtier.tier_history.customer IS 'customer id as text';
 COMMENT ON COLUMN segtier.tier_history.scheme IS 'tier column: value_class, pyramid or lifecycle';
-COMMENT ON COLUMN segtier.tier_history.from_tier IS 'tier before (NULL for a new customer)';
-COMMENT ON COLUMN segtier.tier_history.to_tier IS 'tier after (NULL for a removed customer)';
+COMMENT ON COLUMN segtier.tier_history.from_tier IS 'tier before, as scheme:level text (NULL for a new customer); text, so the audit outlives scheme changes';
+COMMENT ON COLUMN segtier.tier_history.to_tier IS 'tier after, as scheme:level text (NULL for a removed customer)';
 COMMENT ON COLUMN segtier.tier_history.changed_at IS 'when the change was made';
 COMMENT ON COLUMN segtier.tier_history.run_id IS 'refresh run that made the change';
 COMMENT ON COLUMN segtier.tier_history.reason IS 'why: score, new customer, customer removed, override, override cleared, override expired, hysteresis hold, hysteresis release';
@@ -925,7 +925,7 @@ CREATE TABLE segtier.tier_override (
 	model text NOT NULL REFERENCES segtier.model ON DELETE CASCADE ON UPDATE CASCADE,
 	customer text NOT NULL,
 	scheme text NOT NULL,
-	tier segtier.tier NOT NULL,
+	tier text NOT NULL,
 	reason text NOT NULL,
 	expires timestamptz,
 	set_by name NOT NULL DEFAULT current_user,
@@ -937,7 +937,7 @@ COMMENT ON TABLE segtier.tier_override IS 'manual overrides: the tier wins over 
 COMMENT ON COLUMN segtier.tier_override.model IS 'model';
 COMMENT ON COLUMN segtier.tier_override.customer IS 'customer id as text';
 COMMENT ON COLUMN segtier.tier_override.scheme IS 'tier column overridden: value_class, pyramid or lifecycle';
-COMMENT ON COLUMN segtier.tier_override.tier IS 'the tier to hold';
+COMMENT ON COLUMN segtier.tier_override.tier IS 'the tier to hold, as scheme:level text';
 COMMENT ON COLUMN segtier.tier_override.reason IS 'why (copied into tier_history)';
 COMMENT ON COLUMN segtier.tier_override.expires IS 'when the override ends (NULL = until cleared)';
 COMMENT ON COLUMN segtier.tier_override.set_by IS 'role that set it';
@@ -1744,7 +1744,7 @@ BEGIN
 		WHERE x.old IS DISTINCT FROM x.new OR x.reason LIKE 'hysteresis%'
 	)
 	INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason, changed_by)
-	SELECT m.name, customer, scheme, old, new, v_run, reason, by FROM c;
+	SELECT m.name, customer, scheme, old::text, new::text, v_run, reason, by FROM c;
 	GET DIAGNOSTICS n_changed = ROW_COUNT;
 	EXECUTE format($f$
 		WITH gone AS (
@@ -1752,7 +1752,7 @@ BEGIN
 			RETURNING t.customer, t.value_class, t.pyramid, t.lifecycle
 		)
 		INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason)
-		SELECT $1, g.customer::text, x.scheme, x.old, NULL, $2, 'customer removed'
+		SELECT $1, g.customer::text, x.scheme, x.old::text, NULL, $2, 'customer removed'
 		FROM gone g, LATERAL (VALUES ('value_class', g.value_class), ('pyramid', g.pyramid),
 									 ('lifecycle', g.lifecycle)) x(scheme, old)$f$, tbl)
 	USING m.name, v_run;
@@ -1841,7 +1841,7 @@ DECLARE
 	hyst boolean;
 BEGIN
 	CREATE TEMP TABLE segtier_ov AS
-	SELECT o.customer, o.scheme, o.tier, o.reason, o.set_by, o.cleared_by, o.expires
+	SELECT o.customer, o.scheme, o.tier::segtier.tier AS tier, o.reason, o.set_by, o.cleared_by, o.expires
 	FROM segtier.tier_override o WHERE o.model = _apply_overrides_and_hysteresis.model;
 	ALTER TABLE segtier_new
 		ADD COLUMN value_class segtier.tier, ADD COLUMN value_reason text, ADD COLUMN value_by name,
@@ -2016,7 +2016,7 @@ BEGIN
 		RAISE EXCEPTION 'override expiry % is not in the future', expires USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	INSERT INTO segtier.tier_override (model, customer, scheme, tier, reason, expires)
-	VALUES (m.name, segtier._customer_text(m.name, customer), sch, tier, reason, expires)
+	VALUES (m.name, segtier._customer_text(m.name, customer), sch, tier::text, reason, expires)
 	ON CONFLICT ON CONSTRAINT tier_override_pkey DO UPDATE
 		SET tier = EXCLUDED.tier, reason = EXCLUDED.reason, expires = EXCLUDED.expires,
 			set_by = current_user, set_at = now(), cleared_by = NULL;

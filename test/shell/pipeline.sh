@@ -1,0 +1,94 @@
+#!/bin/bash
+# TAP: what needs real sessions and whole databases: pg_dump/pg_restore of
+# configuration, tiers and history; readers and writers during a refresh;
+# a second refresh waiting; NOTIFY.  Runs against the harness's cluster.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+n=0
+failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+echo "1..12"
+
+for db in st_dump st_restore st_conc; do q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null; done
+q -d postgres -c "CREATE DATABASE st_dump" -c "CREATE DATABASE st_restore" -c "CREATE DATABASE st_conc"
+
+# --- dump and restore -------------------------------------------------------
+q -d st_dump -v customers=300 -f test/gen/crm.sql >/dev/null
+q -d st_dump <<'SQL' >/dev/null
+CREATE EXTENSION segtier;
+INSERT INTO segtier.tier_scheme (name, description) VALUES ('membership', 'card');
+INSERT INTO segtier.tier_level (scheme_id, name, rank, label_en)
+SELECT scheme_id, l, r, e FROM segtier.tier_scheme, (VALUES ('普通', 10, 'Regular'), ('金卡', 30, 'Gold')) v(l, r, e)
+WHERE name = 'membership';
+CREATE TABLE public.cards (customer_id bigint PRIMARY KEY, card segtier.tier);
+INSERT INTO public.cards VALUES (1, 'membership:金卡'), (2, 'membership:普通');
+SELECT segtier.create_model('crm', 'crm.orders', 'customer_id', 'ordered_at', 'amount',
+	'{"as_of": "2025-01-01 00:00+00", "time_zone": "UTC", "customers_table": "crm.customers", "hysteresis_runs": 2}');
+SELECT segtier.refresh('crm');
+INSERT INTO crm.orders (customer_id, ordered_at, amount) VALUES (7, '2024-12-30', 999);
+SELECT segtier.set_override('crm', '3', 'pyramid:vip', 'key account');
+SELECT segtier.refresh('crm');
+SQL
+snapshot() {
+	q -d "$1" -c "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+		SELECT format('%s %s %s %s %s', name, source::text, customer_column, options, owner) x FROM segtier.model
+		UNION ALL SELECT format('%s %s %s %s %s %s', run_id, model, status, full_refresh, customers, changed) FROM segtier.refresh_runs
+		UNION ALL SELECT format('%s %s %s %s %s %s %s', model, customer, scheme, from_tier, to_tier, run_id, reason) FROM segtier.tier_history
+		UNION ALL SELECT format('%s %s %s %s', model, customer, tier, reason) FROM segtier.tier_override
+		UNION ALL SELECT format('%s %s %s %s %s', customer, rfm, value_class, pyramid, lifecycle) FROM segtier_data.crm_tiers
+		UNION ALL SELECT format('%s %s', customer_id, card) FROM public.cards
+		UNION ALL SELECT format('%s %s %s', s.name, l.name, l.rank) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)) t"
+}
+before=$(snapshot st_dump)
+dump=$(mktemp /tmp/segtier-dump.XXXXXX)
+pg_dump -Fc -d st_dump -f "$dump"
+ok $? "pg_dump of a database with a model"
+pg_restore -d st_restore "$dump" 2>/tmp/segtier-restore.err
+ok $? "pg_restore into a fresh database$( [ -s /tmp/segtier-restore.err ] && echo ': '$(head -c 300 /tmp/segtier-restore.err))"
+rm -f "$dump" /tmp/segtier-restore.err
+after=$(snapshot st_restore)
+[ -n "$before" ] && [ "$before" = "$after" ]
+ok $? "models, runs, history, overrides, tiers, user schemes and stored tiers survive the round trip"
+q -d st_restore -c "INSERT INTO crm.orders (customer_id, ordered_at, amount) VALUES (8, '2024-12-31', 5000)" >/dev/null
+run=$(q -d st_restore -c "SELECT segtier.refresh('crm')")
+[ "$(q -d st_restore -c "SELECT full_refresh || ' ' || status FROM segtier.refresh_runs WHERE run_id = $run")" = "false succeeded" ]
+ok $? "the restored model refreshes incrementally (capture triggers restored)"
+[ "$(q -d st_restore -c "SELECT count(*) > 0 FROM segtier.tier_history WHERE run_id = $run AND customer = '8'")" = "t" ]
+ok $? "and records the restored customer's changes"
+
+# --- concurrency -------------------------------------------------------------
+q -d st_conc -v customers=2000 -f test/gen/crm.sql >/dev/null
+q -d st_conc -c "CREATE EXTENSION segtier" \
+	-c "SELECT segtier.create_model('c', 'crm.orders', 'customer_id', 'ordered_at', 'amount', '{\"as_of\": \"2025-01-01 00:00+00\"}')" \
+	-c "SELECT segtier.refresh('c')" >/dev/null
+# session A: a refresh whose transaction stays open until we release it
+q -d st_conc -c "SELECT pg_advisory_lock(4711)" -c "SELECT pg_sleep(30)" >/dev/null &
+holder=$!
+q -d st_conc -c "INSERT INTO crm.orders (customer_id, ordered_at, amount) SELECT customer_id, '2024-12-31', 3000 FROM crm.customers WHERE customer_id <= 40" >/dev/null
+( q -d st_conc -c "BEGIN" -c "SELECT segtier.refresh('c')" -c "SELECT pg_advisory_lock(4711)" -c "COMMIT" >/dev/null ) &
+refresher=$!
+wait_for() { for _ in $(seq 1 300); do [ "$(q -d st_conc -c "$1")" = t ] && return 0; sleep 0.1; done; return 1; }
+wait_for "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711 AND NOT granted"
+ok $? "a refresh is in progress, its transaction open"
+q -d st_conc -c "SET lock_timeout = '2s'" -c "SELECT count(*) FROM segtier_data.c_tiers" >/dev/null
+ok $? "readers of the tiers do not wait for it"
+q -d st_conc -c "SET lock_timeout = '2s'" -c "INSERT INTO crm.orders (customer_id, ordered_at, amount) VALUES (41, '2024-12-31', 3000)" >/dev/null
+ok $? "writers of the source do not wait for it"
+[ "$(q -d st_conc -c "SELECT count(*) FROM segtier.tier_history WHERE run_id = (SELECT max(run_id) FROM segtier.refresh_runs)")" = "$(q -d st_conc -c "SELECT count(*) FROM segtier.tier_history WHERE run_id = (SELECT max(run_id) FROM segtier.refresh_runs WHERE status = 'succeeded')")" ]
+( q -d st_conc -c "SELECT segtier.refresh('c')" >/dev/null ) &
+second=$!
+wait_for "SELECT count(*) >= 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 1936024946 AND NOT granted"
+ok $? "a second refresh of the model waits for the first"
+kill $holder 2>/dev/null; q -d st_conc -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
+wait $refresher; wait $second
+[ "$(q -d st_conc -c "SELECT count(*) FROM segtier_data.c_tiers WHERE customer <= 41 AND monetary >= 3000")" = 41 ]
+ok $? "after both, every concurrent write is in the tiers"
+
+# --- notifications ------------------------------------------------------------
+out=$(q -d st_conc -c "LISTEN segtier" -c "SELECT segtier.refresh('c')" 2>&1)
+echo "$out" | grep -q 'Asynchronous notification "segtier" with payload "{"model": "c", "run_id": [0-9]*, "status": "succeeded", "changed": [0-9]*, "customers": [0-9]*}"'
+ok $? "NOTIFY segtier with model, run id, status, changed and customers"
+
+for db in st_dump st_restore st_conc; do q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
+exit $failed

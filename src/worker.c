@@ -10,12 +10,15 @@
  */
 #include "segtier.h"
 
+#include "access/heapam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
-#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -33,10 +36,10 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -277,6 +280,30 @@ PostponeStart(int i, WorkerState state, TimestampTz now, const char *why)
 	SetSlotState(i, state, e->next_start);
 }
 
+/*
+ * A copy of the row of a shared catalog with this name, or NULL.  A heap
+ * scan: the launcher is connected to no database, so it has no index access.
+ */
+static HeapTuple
+SharedCatalogRow(Oid relid, AttrNumber name_attnum, const char *name)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, name_attnum, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(name));
+	rel = table_open(relid, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 1, &key);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	if (HeapTupleIsValid(tup))
+		tup = heap_copytuple(tup);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return tup;
+}
+
 /* Start the worker of slot i if its database and role can be used; in a transaction. */
 static void
 StartWorker(int i, TimestampTz now)
@@ -285,40 +312,34 @@ StartWorker(int i, TimestampTz now)
 	LauncherEntry *e = &Entries[i];
 	BackgroundWorker worker;
 	HeapTuple	tup;
-	bool		allowconn;
 	uint32		generation;
-	char	   *why;
 
-	e->dboid = get_database_oid(slot->dbname, true);
-	if (!OidIsValid(e->dboid))
+	tup = SharedCatalogRow(DatabaseRelationId, Anum_pg_database_datname, slot->dbname);
+	if (!HeapTupleIsValid(tup))
 	{
-		why = psprintf("database \"%s\" listed in segtier.database does not exist", slot->dbname);
-		PostponeStart(i, WS_NO_DATABASE, now, why);
+		PostponeStart(i, WS_NO_DATABASE, now,
+					  psprintf("database \"%s\" listed in segtier.database does not exist",
+							   slot->dbname));
 		return;
 	}
-	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(e->dboid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for database %u", e->dboid);
-	allowconn = ((Form_pg_database) GETSTRUCT(tup))->datallowconn;
-	ReleaseSysCache(tup);
-	if (!allowconn)
+	e->dboid = ((Form_pg_database) GETSTRUCT(tup))->oid;
+	if (!((Form_pg_database) GETSTRUCT(tup))->datallowconn)
 	{
-		why = psprintf("database \"%s\" listed in segtier.database does not allow connections", slot->dbname);
-		PostponeStart(i, WS_NO_DATABASE, now, why);
+		PostponeStart(i, WS_NO_DATABASE, now,
+					  psprintf("database \"%s\" listed in segtier.database does not allow connections",
+							   slot->dbname));
 		return;
 	}
 	if (slot->role[0] != '\0')
 	{
-		tup = SearchSysCache1(AUTHNAME, CStringGetDatum(slot->role));
+		tup = SharedCatalogRow(AuthIdRelationId, Anum_pg_authid_rolname, slot->role);
 		if (!HeapTupleIsValid(tup) || !((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin)
 		{
-			why = psprintf("role \"%s\" set in segtier.role does not exist or cannot log in", slot->role);
-			if (HeapTupleIsValid(tup))
-				ReleaseSysCache(tup);
-			PostponeStart(i, WS_NO_ROLE, now, why);
+			PostponeStart(i, WS_NO_ROLE, now,
+						  psprintf("role \"%s\" set in segtier.role does not exist or cannot log in",
+								   slot->role));
 			return;
 		}
-		ReleaseSysCache(tup);
 	}
 	if (DatabaseBusy(e->dboid))
 	{

@@ -2202,3 +2202,45 @@ REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, js
 	segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
 	segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int), segtier._create_relations(segtier.model, regtype),
 	segtier._set_capture(segtier.model, boolean) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- @worker: background worker status, wake-up and refresh progress (worker.c, progress.c)
+------------------------------------------------------------------------------
+CREATE FUNCTION segtier.worker_status(OUT database text, OUT pid int, OUT state text,
+	OUT current_model text, OUT last_run timestamptz, OUT next_run timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'segtier_worker_status' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.worker_status() IS
+'one row per database in segtier.database: its worker''s pid (NULL when none runs), state (waiting, starting, idle, refreshing, disabled, no extension, no database, bad role, retrying, stopping), the model being refreshed, when the last refresh ended and when the worker (or the launcher) looks next; empty without shared_preload_libraries';
+
+CREATE FUNCTION segtier.wake() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'segtier_wake' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION segtier.wake() IS
+'ask the worker of the current database to look for due models now; false when no worker serves this database';
+
+CREATE FUNCTION segtier.report_progress(model text, phase text, customers_done bigint, customers_total bigint)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'segtier_report_progress' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION segtier.report_progress(text, text, bigint, bigint) IS
+'publish the phase and customer counts of this session''s running refresh in segtier.refresh_progress, until report_progress_done() or the end of the transaction (or the abort of the subtransaction that reported); counts may be NULL; does nothing without shared_preload_libraries';
+
+CREATE FUNCTION segtier.report_progress_done() RETURNS void
+	AS 'MODULE_PATHNAME', 'segtier_report_progress_done' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION segtier.report_progress_done() IS
+'remove this session''s row from segtier.refresh_progress';
+
+CREATE FUNCTION segtier._refresh_progress(OUT pid int, OUT datid oid, OUT model text, OUT phase text,
+	OUT customers_done bigint, OUT customers_total bigint, OUT started timestamptz, OUT updated timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'segtier_refresh_progress' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier._refresh_progress() IS
+'the shared-memory rows behind the view segtier.refresh_progress';
+
+CREATE VIEW segtier.refresh_progress AS
+	SELECT p.pid, d.datname AS database, p.model, p.phase, p.customers_done, p.customers_total,
+		p.started, p.updated
+	FROM segtier._refresh_progress() p
+	LEFT JOIN pg_catalog.pg_database d ON d.oid = p.datid;
+COMMENT ON VIEW segtier.refresh_progress IS
+'one row per session running a refresh, in any database: model, phase, customers done of total, when the model''s refresh started and the last report';
+GRANT SELECT ON segtier.refresh_progress TO PUBLIC;

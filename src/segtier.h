@@ -187,4 +187,14 @@ extern void bgnbd_get_params(HeapTupleHeader rec, BgnbdParams *p);
 extern void bgnbd_check_customer(float8 *key);
 extern float8 bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key);
 
+/* ---- worker: background worker and refresh progress (worker.c, progress.c) ---- */
+
+/* Longest model name kept in shared memory (longer names are clipped). */
+#define SEGTIER_SHMEM_NAMELEN 128
+
+extern void _PG_init(void);
+extern Size segtier_progress_shmem_size(void);
+extern void segtier_progress_shmem_init(void);
+/* ---- end worker ---- */
+
 #endif							/* SEGTIER_H */

@@ -114,7 +114,9 @@ run_tests() {
 	psql -q -X -v ON_ERROR_STOP=1 -d segtier_tap \
 		-c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION segtier"
 	load_shared_data segtier_tap
+	say "pgTAP and shell suites"
 	PGDATABASE=segtier_tap pg_prove --failures --ext .sql -r test/t
+	prove --failures --ext .sh --exec bash test/shell
 }
 
 run_demo() {

@@ -37,19 +37,34 @@ snapshot() {
 		UNION ALL SELECT format('%s %s %s %s %s %s %s', model, customer, scheme, from_tier, to_tier, run_id, reason) FROM segtier.tier_history
 		UNION ALL SELECT format('%s %s %s %s', model, customer, tier, reason) FROM segtier.tier_override
 		UNION ALL SELECT format('%s %s %s %s %s', customer, rfm, value_class, pyramid, lifecycle) FROM segtier_data.crm_tiers
-		UNION ALL SELECT format('%s %s', customer_id, card) FROM public.cards
-		UNION ALL SELECT format('%s %s %s', s.name, l.name, l.rank) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)) t"
+				UNION ALL SELECT format('%s %s %s', s.name, l.name, l.rank) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
+		${2:-}) t"
 }
-before=$(snapshot st_dump)
 dump=$(mktemp /tmp/segtier-dump.XXXXXX)
-pg_dump -Fc -d st_dump -f "$dump"
-ok $? "pg_dump of a database with a model"
+# user tables holding user-defined tiers are set aside for the second round
+q -d st_dump -c "ALTER TABLE public.cards RENAME TO cards_later" >/dev/null
+before=$(snapshot st_dump)
+pg_dump -Fc -T public.cards_later -d st_dump -f "$dump"
+ok $? "pg_dump of a database with a model and a user-defined tier scheme"
 pg_restore -d st_restore "$dump" 2>/tmp/segtier-restore.err
-ok $? "pg_restore into a fresh database$( [ -s /tmp/segtier-restore.err ] && echo ': '$(head -c 300 /tmp/segtier-restore.err))"
-rm -f "$dump" /tmp/segtier-restore.err
+ok $? "plain pg_restore into a fresh database$( [ -s /tmp/segtier-restore.err ] && echo ': '$(head -c 300 /tmp/segtier-restore.err))"
 after=$(snapshot st_restore)
 [ -n "$before" ] && [ "$before" = "$after" ]
-ok $? "models, runs, history, overrides, tiers, user schemes and stored tiers survive the round trip"
+ok $? "models, runs, history, overrides, tiers and user schemes survive the round trip"
+# user tables with user-defined tiers: segtier's catalog data first (README)
+q -d st_dump -c "ALTER TABLE public.cards_later RENAME TO cards" >/dev/null
+q -d postgres -c "DROP DATABASE st_restore" -c "CREATE DATABASE st_restore" >/dev/null
+cards="UNION ALL SELECT format('%s %s', customer_id, card) FROM public.cards"
+before=$(snapshot st_dump "$cards")
+pg_dump -Fc -d st_dump -f "$dump"
+pg_restore -d st_restore --section=pre-data "$dump" &&
+	pg_restore -d st_restore --section=data -n segtier "$dump" &&
+	pg_restore -d st_restore --section=data -N segtier "$dump" &&
+	pg_restore -d st_restore --section=post-data "$dump"
+after=$(snapshot st_restore "$cards")
+[ -n "$before" ] && [ "$before" = "$after" ]
+ok $? "with segtier's data restored first, user tables holding user-defined tiers survive too"
+rm -f "$dump" /tmp/segtier-restore.err
 q -d st_restore -c "INSERT INTO crm.orders (customer_id, ordered_at, amount) VALUES (8, '2024-12-31', 5000)" >/dev/null
 run=$(q -d st_restore -c "SELECT segtier.refresh('crm')")
 [ "$(q -d st_restore -c "SELECT full_refresh || ' ' || status FROM segtier.refresh_runs WHERE run_id = $run")" = "false succeeded" ]
@@ -63,7 +78,7 @@ q -d st_conc -c "CREATE EXTENSION segtier" \
 	-c "SELECT segtier.create_model('c', 'crm.orders', 'customer_id', 'ordered_at', 'amount', '{\"as_of\": \"2025-01-01 00:00+00\"}')" \
 	-c "SELECT segtier.refresh('c')" >/dev/null
 # session A: a refresh whose transaction stays open until we release it
-q -d st_conc -c "SELECT pg_advisory_lock(4711)" -c "SELECT pg_sleep(30)" >/dev/null &
+q -d st_conc -c "SELECT pg_advisory_lock(4711)" -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
 holder=$!
 q -d st_conc -c "INSERT INTO crm.orders (customer_id, ordered_at, amount) SELECT customer_id, '2024-12-31', 3000 FROM crm.customers WHERE customer_id <= 40" >/dev/null
 ( q -d st_conc -c "BEGIN" -c "SELECT segtier.refresh('c')" -c "SELECT pg_advisory_lock(4711)" -c "COMMIT" >/dev/null ) &

@@ -48,8 +48,9 @@ SELECT is(score(5, '{1,5,10}', NULL), NULL, 'NULL direction gives NULL');
 -- Catalog sanity: every function of the extension says what it is.
 -- (segtier is off the search path here so that names come out qualified.)
 SET LOCAL search_path = public;
--- Only triggers and functions that write may be parallel unsafe; add a
--- function here only with a reason.
+-- Only triggers, functions that write and the worker's signalling and
+-- shared-memory writers may be parallel unsafe; add a function here only
+-- with a reason.
 SELECT results_eq($$
 	SELECT p.oid::regprocedure::text FROM pg_proc p
 	JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -73,11 +74,14 @@ SELECT results_eq($$
 			 ('segtier.grant_reader(regrole)'),
 			 ('segtier.purge_history(text)'),
 			 ('segtier.refresh(text,boolean)'),
+			 ('segtier.report_progress(text,text,bigint,bigint)'),
+			 ('segtier.report_progress_done()'),
 			 ('segtier.set_override(text,text,segtier.tier,text,timestamp with time zone)'),
 			 ('segtier.tier_catalog_changed()'),
 			 ('segtier.tier_level_guard()'),
 			 ('segtier.tier_no_truncate()'),
-			 ('segtier.tier_scheme_guard()')$$,
+			 ('segtier.tier_scheme_guard()'),
+			 ('segtier.wake()')$$,
 	'the functions of the extension that are not PARALLEL SAFE');
 SELECT is_empty($$
 	SELECT p.oid::regprocedure FROM pg_proc p

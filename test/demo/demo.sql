@@ -1,16 +1,20 @@
 -- make demo: segtier on a generated CRM data set.
+\set QUIET on
 \pset pager off
 \pset footer off
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 CREATE EXTENSION segtier;
 SET search_path = public, segtier;
+\set QUIET off
 
 \echo
 \echo '== The data: a seeded CRM (test/gen/crm.sql): 5000 buyers, 500 prospects, Pareto spend, Poisson timing, churn, 2 % refunds'
 \set customers 5000
 \set as_of '2025-01-01 00:00+00'
+\set QUIET on
 \ir ../gen/crm.sql
+\set QUIET off
 SELECT count(*) AS orders, count(DISTINCT customer_id) AS buyers, (SELECT count(*) FROM crm.customers) AS customers,
 	   sum(amount) AS revenue, count(*) FILTER (WHERE amount < 0) AS refunds,
 	   min(ordered_at)::date AS first_order, max(ordered_at)::date AS last_order

@@ -166,7 +166,12 @@ share_params(FunctionCallInfo fcinfo, int32 *param)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("share boundaries and basis must not be NULL")));
 	arr = PG_GETARG_ARRAYTYPE_P(2);
-	nb = segtier_get_cuts(arr, &bounds);
+	if (ARR_NDIM(arr) > 1 || (ARR_HASNULL(arr) && array_contains_nulls(arr)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("share boundaries must be a one-dimensional array without NULLs")));
+	nb = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	bounds = (const float8 *) ARR_DATA_PTR(arr);
 	basis = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	if (strcmp(basis, "value") == 0)
 		param[SP_BASIS] = 0;
@@ -184,7 +189,7 @@ share_params(FunctionCallInfo fcinfo, int32 *param)
 	param[SP_NBOUNDS] = nb;
 	for (int i = 0; i < nb; i++)
 	{
-		if (!(bounds[i] > 0 && bounds[i] < 1))
+		if (!(bounds[i] > 0 && bounds[i] < 1) || (i > 0 && bounds[i] <= bounds[i - 1]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("share boundaries must be strictly ascending and between 0 and 1"),

@@ -1298,7 +1298,23 @@ BEGIN
 			month_spend numeric[])$f$, s, ctype);
 	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', s,
 		format('segtier model %s: per-customer purchase summary as of the last run', m.name));
+	EXECUTE format($f$
+		COMMENT ON COLUMN segtier_data.%1$I.customer IS 'customer id';
+		COMMENT ON COLUMN segtier_data.%1$I.first_purchase IS 'first purchase up to the as-of time';
+		COMMENT ON COLUMN segtier_data.%1$I.last_purchase IS 'last purchase up to the as-of time';
+		COMMENT ON COLUMN segtier_data.%1$I.transactions IS 'purchases (amount >= 0)';
+		COMMENT ON COLUMN segtier_data.%1$I.purchase_days IS 'distinct calendar days with a purchase, in the model''s time zone';
+		COMMENT ON COLUMN segtier_data.%1$I.total_amount IS 'net amount: purchases minus refunds';
+		COMMENT ON COLUMN segtier_data.%1$I.repeat_amount IS 'purchases on days after the first purchase day';
+		COMMENT ON COLUMN segtier_data.%1$I.refund_amount IS 'refunds (negative amounts), as a negative sum';
+		COMMENT ON COLUMN segtier_data.%1$I.null_rows IS 'rows ignored for a NULL time or amount';
+		COMMENT ON COLUMN segtier_data.%1$I.refunds IS 'refund rows';
+		COMMENT ON COLUMN segtier_data.%1$I.future_rows IS 'rows after the as-of time, ignored';
+		COMMENT ON COLUMN segtier_data.%1$I.margin IS 'sum of the margin column (option margin_column)';
+		COMMENT ON COLUMN segtier_data.%1$I.month_spend IS 'net spend in each of the churn_months + 1 complete calendar months before the as-of month';
+	$f$, s);
 	EXECUTE format('CREATE TABLE segtier_data.%I (customer %s)', q, ctype);
+	EXECUTE format('COMMENT ON COLUMN segtier_data.%I.customer IS %L', q, 'customer whose transactions changed');
 	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', q,
 		format('segtier model %s: customers whose transactions changed since the last run', m.name));
 	-- any writer of the source enqueues through the capture triggers
@@ -1325,27 +1341,49 @@ BEGIN
 	RETURN NULL;
 END $$;
 
+-- Statement triggers on a partitioned table do not fire for rows written
+-- straight into a partition, so every partition gets them too.
+CREATE FUNCTION segtier._capture_targets(m segtier.model) RETURNS SETOF regclass
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT c.oid::regclass FROM pg_class c
+	WHERE c.relkind IN ('r', 'p')
+	  AND (c.oid = m.source OR c.oid IN (SELECT t.relid FROM pg_partition_tree(m.source) t))
+$$;
+
+-- Drops and, when enabled, creates the capture triggers.
 CREATE FUNCTION segtier._set_capture(m segtier.model, enable boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	trg text := 'segtier_' || m.name;
+	rel regclass;
 	ev text;
 BEGIN
-	FOR ev IN SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE trg || '\_%' LOOP
-		EXECUTE format('DROP TRIGGER %I ON %s', ev, m.source);
+	FOR rel IN SELECT * FROM segtier._capture_targets(m) LOOP
+		FOR ev IN SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname LIKE trg || '\_%' LOOP
+			EXECUTE format('DROP TRIGGER %I ON %s', ev, rel);
+		END LOOP;
 	END LOOP;
-	IF NOT enable OR (SELECT relkind FROM pg_class WHERE oid = m.source) NOT IN ('r', 'p') THEN
+	IF NOT enable THEN
 		RETURN;
 	END IF;
-	EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segtier_new
-					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_insert', m.source, m.name, m.customer_column);
-	EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS segtier_old NEW TABLE AS segtier_new
-					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_update', m.source, m.name, m.customer_column);
-	EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segtier_old
-					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_delete', m.source, m.name, m.customer_column);
-	EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
-					FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_truncate', m.source, m.name, m.customer_column);
+	FOR rel IN SELECT * FROM segtier._capture_targets(m) LOOP
+		EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segtier_new
+						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_insert', rel, m.name, m.customer_column);
+		EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS segtier_old NEW TABLE AS segtier_new
+						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_update', rel, m.name, m.customer_column);
+		EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segtier_old
+						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_delete', rel, m.name, m.customer_column);
+		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
+						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_truncate', rel, m.name, m.customer_column);
+	END LOOP;
 END $$;
+
+-- True when every table of the source has the model's capture triggers.
+CREATE FUNCTION segtier._capture_complete(m segtier.model) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT bool_and(EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert'))
+	FROM segtier._capture_targets(m) AS t(relid)
+$$;
 
 CREATE FUNCTION segtier._create_model(name text, source regclass, customer_column name, time_column name,
 	amount_column name, options jsonb) RETURNS void
@@ -1568,6 +1606,11 @@ BEGIN
 	SELECT * INTO last FROM segtier.refresh_runs r
 	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
+	-- a partition attached since the last run has no capture triggers yet
+	IF (o->>'capture')::boolean AND NOT segtier._capture_complete(m) THEN
+		PERFORM segtier._set_capture(m, true);
+		m.needs_full := true;
+	END IF;
 	v_full := force_full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
 		OR NOT (o->>'capture')::boolean OR (SELECT c.relkind FROM pg_class c WHERE c.oid = m.source) NOT IN ('r', 'p')
 		OR date_trunc('month', v_as_of, v_tz) <> date_trunc('month', last.as_of, v_tz);
@@ -2175,7 +2218,9 @@ COMMENT ON FUNCTION segtier._time_expr(segtier.model, text) IS 'SQL expression o
 COMMENT ON FUNCTION segtier._check_columns(segtier.model) IS 'check a model''s customer, time and amount columns; returns the customer id type';
 COMMENT ON FUNCTION segtier._create_relations(segtier.model, regtype) IS 'create a model''s tiers, summary and queue tables';
 COMMENT ON FUNCTION segtier._capture() IS 'capture trigger: enqueue the customers of changed transactions; TRUNCATE marks a full refresh';
-COMMENT ON FUNCTION segtier._set_capture(segtier.model, boolean) IS 'create or drop a model''s capture triggers on its source';
+COMMENT ON FUNCTION segtier._set_capture(segtier.model, boolean) IS 'create or drop a model''s capture triggers on its source and every partition';
+COMMENT ON FUNCTION segtier._capture_targets(segtier.model) IS 'the tables capture triggers go on: the source and its partitions';
+COMMENT ON FUNCTION segtier._capture_complete(segtier.model) IS 'true when every table of the source has the model''s capture triggers';
 COMMENT ON FUNCTION segtier._get_model(text) IS 'a model''s row, or 42704';
 COMMENT ON FUNCTION segtier._levels(text) IS 'levels of a tier scheme, lowest first';
 COMMENT ON FUNCTION segtier._jsonb_floats(jsonb) IS 'a JSON array of numbers as float8[] (NULL when not an array)';
@@ -2244,3 +2289,11 @@ CREATE VIEW segtier.refresh_progress AS
 COMMENT ON VIEW segtier.refresh_progress IS
 'one row per session running a refresh, in any database: model, phase, customers done of total, when the model''s refresh started and the last report';
 GRANT SELECT ON segtier.refresh_progress TO PUBLIC;
+COMMENT ON COLUMN segtier.refresh_progress.pid IS 'backend running the refresh';
+COMMENT ON COLUMN segtier.refresh_progress.database IS 'its database';
+COMMENT ON COLUMN segtier.refresh_progress.model IS 'model being refreshed';
+COMMENT ON COLUMN segtier.refresh_progress.phase IS 'aggregate, score, apply or write';
+COMMENT ON COLUMN segtier.refresh_progress.customers_done IS 'customers done in this phase, when known';
+COMMENT ON COLUMN segtier.refresh_progress.customers_total IS 'customers in this phase, when known';
+COMMENT ON COLUMN segtier.refresh_progress.started IS 'when the refresh started';
+COMMENT ON COLUMN segtier.refresh_progress.updated IS 'when it last reported';

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(25);
+SELECT plan(30);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -69,6 +69,44 @@ SELECT results_eq($$SELECT customer::text, scheme, from_tier::text, to_tier::tex
 			 ('3', 'value_class', 'value:A', NULL, 'customer removed')$$,
 	'history of the incremental run');
 SELECT is((SELECT count(*) FROM segtier_data.shop_queue), 0::bigint, 'the queue is consumed');
+
+-- every column of every relation segtier made has a COMMENT
+SELECT is_empty($$SELECT c.oid::regclass || '.' || a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+				 WHERE c.relnamespace IN ('segtier'::regnamespace, 'segtier_data'::regnamespace)
+				   AND c.relkind IN ('r', 'v', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+				   AND col_description(c.oid, a.attnum) IS NULL$$, 'every column has a COMMENT');
+
+-- a view and a partitioned table as sources
+CREATE VIEW shop_view AS SELECT cust, at, amount FROM shop_orders;
+SELECT create_model('shopv', 'shop_view', 'cust', 'at', 'amount', '{"as_of": "2024-07-01 00:00+00"}');
+SELECT refresh('shopv');
+INSERT INTO shop_orders VALUES (9, '2024-06-15 10:00+00', 10, NULL);
+SELECT refresh('shopv');
+SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE model = 'shopv' ORDER BY run_id DESC LIMIT 1),
+	'true 3', 'a view source is rescanned on every refresh and sees new rows');
+CREATE TABLE parted (cust text, at date, amount numeric) PARTITION BY RANGE (at);
+CREATE TABLE parted_2024 PARTITION OF parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE parted_2025 PARTITION OF parted FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO parted VALUES ('a', '2024-05-01', 10), ('b', '2025-02-01', 20);
+SELECT create_model('shopp', 'parted', 'cust', 'at', 'amount', '{"as_of": "2025-06-01 00:00+00"}');
+SELECT refresh('shopp');
+INSERT INTO parted_2025 VALUES ('c', '2025-03-01', 30);
+SELECT refresh('shopp');
+SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE model = 'shopp' ORDER BY run_id DESC LIMIT 1),
+	'false 3', 'a partitioned source is captured, also for rows written straight into a partition');
+CREATE TABLE parted_2026 (cust text, at date, amount numeric);
+INSERT INTO parted_2026 VALUES ('d', '2025-05-01', 5);
+ALTER TABLE parted_2026 ADD CHECK (at < '2026-01-01');
+DROP TABLE parted_2025 CASCADE;
+CREATE TABLE parted_2025 PARTITION OF parted FOR VALUES FROM ('2025-01-01') TO ('2025-04-01');
+ALTER TABLE parted ATTACH PARTITION parted_2026 FOR VALUES FROM ('2025-04-01') TO ('2026-01-01');
+SELECT refresh('shopp');
+SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE model = 'shopp' ORDER BY run_id DESC LIMIT 1),
+	'true 2', 'attached partitions get capture triggers and force a full refresh');
+INSERT INTO parted_2026 VALUES ('e', '2025-05-02', 5);
+SELECT refresh('shopp');
+SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE model = 'shopp' ORDER BY run_id DESC LIMIT 1),
+	'false 3', 'and are captured from then on');
 
 -- truncate makes the next run full
 TRUNCATE shop_orders;

@@ -14,24 +14,19 @@ BEGIN
 		RETURN NEXT skip('CDNOW sample not loaded (../shared/data/cdnow/CDNOW_sample.txt absent)', 24);
 		RETURN;
 	END IF;
-	-- The summary as the README: same-day purchases merged, calibration
-	-- 1997-01-01..1997-09-30, x = distinct days - 1, t_x and T in weeks
-	-- rounded to 2 dp, zbar = mean value of the repeat purchase days.
+	-- The summary as the README, built with segtier's own purchase_summary:
+	-- distinct purchase days merge same-day purchases; the as-of time ends
+	-- the calibration on 1997-09-30 (later rows are future rows); x = purchase
+	-- days - 1, t_x and T in weeks rounded to 2 dp, zbar = repeat_amount / x,
+	-- the mean value of the repeat purchase days.
 	CREATE TEMP TABLE cd AS
-	WITH days AS (
-		SELECT customer_id, day, sum(dollars) AS dollars
-		FROM public.cdnow_sample WHERE day <= date '1997-09-30'
-		GROUP BY customer_id, day
-	), firsts AS (
-		SELECT customer_id, min(day) AS first_day FROM days GROUP BY customer_id
-	)
-	SELECT d.customer_id AS id,
-		   (count(*) - 1)::float8 AS x,
-		   round((max(d.day) - f.first_day) / 7.0, 2)::float8 AS t_x,
-		   round((date '1997-09-30' - f.first_day) / 7.0, 2)::float8 AS t,
-		   coalesce(avg(d.dollars) FILTER (WHERE d.day > f.first_day), 0)::float8 AS zbar
-	FROM days AS d JOIN firsts AS f USING (customer_id)
-	GROUP BY d.customer_id, f.first_day;
+	SELECT id, ((s).purchase_days - 1)::float8 AS x,
+		   round((extract(epoch FROM (s).last_purchase - (s).first_purchase) / 86400 / 7)::numeric, 2)::float8 AS t_x,
+		   round((extract(epoch FROM timestamptz '1997-09-30 00:00+00' - (s).first_purchase) / 86400 / 7)::numeric, 2)::float8 AS t,
+		   coalesce((s).repeat_amount / nullif((s).purchase_days - 1, 0), 0)::float8 AS zbar
+	FROM (SELECT customer_id AS id,
+				 segtier.purchase_summary(day::timestamp AT TIME ZONE 'UTC', dollars, 'UTC', timestamptz '1997-09-30 00:00+00') AS s
+		  FROM public.cdnow_sample GROUP BY customer_id) AS c;
 
 	RETURN NEXT is((SELECT (count(*), sum(x), count(*) FILTER (WHERE x > 0))::text FROM cd),
 				   '(2357,2457,946)', 'summary: 2357 customers, 2457 repeat purchases, 946 repeaters');

@@ -1972,8 +1972,8 @@ BEGIN
 			v_run := segtier._refresh_model(r.name, coalesce("full", false), NULL);
 		EXCEPTION WHEN OTHERS THEN
 			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-			INSERT INTO segtier.refresh_runs (model, finished, status, error)
-			VALUES (r.name, clock_timestamp(), 'failed', msg) RETURNING run_id INTO v_run;
+			v_run := segtier._run_start(r.name);
+			PERFORM segtier._run_failed(v_run, msg);
 			RAISE WARNING 'refresh of model "%" failed: %', r.name, msg;
 		END;
 	END LOOP;
@@ -1990,8 +1990,11 @@ $$;
 
 CREATE FUNCTION segtier._run_failed(run_id bigint, error text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, segtier, pg_temp AS $$
-	UPDATE segtier.refresh_runs r SET status = 'failed', finished = clock_timestamp(), error = _run_failed.error
-	WHERE r.run_id = _run_failed.run_id
+	WITH r AS (
+		UPDATE segtier.refresh_runs r SET status = 'failed', finished = clock_timestamp(), error = _run_failed.error
+		WHERE r.run_id = _run_failed.run_id RETURNING r.model, r.run_id)
+	SELECT pg_notify('segtier', jsonb_build_object('model', model, 'run_id', run_id, 'status', 'failed',
+		'error', _run_failed.error)::text) FROM r
 $$;
 
 CREATE FUNCTION segtier._close_stale_runs() RETURNS int
@@ -2013,10 +2016,10 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp
 										(SELECT default_value #>> '{}' FROM segtier.model_option WHERE key = 'refresh_interval'))::interval AS iv) i
 	LEFT JOIN LATERAL (SELECT r.started FROM segtier.refresh_runs r WHERE r.model = m.name
 					   ORDER BY r.run_id DESC LIMIT 1) l ON true
-	LEFT JOIN LATERAL (SELECT count(*) AS n FROM (
-						   SELECT r.status FROM segtier.refresh_runs r WHERE r.model = m.name
-						   ORDER BY r.run_id DESC LIMIT 6) x
-					   WHERE x.status = 'failed') f ON true
+	LEFT JOIN LATERAL (SELECT least(count(*), 6) AS n FROM segtier.refresh_runs r
+					   WHERE r.model = m.name AND r.status = 'failed'
+						 AND r.run_id > coalesce((SELECT max(k.run_id) FROM segtier.refresh_runs k
+												  WHERE k.model = m.name AND k.status = 'succeeded'), 0)) f ON true
 	CROSS JOIN LATERAL (SELECT coalesce(l.started, '-infinity'::timestamptz)
 							   + least(i.iv * power(2, coalesce(f.n, 0)), greatest(i.iv, interval '1 day')) AS due) d
 	WHERE d.due <= now()

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(20);
+SELECT plan(25);
 
 -- ten customers with value 10, 20, ... 100: by value A = {100, 90, 80, 70, 60}
 CREATE TABLE sales (who text, at timestamptz, amount numeric);
@@ -66,6 +66,23 @@ SELECT is((SELECT to_tier::text || ' ' || reason FROM tier_history
 		   WHERE model = 'adj' AND customer = 'c2' AND scheme = 'value_class' ORDER BY run_id DESC LIMIT 1),
 	'value:C override expired', 'an expired override returns to the score');
 SELECT is((SELECT count(*) FROM tier_override WHERE model = 'adj'), 0::bigint, 'ended overrides are removed once recorded');
+
+-- retention
+SELECT alter_model('adj', '{"history_retention": "30 days"}');
+UPDATE tier_history SET changed_at = now() - interval '31 days' WHERE model = 'adj' AND customer IN ('c1', 'c2');
+SELECT is(purge_history('adj'), (SELECT count(*) FROM tier_history WHERE model = 'adj' AND customer IN ('c1', 'c2')),
+	'purge_history deletes the rows older than history_retention');
+SELECT is((SELECT count(*) FROM tier_history WHERE model = 'adj' AND customer IN ('c1', 'c2')), 0::bigint, 'and only those');
+
+-- a failing model is recorded and the others go on
+CREATE TABLE doomed (who text, at timestamptz, amount numeric);
+SELECT create_model('doomed', 'doomed', 'who', 'at', 'amount');
+DROP TABLE doomed;
+SELECT is((SELECT count(*) FROM (SELECT refresh()) r), 1::bigint, 'refresh(NULL) returns');
+SELECT is((SELECT status || ': ' || error FROM refresh_runs WHERE model = 'doomed' ORDER BY run_id DESC LIMIT 1),
+	'failed: source of model "doomed" no longer exists', 'the failing model is recorded as a failed run');
+SELECT is((SELECT status FROM refresh_runs WHERE model = 'adj' ORDER BY run_id DESC LIMIT 1), 'succeeded',
+	'the other model was refreshed');
 
 SELECT * FROM finish();
 ROLLBACK;

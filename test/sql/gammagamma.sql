@@ -45,19 +45,7 @@ SELECT round(clv((0.25, 4, 0.8, 2.5, 0, 0), (6.25, 3.74, 15.44, 0, 0, 0), 3, 200
 -- Serial and parallel fits are identical, from data of the Gamma-Gamma
 -- process (customer scale nu ~ Gamma(q, 1/v), the mean of x spends ~
 -- Gamma(p x, 1/(nu x))).
-CREATE FUNCTION pg_temp.rgamma(k float8) RETURNS float8 LANGUAGE plpgsql AS $$
--- Marsaglia & Tsang (2000); k >= 1 here
-DECLARE d float8 := k - 1.0 / 3; c float8 := 1 / sqrt(9 * (k - 1.0 / 3)); z float8; v float8;
-BEGIN
-	LOOP
-		z := sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random());
-		v := power(1 + c * z, 3);
-		CONTINUE WHEN v <= 0;
-		IF ln(1 - random()) < 0.5 * z * z + d - d * v + d * ln(v) THEN
-			RETURN d * v;
-		END IF;
-	END LOOP;
-END $$;
+\i test/gen/sim.sql
 SELECT setseed(0.5);
 CREATE TABLE gg_sim AS
 SELECT i, x, CASE WHEN x > 0 THEN pg_temp.rgamma(6 * x) / (x * pg_temp.rgamma(4) / 15) ELSE 0 END AS m

@@ -7,35 +7,7 @@ SELECT plan(22);
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
 -- 10 % for r and alpha, 20 % for a and b (about three standard errors; the
 -- drop-out parameters are the least determined).
-CREATE FUNCTION pg_temp.rgamma(k float8) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE d float8; c float8; z float8; v float8;
-BEGIN
-	IF k < 1 THEN
-		RETURN pg_temp.rgamma(k + 1) * power(1 - random(), 1 / k);
-	END IF;
-	d := k - 1.0 / 3; c := 1 / sqrt(9 * d);
-	LOOP
-		z := sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random());
-		v := power(1 + c * z, 3);
-		CONTINUE WHEN v <= 0;
-		IF ln(1 - random()) < 0.5 * z * z + d - d * v + d * ln(v) THEN
-			RETURN d * v;
-		END IF;
-	END LOOP;
-END $$;
-CREATE FUNCTION pg_temp.rbgnbd(r float8, alpha float8, a float8, b float8, T float8,
-	OUT x float8, OUT t_x float8) LANGUAGE plpgsql AS $$
-DECLARE lam float8 := pg_temp.rgamma(r) / alpha; g1 float8 := pg_temp.rgamma(a);
-	p float8 := g1 / (g1 + pg_temp.rgamma(b)); clock float8 := 0;
-BEGIN
-	x := 0; t_x := 0;
-	LOOP
-		clock := clock - ln(1 - random()) / lam;
-		EXIT WHEN clock > T;
-		x := x + 1; t_x := clock;
-		EXIT WHEN random() < p;
-	END LOOP;
-END $$;
+\ir ../gen/sim.sql
 SELECT setseed(0.25);
 CREATE TEMP TABLE sim AS
 SELECT i, g.x, g.t_x, s.t

@@ -5,18 +5,7 @@ SELECT plan(12);
 -- Parameter recovery: 20,000 repeat customers (x uniform on 1..8) from the
 -- Gamma-Gamma process with p = 6, q = 4, v = 15.  Tolerance 15 % (p and v
 -- are strongly correlated at this size).
-CREATE FUNCTION pg_temp.rgamma(k float8) RETURNS float8 LANGUAGE plpgsql AS $$
-DECLARE d float8 := k - 1.0 / 3; c float8 := 1 / sqrt(9 * (k - 1.0 / 3)); z float8; v float8;
-BEGIN
-	LOOP
-		z := sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random());
-		v := power(1 + c * z, 3);
-		CONTINUE WHEN v <= 0;
-		IF ln(1 - random()) < 0.5 * z * z + d - d * v + d * ln(v) THEN
-			RETURN d * v;
-		END IF;
-	END LOOP;
-END $$;
+\ir ../gen/sim.sql
 SELECT setseed(0.25);
 CREATE TEMP TABLE fit AS
 SELECT (gamma_gamma_fit(x, pg_temp.rgamma(6 * x) / (x * pg_temp.rgamma(4) / 15))).*

@@ -1471,7 +1471,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model := segtier._get_model(name);
 	o jsonb := segtier._check_options(options);
+	capture_was boolean;
 BEGIN
+	-- wait for a running refresh of the model rather than deadlock with it
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
+	capture_was := (segtier._effective_options(m)->>'capture')::boolean;
 	m.options := jsonb_strip_nulls(m.options || o);
 	IF NOT m.options ? 'time_zone' THEN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
@@ -1487,7 +1491,9 @@ BEGIN
 			SELECT 1 FROM unnest(ARRAY['time_zone', 'churn_months', 'margin_column', 'capture']) k
 			WHERE x.options->k IS DISTINCT FROM m.options->k)
 	WHERE x.name = m.name;
-	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
+	IF (segtier._effective_options(m)->>'capture')::boolean IS DISTINCT FROM capture_was THEN
+		PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
+	END IF;
 END $$;
 CREATE FUNCTION segtier.alter_model(name text, options jsonb) RETURNS void
 LANGUAGE sql AS $$
@@ -2061,6 +2067,7 @@ BEGIN
 	IF expires IS NOT NULL AND expires <= now() THEN
 		RAISE EXCEPTION 'override expiry % is not in the future', expires USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
 	INSERT INTO segtier.tier_override (model, customer, scheme, tier, reason, expires)
 	VALUES (m.name, segtier._customer_text(m.name, customer), sch, tier::text, reason, expires)
 	ON CONFLICT ON CONSTRAINT tier_override_pkey DO UPDATE
@@ -2075,6 +2082,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	n bigint;
 BEGIN
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext((segtier._get_model(clear_override.model)).name));
 	UPDATE segtier.tier_override o SET cleared_by = current_user
 	WHERE o.model = (segtier._get_model(clear_override.model)).name
 	  AND o.customer = segtier._customer_text(clear_override.model, clear_override.customer)

@@ -120,7 +120,7 @@ run_tests() {
 }
 
 run_demo() {
-	start_cluster
+	start_cluster "segtier.database = 'segtier_demo'" "segtier.naptime = 1" "segtier.enabled = off"
 	say "demo"
 	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE segtier_demo"
 	psql -X -v ON_ERROR_STOP=1 -d segtier_demo -P pager=off -f test/demo/demo.sql

@@ -87,3 +87,28 @@ ORDER BY scheme, customers DESC LIMIT 15;
 \echo '== History of one customer (tier_history)'
 SELECT customer, scheme, from_tier, to_tier, run_id, reason, changed_by FROM tier_history
 WHERE model = 'crm' AND customer = '42' ORDER BY run_id, scheme;
+
+\echo
+\echo '== The background worker: switched on, the model due every 2 seconds; new orders arrive and nobody calls refresh()'
+ALTER SYSTEM SET segtier.enabled = on;
+SELECT pg_reload_conf();
+SELECT alter_model('crm', '{"refresh_interval": "2 seconds", "as_of": "2025-02-15 00:00+00"}');
+INSERT INTO crm.orders (customer_id, ordered_at, amount)
+SELECT customer_id, '2025-02-10 12:00+00', 2500 FROM crm.customers WHERE customer_id % 97 = 3;
+SELECT max(run_id) AS before_run FROM refresh_runs \gset
+DO $$
+BEGIN
+	FOR i IN 1..300 LOOP  -- at most 60 s
+		EXIT WHEN EXISTS (SELECT 1 FROM segtier.refresh_runs WHERE run_id > (SELECT max(run_id) FROM segtier.refresh_runs r
+																			   WHERE r.started < statement_timestamp())
+								 AND status = 'succeeded');
+		PERFORM pg_sleep(0.2);
+	END LOOP;
+END $$;
+SELECT run_id, status, full_refresh, customers, changed FROM refresh_runs WHERE run_id > :before_run ORDER BY run_id LIMIT 1;
+SELECT database, state, current_model, last_run IS NOT NULL AS has_run FROM worker_status();
+SELECT scheme, from_tier, to_tier, customers FROM tier_transitions
+WHERE run_id = (SELECT min(run_id) FROM refresh_runs WHERE run_id > :before_run AND status = 'succeeded')
+ORDER BY customers DESC LIMIT 8;
+ALTER SYSTEM RESET segtier.enabled;
+SELECT pg_reload_conf();

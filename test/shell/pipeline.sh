@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 n=0
 failed=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 echo "1..12"
 
 for db in st_dump st_restore st_conc; do q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null; done

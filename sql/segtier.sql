@@ -853,7 +853,7 @@ CREATE TABLE segtier.model (
 	time_column name NOT NULL,
 	amount_column name NOT NULL,
 	options jsonb NOT NULL DEFAULT '{}',
-	owner regrole NOT NULL DEFAULT current_user::regrole,
+	owner regrole NOT NULL DEFAULT quote_ident(current_user)::regrole,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	changed_at timestamptz NOT NULL DEFAULT now(),
 	needs_full boolean NOT NULL DEFAULT true
@@ -943,6 +943,20 @@ COMMENT ON COLUMN segtier.tier_override.expires IS 'when the override ends (NULL
 COMMENT ON COLUMN segtier.tier_override.set_by IS 'role that set it';
 COMMENT ON COLUMN segtier.tier_override.set_at IS 'when it was set';
 COMMENT ON COLUMN segtier.tier_override.cleared_by IS 'role that cleared it; the next refresh records the change and removes the row';
+
+-- Rows written directly (admins have DML on the table) are checked as
+-- create_model and alter_model check them.
+CREATE FUNCTION segtier._model_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+BEGIN
+	NEW.options := segtier._check_options(NEW.options);
+	PERFORM segtier._check_columns(NEW);
+	PERFORM segtier._effective_options(NEW);
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION segtier._model_check() IS 'check every model row written, whoever writes it';
+CREATE TRIGGER model_check BEFORE INSERT OR UPDATE ON segtier.model
+	FOR EACH ROW EXECUTE FUNCTION segtier._model_check();
 
 -- Owners see and change their own models; the DBA (table owner) all.
 ALTER TABLE segtier.model ENABLE ROW LEVEL SECURITY;
@@ -1220,13 +1234,20 @@ END $$;
 -- The model's relations: <name>_tiers (current tiers), <name>_summary
 -- (per-customer summary, the input of incremental rescoring) and
 -- <name>_queue (customers whose transactions changed since the last run).
-CREATE FUNCTION segtier._create_relations(m segtier.model, ctype regtype) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+-- The extension owner owns them (so no model owner can swap them for views
+-- or hang triggers on them); the model owner gets DML on its own.  Safe for
+-- anyone to call: it only makes the missing relations of an existing model.
+CREATE FUNCTION segtier._create_relations(model text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
-	t text := m.name || '_tiers';
-	s text := m.name || '_summary';
-	q text := m.name || '_queue';
+	m segtier.model;
+	ctype regtype;
+	t text := model || '_tiers';
+	s text := model || '_summary';
+	q text := model || '_queue';
 BEGIN
+	SELECT * INTO STRICT m FROM segtier.model x WHERE x.name = model;
+	ctype := segtier._column_type(m.source, m.customer_column, 'customer');
 	EXECUTE format($f$
 		CREATE TABLE segtier_data.%I (
 			customer %s PRIMARY KEY,
@@ -1317,8 +1338,24 @@ BEGIN
 	EXECUTE format('COMMENT ON COLUMN segtier_data.%I.customer IS %L', q, 'customer whose transactions changed');
 	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', q,
 		format('segtier model %s: customers whose transactions changed since the last run', m.name));
-	-- any writer of the source enqueues through the capture triggers
-	EXECUTE format('GRANT INSERT ON segtier_data.%I TO PUBLIC', q);
+	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON segtier_data.%I, segtier_data.%I TO %s',
+				   t, s, m.owner);
+	EXECUTE format('GRANT SELECT, DELETE ON segtier_data.%I TO %s', q, m.owner);
+END $$;
+
+-- Drops the relations of a model that no longer exists (drop_model deletes
+-- the model row first, with the caller's rights).
+CREATE FUNCTION segtier._drop_relations(model text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	suffix text;
+BEGIN
+	IF EXISTS (SELECT 1 FROM segtier.model x WHERE x.name = model) THEN
+		RAISE EXCEPTION 'model "%" still exists', model USING ERRCODE = 'object_in_use';
+	END IF;
+	FOREACH suffix IN ARRAY ARRAY['_tiers', '_summary', '_queue'] LOOP
+		EXECUTE format('DROP TABLE IF EXISTS segtier_data.%I', model || suffix);
+	END LOOP;
 END $$;
 
 -- Statement triggers with transition tables enqueue changed customers;
@@ -1326,6 +1363,12 @@ END $$;
 CREATE FUNCTION segtier._capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
+	-- only the model's own tables may feed its queue
+	IF NOT EXISTS (SELECT 1 FROM segtier.model m
+				   WHERE m.name = TG_ARGV[0] AND TG_RELID IN (SELECT segtier._capture_targets(m))) THEN
+		RAISE EXCEPTION 'segtier capture trigger of model "%" fired on %, which is not its source', TG_ARGV[0], TG_RELID::regclass
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
 	IF TG_OP = 'TRUNCATE' THEN
 		UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
 		RETURN NULL;
@@ -1341,13 +1384,16 @@ BEGIN
 	RETURN NULL;
 END $$;
 
--- Statement triggers on a partitioned table do not fire for rows written
--- straight into a partition, so every partition gets them too.
+-- Statement triggers on a partitioned (or inheritance) parent do not fire
+-- for rows written straight into a child, so every child gets them too.
 CREATE FUNCTION segtier._capture_targets(m segtier.model) RETURNS SETOF regclass
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
-	SELECT c.oid::regclass FROM pg_class c
-	WHERE c.relkind IN ('r', 'p')
-	  AND (c.oid = m.source OR c.oid IN (SELECT t.relid FROM pg_partition_tree(m.source) t))
+	WITH RECURSIVE tree(oid) AS (
+		SELECT m.source::oid
+		UNION
+		SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid
+	)
+	SELECT c.oid::regclass FROM tree JOIN pg_class c USING (oid) WHERE c.relkind IN ('r', 'p') ORDER BY c.oid
 $$;
 
 -- Drops and, when enabled, creates the capture triggers.
@@ -1390,7 +1436,6 @@ CREATE FUNCTION segtier._create_model(name text, source regclass, customer_colum
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
-	ctype regtype;
 	o jsonb;
 BEGIN
 	IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
@@ -1412,9 +1457,9 @@ BEGIN
 	IF NOT o ? 'time_zone' OR o->'time_zone' = 'null' THEN
 		o := o || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
-	m := ROW(name, source, customer_column, time_column, amount_column, o, current_user::regrole,
+	m := ROW(name, source, customer_column, time_column, amount_column, o, quote_ident(current_user)::regrole,
 			 now(), now(), true)::segtier.model;
-	ctype := segtier._check_columns(m);
+	PERFORM segtier._check_columns(m);
 	PERFORM segtier._effective_options(m);
 	-- capture puts triggers on the source, which needs its TRIGGER privilege
 	IF (SELECT c.relkind FROM pg_class c WHERE c.oid = source) IN ('r', 'p')
@@ -1428,7 +1473,7 @@ BEGIN
 		RAISE NOTICE 'model "%" refreshes fully each time: capturing changes needs the TRIGGER privilege on %', name, source;
 	END IF;
 	INSERT INTO segtier.model VALUES (m.*);
-	PERFORM segtier._create_relations(m, ctype);
+	PERFORM segtier._create_relations(m.name);
 	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
 END $$;
 -- Relation names in options are resolved on the caller's search_path, so
@@ -1469,12 +1514,16 @@ END $$;
 CREATE FUNCTION segtier._alter_model(name text, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
-	m segtier.model := segtier._get_model(name);
+	m segtier.model;
 	o jsonb := segtier._check_options(options);
+	before jsonb;
 	capture_was boolean;
 BEGIN
-	-- wait for a running refresh of the model rather than deadlock with it
-	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
+	-- wait for a running refresh of the model rather than deadlock with it,
+	-- then read the model as it is now
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
+	m := segtier._get_model(name);
+	before := segtier._effective_options(m);
 	capture_was := (segtier._effective_options(m)->>'capture')::boolean;
 	m.options := jsonb_strip_nulls(m.options || o);
 	IF NOT m.options ? 'time_zone' THEN
@@ -1494,6 +1543,11 @@ BEGIN
 	IF (segtier._effective_options(m)->>'capture')::boolean IS DISTINCT FROM capture_was THEN
 		PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
 	END IF;
+	-- overrides of a column whose tier scheme changed no longer fit it
+	UPDATE segtier.tier_override x SET cleared_by = current_user
+	WHERE x.model = m.name AND x.cleared_by IS NULL
+	  AND ((x.scheme = 'value_class' AND before->>'value_scheme' <> segtier._effective_options(m)->>'value_scheme')
+		OR (x.scheme = 'pyramid' AND before->>'pyramid_scheme' <> segtier._effective_options(m)->>'pyramid_scheme'));
 END $$;
 CREATE FUNCTION segtier.alter_model(name text, options jsonb) RETURNS void
 LANGUAGE sql AS $$
@@ -1506,17 +1560,15 @@ COMMENT ON FUNCTION segtier.alter_model(text, jsonb) IS
 CREATE FUNCTION segtier.drop_model(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
-	m segtier.model := segtier._get_model(name);
-	suffix text;
+	m segtier.model;
 BEGIN
-	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
+	m := segtier._get_model(name);
 	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source) THEN
 		PERFORM segtier._set_capture(m, false);
 	END IF;
-	FOREACH suffix IN ARRAY ARRAY['_tiers', '_summary', '_queue'] LOOP
-		EXECUTE format('DROP TABLE IF EXISTS segtier_data.%I', m.name || suffix);
-	END LOOP;
 	DELETE FROM segtier.model x WHERE x.name = m.name;
+	PERFORM segtier._drop_relations(m.name);
 END $$;
 COMMENT ON FUNCTION segtier.drop_model(text) IS
 'drop a model, its current tiers and its capture triggers; tier_history and refresh_runs keep its rows';
@@ -1555,7 +1607,7 @@ $$;
 CREATE FUNCTION segtier._refresh_model(model text, force_full boolean, run_id bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
-	m segtier.model := segtier._get_model(model);
+	m segtier.model;
 	o jsonb;
 	prev_role text := current_setting('role');
 	v_run bigint := run_id;
@@ -1593,10 +1645,13 @@ DECLARE
 	n_customers bigint;
 	n_changed bigint;
 	fits record;
+	targets oid[];
 BEGIN
-	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
-	IF m.owner::text <> current_user THEN
-		PERFORM set_config('role', m.owner::text, true);
+	-- lock, then read: a change committed while we waited is seen
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(model));
+	m := segtier._get_model(model);
+	IF m.owner <> quote_ident(current_user)::regrole THEN
+		PERFORM set_config('role', pg_get_userbyid(m.owner), true);
 	END IF;
 	o := segtier._effective_options(m);
 	IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source) THEN
@@ -1612,9 +1667,14 @@ BEGIN
 	SELECT * INTO last FROM segtier.refresh_runs r
 	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
-	-- a partition attached since the last run has no capture triggers yet
+	-- a child attached since the last run has no capture triggers yet, and
+	-- the rows of a child dropped or detached were never seen leaving
+	targets := ARRAY(SELECT t::oid FROM segtier._capture_targets(m) t);
 	IF (o->>'capture')::boolean AND NOT segtier._capture_complete(m) THEN
 		PERFORM segtier._set_capture(m, true);
+		m.needs_full := true;
+	END IF;
+	IF last.params->'capture_targets' IS DISTINCT FROM to_jsonb(targets) THEN
 		m.needs_full := true;
 	END IF;
 	v_full := force_full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
@@ -1673,9 +1733,9 @@ BEGIN
 			   CASE WHEN $2 = 'days' THEN s.purchase_days ELSE s.transactions END AS frequency,
 			   CASE WHEN $3 = 'total' THEN s.total_amount
 					ELSE s.total_amount / nullif(s.transactions, 0) END AS monetary,
-			   coalesce(s.margin, s.total_amount) AS value,
+			   CASE WHEN $4 THEN coalesce(s.margin, 0) ELSE s.total_amount END AS value,
 			   s.transactions, s.purchase_days, s.repeat_amount, s.month_spend
-		FROM %s s$f$, sumt) USING v_as_of, o->>'frequency', o->>'monetary';
+		FROM %s s$f$, sumt) USING v_as_of, o->>'frequency', o->>'monetary', o->>'margin_column' IS NOT NULL;
 	IF o->>'customers_table' IS NOT NULL THEN
 		EXECUTE format($f$
 			INSERT INTO segtier_scored (customer, frequency, monetary, value, transactions, purchase_days)
@@ -1696,9 +1756,9 @@ BEGIN
 	FROM segtier_scored WHERE last_purchase IS NOT NULL;
 	value_levels := segtier._levels(o->>'value_scheme');
 	pyramid_levels := segtier._levels(o->>'pyramid_scheme');
-	params := jsonb_build_object('recency_cuts', r_cuts, 'frequency_cuts', f_cuts, 'monetary_cuts', m_cuts,
+	params := jsonb_build_object('capture_targets', targets, 'recency_cuts', r_cuts, 'frequency_cuts', f_cuts, 'monetary_cuts', m_cuts,
 								 'value_cuts', v_cuts, 'pyramid_cuts', p_cuts,
-								 'null_customer_rows', null_customer_rows, 'incremental_customers',
+								 'null_customer_rows', CASE WHEN v_full THEN null_customer_rows END, 'incremental_customers',
 								 CASE WHEN v_full THEN NULL ELSE (SELECT count(*) FROM segtier_changed) END);
 
 	IF (o->>'predict')::boolean THEN
@@ -1740,7 +1800,9 @@ BEGIN
 					   ELSE segtier.rfm_segment(n.rfm, $16, $19) END AS rfm_segment,
 			   n.value_scored, n.pyramid_scored,
 			   segtier.tier('lifecycle', segtier.lifecycle_stage(n.first_purchase, n.last_purchase,
-					n.transactions, $9, $10, $11, $12, $13, segtier.tier_name(c.lifecycle))) AS lifecycle_scored,
+					n.transactions, $9, $10, $11, $12, $13,
+					CASE WHEN NOT 'lifecycle' = ANY (coalesce(c.overridden, '{}')) THEN segtier.tier_name(c.lifecycle) END))
+				   AS lifecycle_scored,
 			   CASE WHEN n.last_purchase IS NULL THEN false
 					ELSE cr.at_risk OR coalesce(n.p_alive < $20, false) END AS churn_risk,
 			   CASE WHEN n.last_purchase IS NULL THEN NULL
@@ -2048,10 +2110,13 @@ CREATE FUNCTION segtier.set_override(model text, customer text, tier segtier.tie
 	expires timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
-	m segtier.model := segtier._get_model(model);
-	o jsonb := segtier._effective_options(m);
+	m segtier.model;
+	o jsonb;
 	sch text;
 BEGIN
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(model));
+	m := segtier._get_model(model);
+	o := segtier._effective_options(m);
 	IF customer IS NULL OR tier IS NULL OR reason IS NULL THEN
 		RAISE EXCEPTION 'customer, tier and reason of an override must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
@@ -2067,7 +2132,6 @@ BEGIN
 	IF expires IS NOT NULL AND expires <= now() THEN
 		RAISE EXCEPTION 'override expiry % is not in the future', expires USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	PERFORM pg_advisory_xact_lock(1936024946, hashtext(m.name));
 	INSERT INTO segtier.tier_override (model, customer, scheme, tier, reason, expires)
 	VALUES (m.name, segtier._customer_text(m.name, customer), sch, tier::text, reason, expires)
 	ON CONFLICT ON CONSTRAINT tier_override_pkey DO UPDATE
@@ -2082,7 +2146,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	n bigint;
 BEGIN
-	PERFORM pg_advisory_xact_lock(1936024946, hashtext((segtier._get_model(clear_override.model)).name));
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(clear_override.model));
 	UPDATE segtier.tier_override o SET cleared_by = current_user
 	WHERE o.model = (segtier._get_model(clear_override.model)).name
 	  AND o.customer = segtier._customer_text(clear_override.model, clear_override.customer)
@@ -2114,17 +2178,25 @@ COMMENT ON FUNCTION segtier.purge_history(text) IS
 'delete tier_history rows older than each model''s history_retention option; returns the rows deleted (only roles with DELETE on tier_history, i.e. the DBA, can run it)';
 
 -- Every model's current tiers, customer id as text.
+-- The names of all models (not their configuration), for customer_tiers.
+CREATE FUNCTION segtier._model_names() RETURNS SETOF text
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT name FROM segtier.model
+$$;
+
 CREATE FUNCTION segtier._all_tiers() RETURNS TABLE (
 	model text, customer text, recency_days float8, frequency bigint, monetary numeric, value numeric,
 	rfm segtier.rfm, rfm_segment text, value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier,
 	churn_risk boolean, churn_reason text, p_alive float8, expected_purchases float8, clv float8,
 	cluster int, cluster_label text, held text[], overridden text[], computed_at timestamptz, run_id bigint)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m record;
 BEGIN
-	FOR m IN SELECT x.name FROM segtier.model x ORDER BY x.name LOOP
-		CONTINUE WHEN to_regclass(format('segtier_data.%I', m.name || '_tiers')) IS NULL;
+	-- with the caller's rights: the models whose tiers it may read
+	FOR m IN SELECT x.name FROM segtier._model_names() x(name) ORDER BY 1 LOOP
+		CONTINUE WHEN to_regclass(format('segtier_data.%I', m.name || '_tiers')) IS NULL
+			OR NOT has_table_privilege(format('segtier_data.%I', m.name || '_tiers'), 'SELECT');
 		RETURN QUERY EXECUTE format(
 			'SELECT %L::text, customer::text, recency_days, frequency, monetary, value, rfm, rfm_segment,
 					value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive, expected_purchases, clv,
@@ -2132,7 +2204,6 @@ BEGIN
 			 FROM segtier_data.%I', m.name, m.name || '_tiers');
 	END LOOP;
 END $$;
-REVOKE ALL ON FUNCTION segtier._all_tiers() FROM PUBLIC;
 
 CREATE VIEW segtier.customer_tiers AS SELECT * FROM segtier._all_tiers();
 COMMENT ON VIEW segtier.customer_tiers IS 'current tiers of every model, customer id as text (segtier.tiers(model) has one model in its own id type)';
@@ -2191,20 +2262,30 @@ COMMENT ON COLUMN segtier.tier_transitions.to_tier IS 'tier after (NULL: removed
 COMMENT ON COLUMN segtier.tier_transitions.customers IS 'customers who moved';
 
 -- Roles: readers see the views, admins create, refresh and override models.
-CREATE FUNCTION segtier.grant_reader(role regrole) RETURNS void
+-- Roles: readers see every model's tiers; admins their own models'.
+CREATE FUNCTION segtier._grant_views(role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	EXECUTE format('GRANT SELECT ON segtier.customer_tiers, segtier.tier_summary, segtier.tier_transitions,
 		segtier.tier_history, segtier.refresh_runs, segtier.tier_scheme, segtier.tier_level, segtier.model_option TO %s', role);
-	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier._all_tiers() TO %s', role);
+	EXECUTE format('GRANT USAGE ON SCHEMA segtier_data TO %s', role);
 END $$;
-COMMENT ON FUNCTION segtier.grant_reader(regrole) IS 'let a role (e.g. a BI tool) read the tier views, history and runs';
+
+CREATE FUNCTION segtier.grant_reader(role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	extowner regrole := (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'segtier');
+BEGIN
+	PERFORM segtier._grant_views(role);
+	EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA segtier_data TO %s', role);
+	EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA segtier_data GRANT SELECT ON TABLES TO %s', extowner, role);
+END $$;
+COMMENT ON FUNCTION segtier.grant_reader(regrole) IS 'let a role (e.g. a BI tool) read every model''s tiers, the views, history and runs';
 
 CREATE FUNCTION segtier.grant_admin(role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
-	PERFORM segtier.grant_reader(role);
-	EXECUTE format('GRANT CREATE, USAGE ON SCHEMA segtier_data TO %s', role);
+	PERFORM segtier._grant_views(role);
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.model TO %s', role);
 	EXECUTE format('GRANT INSERT, UPDATE ON segtier.refresh_runs TO %s', role);
 	EXECUTE format('GRANT USAGE ON SEQUENCE segtier.refresh_runs_run_id_seq TO %s', role);
@@ -2213,12 +2294,15 @@ BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
 		segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
 		segtier._refresh_model(text, boolean, bigint), segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int),
-		segtier._create_relations(segtier.model, regtype), segtier._set_capture(segtier.model, boolean),
-		segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
+		segtier._create_relations(text), segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean),
+		segtier._capture(), segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
 		segtier.set_override(text, text, segtier.tier, text, timestamptz),
 		segtier.clear_override(text, text, text) TO %s', role);
 END $$;
-COMMENT ON FUNCTION segtier.grant_admin(regrole) IS 'let a role create, alter, drop, refresh and override its own models (row security limits it to models it owns)';
+COMMENT ON FUNCTION segtier.grant_admin(regrole) IS 'let a role create, alter, drop, refresh and override its own models and read their tiers (row security limits it to the models it owns)';
+COMMENT ON FUNCTION segtier._grant_views(regrole) IS 'the grants readers and admins share';
+COMMENT ON FUNCTION segtier._model_names() IS 'names of all models, for customer_tiers (which shows the ones the caller may read)';
+COMMENT ON FUNCTION segtier._drop_relations(text) IS 'drop the tables of a model that no longer exists';
 
 COMMENT ON FUNCTION segtier._bad_option(text, jsonb, text) IS 'raise 22023 naming a model option and what it expects';
 COMMENT ON FUNCTION segtier._check_option(text, jsonb) IS 'check one model option value; returns it normalised';
@@ -2227,7 +2311,7 @@ COMMENT ON FUNCTION segtier._effective_options(segtier.model) IS 'a model''s opt
 COMMENT ON FUNCTION segtier._check_options(jsonb) IS 'check every key of a model options object';
 COMMENT ON FUNCTION segtier._time_expr(segtier.model, text) IS 'SQL expression of a model''s time column as timestamptz';
 COMMENT ON FUNCTION segtier._check_columns(segtier.model) IS 'check a model''s customer, time and amount columns; returns the customer id type';
-COMMENT ON FUNCTION segtier._create_relations(segtier.model, regtype) IS 'create a model''s tiers, summary and queue tables';
+COMMENT ON FUNCTION segtier._create_relations(text) IS 'create the missing tiers, summary and queue tables of a model, owned by the extension owner, with DML for the model owner';
 COMMENT ON FUNCTION segtier._capture() IS 'capture trigger: enqueue the customers of changed transactions; TRUNCATE marks a full refresh';
 COMMENT ON FUNCTION segtier._set_capture(segtier.model, boolean) IS 'create or drop a model''s capture triggers on its source and every partition';
 COMMENT ON FUNCTION segtier._capture_targets(segtier.model) IS 'the tables capture triggers go on: the source and its partitions';
@@ -2256,8 +2340,8 @@ REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, js
 	segtier.grant_admin(regrole), segtier._refresh_model(text, boolean, bigint), segtier._run_start(text),
 	segtier._run_failed(bigint, text), segtier._close_stale_runs(), segtier._capture(),
 	segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
-	segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int), segtier._create_relations(segtier.model, regtype),
-	segtier._set_capture(segtier.model, boolean) FROM PUBLIC;
+	segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int), segtier._create_relations(text),
+	segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean), segtier._grant_views(regrole) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- @worker: background worker status, wake-up and refresh progress (worker.c, progress.c)

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(19);
+SELECT plan(25);
 
 CREATE ROLE st_admin NOLOGIN;
 CREATE ROLE st_other NOLOGIN;
@@ -58,7 +58,30 @@ GRANT SELECT ON open_orders TO st_admin;
 
 SET ROLE st_reader;
 SELECT is((SELECT count(*) FROM segtier.customer_tiers WHERE model = 'own'), 2::bigint, 'a reader sees customer_tiers');
-SELECT throws_ok($$SELECT * FROM segtier_data.own_tiers$$, '42501', NULL, 'but not the owner''s tables directly');
+SELECT is((SELECT count(*) FROM segtier_data.own_tiers), 2::bigint, 'and the tiers tables in their own id type');
+RESET ROLE;
+SET ROLE st_other;
+SELECT is((SELECT count(*) FROM segtier.customer_tiers WHERE model = 'own'), 0::bigint,
+	'another admin does not see the model''s tiers');
+RESET ROLE;
+
+-- the owner writes its tiers only through the refresh: it owns none of them
+SET ROLE st_admin;
+SELECT throws_ok($$CREATE TABLE segtier_data.own_copy (x int)$$, '42501', NULL, 'no objects of its own in segtier_data');
+SELECT throws_ok($$DROP TABLE segtier_data.own_tiers$$, '42501', NULL, 'it cannot drop or replace its tiers table');
+SELECT throws_ok($$CREATE TRIGGER t AFTER UPDATE ON segtier_data.own_tiers FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture()$$,
+	'42501', NULL, 'it cannot put triggers on it');
+SELECT throws_ok($$UPDATE segtier.model SET options = '{"refresh_interval": "soon"}' WHERE name = 'own'$$, '22023', NULL,
+	'direct writes to segtier.model are checked too');
+-- an admin capturing changes on a table of its own
+CREATE TABLE my_orders (cust int, at timestamptz, amount numeric);
+INSERT INTO my_orders VALUES (1, '2025-01-01 00:00+00', 10);
+SELECT segtier.create_model('mine', 'my_orders', 'cust', 'at', 'amount', '{"as_of": "2025-03-01 00:00+00"}');
+SELECT segtier.refresh('mine');
+INSERT INTO my_orders VALUES (2, '2025-01-02 00:00+00', 20);
+SELECT segtier.refresh('mine');
+SELECT is((SELECT full_refresh::text || ' ' || customers FROM segtier.refresh_runs WHERE model = 'mine' ORDER BY run_id DESC LIMIT 1),
+	'false 2', 'a non-superuser owner of its source gets incremental refreshes');
 RESET ROLE;
 
 -- hostile names: quotes, spaces, upper case, unicode, an injection attempt

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(25);
+SELECT plan(27);
 
 CREATE ROLE st_admin NOLOGIN;
 CREATE ROLE st_other NOLOGIN;
@@ -83,6 +83,16 @@ SELECT segtier.refresh('mine');
 SELECT is((SELECT full_refresh::text || ' ' || customers FROM segtier.refresh_runs WHERE model = 'mine' ORDER BY run_id DESC LIMIT 1),
 	'false 2', 'a non-superuser owner of its source gets incremental refreshes');
 RESET ROLE;
+
+-- a role whose name needs quoting
+CREATE ROLE "CRM Admin" NOLOGIN;
+SELECT grant_admin('"CRM Admin"');
+GRANT SELECT ON open_orders TO "CRM Admin";
+SET ROLE "CRM Admin";
+SELECT lives_ok($$SELECT segtier.create_model('quoted', 'open_orders', 'cust', 'at', 'amount', '{"as_of": "2025-03-01 00:00+00"}')$$,
+	'a role named "CRM Admin" creates a model');
+RESET ROLE;
+SELECT lives_ok($$SELECT segtier.refresh('quoted')$$, 'and a superuser''s refresh of it switches to that role');
 
 -- hostile names: quotes, spaces, upper case, unicode, an injection attempt
 CREATE TABLE "Odd ""Orders""; DROP TABLE open_orders; --" ("Customer Id" text, "Zeit ⏰" timestamptz, "Amount $" numeric);

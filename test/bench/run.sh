@@ -211,8 +211,8 @@ record "3b daily full refresh (as_of +1 day)" "$(sed -n 's/^Time: \([0-9.]*\) ms
 say "3b: $(tail -1 "$RESULTS" | cut -f2)"
 PEAK_ANON_MB=$(awk '{ printf "%.0f", $1 / 1024 }' "$TMP/peak_anon")
 HWM_MB=$(awk '{ printf "%.0f", $1 / 1024 }' "$TMP/hwm")
-RSS_FIRST=$(awk -F'|' '$1 == 1 { printf "%.1f", $2 / 1024 }' "$TMP/rss.txt")
-RSS_SECOND=$(awk -F'|' '$1 == 2 { printf "%.1f", $2 / 1024 }' "$TMP/rss.txt")
+RSS_FIRST=$(awk -F'|' '$2 != "" && $1 == 1 { printf "%.1f", $2 / 1024 }' "$TMP/rss.txt")
+RSS_SECOND=$(awk -F'|' '$2 != "" && $1 == 2 { printf "%.1f", $2 / 1024 }' "$TMP/rss.txt")
 RSS_LAST=$(awk -F'|' '$2 != "" { v = $2 } END { $2 = v; printf "%.1f", $2 / 1024 }' "$TMP/rss.txt")
 TEMP_MB=$(( (TEMP_AFTER - TEMP_BEFORE) / GROWTH_RUNS / 1048576 ))
 

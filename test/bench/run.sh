@@ -198,7 +198,8 @@ BACKEND=$(head -1 "$PIDFILE")
 	while kill -0 "$BACKEND" 2>/dev/null; do
 		a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$BACKEND/status" 2>/dev/null || echo 0)
 		[ "${a:-0}" -gt "$peak" ] && { peak=$a; echo "$peak" > "$TMP/peak_anon"; }
-		awk '/^VmHWM:/ { print $2 }' "/proc/$BACKEND/status" > "$TMP/hwm.tmp" 2>/dev/null && mv "$TMP/hwm.tmp" "$TMP/hwm"
+		awk '/^VmHWM:/ { print $2 }' "/proc/$BACKEND/status" > "$TMP/hwm.tmp" 2>/dev/null
+		[ -s "$TMP/hwm.tmp" ] && mv "$TMP/hwm.tmp" "$TMP/hwm"
 		sleep 0.1
 	done
 ) &

@@ -1,6 +1,8 @@
 -- Seeded CRM data generator, shared by `make demo` and the benchmark.
 -- psql variables: customers (buyers, default 5000), seed (default 0.42),
--- as_of (default '2025-01-01 00:00+00').  Makes schema crm with
+-- as_of (default '2025-01-01 00:00+00') and, for the benchmark, transactions
+-- (the expected number of orders: purchase rates are scaled to reach it;
+-- unset, the rates are as drawn).  Makes schema crm with
 --   crm.customers(customer_id, name, signed_up)  -- 10 % more who never bought
 --   crm.orders(order_id, customer_id, ordered_at, amount)
 -- Shape: each buyer has a Pareto(alpha 1.5) typical basket, a purchase rate
@@ -19,13 +21,14 @@ CREATE SCHEMA crm;
 -- Knuth's method for small means, a rounded normal for large ones.
 CREATE FUNCTION crm.poisson(mu float8) RETURNS int LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-	l float8 := exp(-mu);
+	l float8;
 	p float8 := 1;
 	k int := 0;
 BEGIN
 	IF mu > 30 THEN
 		RETURN greatest(0, round(mu + sqrt(mu) * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())))::int;
 	END IF;
+	l := exp(-mu);
 	LOOP
 		p := p * random();
 		EXIT WHEN p <= l;
@@ -64,6 +67,13 @@ FROM (
 	ORDER BY id
 ) b;
 
+\if :{?transactions}
+SELECT greatest(0, (:transactions / 1.02 - :customers) / sum(rate * extract(epoch FROM active_until - first_at) / 86400))
+	   AS rate_scale FROM buyer \gset
+\else
+\set rate_scale 1
+\endif
+
 INSERT INTO crm.customers
 SELECT id, 'customer ' || id, first_at - random() * interval '30 days' FROM buyer ORDER BY id;
 INSERT INTO crm.customers
@@ -77,7 +87,7 @@ FROM (
 	SELECT id, basket, first_at AS ordered_at FROM buyer
 	UNION ALL
 	SELECT id, basket, first_at + random() * (active_until - first_at)
-	FROM (SELECT b.*, crm.poisson(rate * extract(epoch FROM active_until - first_at) / 86400) AS n
+	FROM (SELECT b.*, crm.poisson(:rate_scale * rate * extract(epoch FROM active_until - first_at) / 86400) AS n
 		  FROM buyer b ORDER BY id) c,
 		 generate_series(1, n)
 ) o

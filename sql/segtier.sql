@@ -1729,12 +1729,18 @@ BEGIN
 	EXECUTE format($f$
 		CREATE TEMP TABLE segtier_scored AS
 		SELECT s.customer, s.first_purchase, s.last_purchase,
-			   extract(epoch FROM $1 - s.last_purchase) / 86400 AS recency_days,
+			   (extract(epoch FROM $1 - s.last_purchase) / 86400)::float8 AS recency_days,
 			   CASE WHEN $2 = 'days' THEN s.purchase_days ELSE s.transactions END AS frequency,
 			   CASE WHEN $3 = 'total' THEN s.total_amount
 					ELSE s.total_amount / nullif(s.transactions, 0) END AS monetary,
 			   CASE WHEN $4 THEN coalesce(s.margin, 0) ELSE s.total_amount END AS value,
-			   s.transactions, s.purchase_days, s.repeat_amount, s.month_spend
+			   s.transactions, s.purchase_days, s.month_spend,
+			   -- BG/NBD and Gamma-Gamma in days: repeat purchase days, days from
+			   -- the first to the last purchase and to as_of, mean repeat spend
+			   (s.purchase_days - 1)::float8 AS x,
+			   (extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
+			   (extract(epoch FROM $1 - s.first_purchase) / 86400)::float8 AS t_age,
+			   (s.repeat_amount / nullif(s.purchase_days - 1, 0))::float8 AS mean_repeat
 		FROM %s s$f$, sumt) USING v_as_of, o->>'frequency', o->>'monetary', o->>'margin_column' IS NOT NULL;
 	IF o->>'customers_table' IS NOT NULL THEN
 		EXECUTE format($f$
@@ -1762,12 +1768,8 @@ BEGIN
 								 CASE WHEN v_full THEN NULL ELSE (SELECT count(*) FROM segtier_changed) END);
 
 	IF (o->>'predict')::boolean THEN
-		-- BG/NBD and Gamma-Gamma in days: x repeat purchase days, t_x days
-		-- from the first to the last purchase, T days from the first to as_of
-		SELECT segtier.bgnbd_fit(purchase_days - 1, extract(epoch FROM last_purchase - first_purchase) / 86400,
-								 extract(epoch FROM v_as_of - first_purchase) / 86400, (o->>'penalizer')::float8) AS bg,
-			   segtier.gamma_gamma_fit(purchase_days - 1, repeat_amount / nullif(purchase_days - 1, 0),
-									   (o->>'penalizer')::float8) AS gg
+		SELECT segtier.bgnbd_fit(x, t_x, t_age, (o->>'penalizer')::float8) AS bg,
+			   segtier.gamma_gamma_fit(x, mean_repeat, (o->>'penalizer')::float8) AS gg
 		INTO fits
 		FROM segtier_scored WHERE last_purchase IS NOT NULL;
 		bg := fits.bg;
@@ -1777,8 +1779,8 @@ BEGIN
 	IF (o->>'clusters')::int > 0 THEN
 		-- standardized log(1 + x) of recency, frequency and monetary
 		SELECT ARRAY[avg(ln(1 + recency_days)), stddev_pop(ln(1 + recency_days)),
-					 avg(ln(1 + frequency)), stddev_pop(ln(1 + frequency)),
-					 avg(ln(1 + greatest(monetary, 0))), stddev_pop(ln(1 + greatest(monetary, 0)))]
+					 avg(ln(1 + frequency::float8)), stddev_pop(ln(1 + frequency::float8)),
+					 avg(ln(1 + greatest(monetary, 0)::float8)), stddev_pop(ln(1 + greatest(monetary, 0)::float8))]
 		INTO stdz FROM segtier_scored WHERE last_purchase IS NOT NULL;
 		SELECT segtier.kmeans(segtier._cluster_features(recency_days, frequency, monetary, stdz),
 							  (o->>'clusters')::int, 0)
@@ -1823,12 +1825,17 @@ BEGIN
 						ELSE $5[segtier.score(s.value, $6)] END AS value_scored,
 				   CASE WHEN s.last_purchase IS NULL OR s.value <= 0 THEN $7[1]
 						ELSE $7[segtier.score(s.value, $8)] END AS pyramid_scored,
-				   p.p_alive, p.expected_purchases, p.clv,
+				   CASE WHEN s.last_purchase IS NOT NULL THEN segtier.p_alive($24, s.x, s.t_x, s.t_age) END AS p_alive,
+				   CASE WHEN s.last_purchase IS NOT NULL
+						THEN segtier.expected_purchases($24, $26, s.x, s.t_x, s.t_age) END AS expected_purchases,
+				   -- Gamma-Gamma has no spend for repeat purchases that were all free
+				   CASE WHEN s.last_purchase IS NULL THEN NULL
+						WHEN s.x > 0 AND NOT s.mean_repeat > 0 THEN 0
+						ELSE segtier.clv($24, $25, s.x, s.t_x, s.t_age, coalesce(s.mean_repeat, 0), $26 / 30.0, $27) END AS clv,
 				   CASE WHEN $22 IS NOT NULL AND s.last_purchase IS NOT NULL THEN segtier.nearest_centroid(
 						segtier._cluster_features(s.recency_days, s.frequency, s.monetary, $21), $22) END AS cluster
 			FROM segtier_scored s
-			LEFT JOIN LATERAL segtier._predict($24, $25, s.purchase_days, s.first_purchase, s.last_purchase,
-											   s.repeat_amount, $9, $26, $27) p ON s.last_purchase IS NOT NULL
+			OFFSET 0  -- keeps the planner from evaluating these expressions twice
 		) n
 		LEFT JOIN %s c ON c.customer = n.customer
 		LEFT JOIN LATERAL segtier.churn_rule(n.month_spend::float8[], n.recency_days, $11, $14, $15) cr
@@ -1919,12 +1926,16 @@ BEGIN
 END $$;
 
 -- Log features standardized with (mean, sd) pairs, for k-means.
+-- No SET clause, so the planner inlines it; every name is qualified.
 CREATE FUNCTION segtier._cluster_features(recency float8, frequency float8, monetary numeric, stdz float8[])
 RETURNS float8[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
-	SELECT ARRAY[(ln(1 + recency) - stdz[1]) / nullif(stdz[2], 0),
-				 (ln(1 + frequency) - stdz[3]) / nullif(stdz[4], 0),
-				 (ln(1 + greatest(monetary, 0)::float8) - stdz[5]) / nullif(stdz[6], 0)]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT ARRAY[(pg_catalog.ln(1 OPERATOR(pg_catalog.+) recency) OPERATOR(pg_catalog.-) stdz[1])
+					 OPERATOR(pg_catalog./) NULLIF(stdz[2], 0::float8),
+				 (pg_catalog.ln(1 OPERATOR(pg_catalog.+) frequency) OPERATOR(pg_catalog.-) stdz[3])
+					 OPERATOR(pg_catalog./) NULLIF(stdz[4], 0::float8),
+				 (pg_catalog.ln(1 OPERATOR(pg_catalog.+) pg_catalog.float8(GREATEST(monetary, 0::numeric))) OPERATOR(pg_catalog.-) stdz[5])
+					 OPERATOR(pg_catalog./) NULLIF(stdz[6], 0::float8)]
 $$;
 
 -- A readable name of a standardized (recency, frequency, monetary) centroid.
@@ -2002,27 +2013,6 @@ BEGIN
 	DROP TABLE segtier_ov;
 END $$;
 
--- BG/NBD and Gamma-Gamma predictions of one customer (days as time unit).
-CREATE FUNCTION segtier._predict(bg segtier.bgnbd, gg segtier.gamma_gamma, purchase_days bigint,
-	first_purchase timestamptz, last_purchase timestamptz, repeat_amount numeric, as_of timestamptz,
-	horizon_days int, discount_rate float8,
-	OUT p_alive float8, OUT expected_purchases float8, OUT clv float8)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
-DECLARE
-	x float8 := purchase_days - 1;
-	t_x float8 := extract(epoch FROM last_purchase - first_purchase) / 86400;
-	t float8 := extract(epoch FROM as_of - first_purchase) / 86400;
-	mon float8 := CASE WHEN x > 0 THEN repeat_amount / x END;
-BEGIN
-	IF bg IS NULL OR x IS NULL THEN
-		RETURN;
-	END IF;
-	p_alive := segtier.p_alive(bg, x, t_x, t);
-	expected_purchases := segtier.expected_purchases(bg, horizon_days, x, t_x, t);
-	IF gg IS NOT NULL THEN
-		clv := segtier.clv(bg, gg, x, t_x, t, coalesce(mon, 0), horizon_days / 30.0, discount_rate);
-	END IF;
-END $$;
 
 CREATE FUNCTION segtier.refresh(model text DEFAULT NULL, "full" boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
@@ -2323,7 +2313,6 @@ COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refres
 COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary';
 COMMENT ON FUNCTION segtier._cluster_label(double precision[]) IS 'readable description of a standardized cluster centroid';
 COMMENT ON FUNCTION segtier._apply_overrides_and_hysteresis(text, timestamp with time zone, integer, integer) IS 'final tiers of a refresh: overrides win, downgrades wait for hysteresis';
-COMMENT ON FUNCTION segtier._predict(segtier.bgnbd, segtier.gamma_gamma, bigint, timestamp with time zone, timestamp with time zone, numeric, timestamp with time zone, integer, double precision) IS 'p_alive, expected purchases and CLV of one customer, in days';
 COMMENT ON FUNCTION segtier._run_start(text) IS 'worker: record a running run';
 COMMENT ON FUNCTION segtier._run_failed(bigint, text) IS 'worker: mark a run failed with its error';
 COMMENT ON FUNCTION segtier._close_stale_runs() IS 'worker: mark runs left running by a stopped worker as failed';

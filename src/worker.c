@@ -313,6 +313,8 @@ StartWorker(int i, TimestampTz now)
 	BackgroundWorker worker;
 	HeapTuple	tup;
 	uint32		generation;
+	MemoryContext oldcxt;
+	bool		registered;
 
 	tup = SharedCatalogRow(DatabaseRelationId, Anum_pg_database_datname, slot->dbname);
 	if (!HeapTupleIsValid(tup))
@@ -371,7 +373,11 @@ StartWorker(int i, TimestampTz now)
 	memcpy(worker.bgw_extra, &generation, sizeof(generation));
 	worker.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &e->handle))
+	/* the handle outlives this transaction */
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &e->handle);
+	MemoryContextSwitchTo(oldcxt);
+	if (!registered)
 	{
 		e->handle = NULL;
 		PostponeStart(i, WS_RETRYING, now,
@@ -451,10 +457,9 @@ LauncherReconcile(void)
 				SpinLockRelease(&slot->mutex);
 			}
 		}
-		/* a reload means "try again now" */
+		/* a reload means "try again now" (quietly: the problem was logged) */
 		e->next_start = 0;
 		e->backoff_ms = 0;
-		e->complained = false;
 	}
 
 	foreach(lc, names)

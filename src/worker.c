@@ -338,15 +338,16 @@ StartWorker(int i, TimestampTz now)
 		if (!HeapTupleIsValid(tup) || !((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin)
 		{
 			PostponeStart(i, WS_NO_ROLE, now,
-						  psprintf("role \"%s\" set in segtier.role does not exist or cannot log in",
-								   slot->role));
+						  psprintf("cannot serve database \"%s\": role \"%s\" set in segtier.role does not exist or cannot log in",
+								   slot->dbname, slot->role));
 			return;
 		}
 	}
 	if (DatabaseBusy(e->dboid))
 	{
-		/* someone is dropping or copying it: stay away, quietly */
-		PostponeStart(i, WS_WAITING, now, NULL);
+		/* someone is dropping or copying it: stay away, look again soon */
+		e->next_start = TimestampTzPlusMilliseconds(now, PROBE_MS);
+		SetSlotState(i, WS_WAITING, e->next_start);
 		return;
 	}
 

@@ -116,6 +116,8 @@ run_tests() {
 	load_shared_data segtier_tap
 	say "pgTAP and shell suites"
 	PGDATABASE=segtier_tap pg_prove --failures --ext .sql -r test/t
+	say "worker"
+	prove --exec bash test/worker/worker.sh
 	prove --failures --ext .sh --exec bash test/shell
 }
 

@@ -116,9 +116,9 @@ run_tests() {
 	load_shared_data segtier_tap
 	say "pgTAP and shell suites"
 	PGDATABASE=segtier_tap pg_prove --failures --ext .sql -r test/t
-	say "worker"
-	prove --exec bash test/worker/worker.sh
 	prove --failures --ext .sh --exec bash test/shell
+	say "worker"
+	prove --failures --exec bash test/worker/worker.sh
 }
 
 run_demo() {

@@ -17,15 +17,19 @@ cleanup() {
 		echo "# server log kept in /tmp/segtier-worker-failed.log"
 	fi
 	[ -n "$LOCKER" ] && kill "$LOCKER" 2>/dev/null
-	[ -f "$DIR/data/postmaster.pid" ] && as_pg pg_ctl -D "$DIR/data" -m immediate -w stop >/dev/null 2>&1
+	for data in "$DIR/data" "$DIR/standby"; do
+		[ -f "$data/postmaster.pid" ] && as_pg pg_ctl -D "$data" -m immediate -w stop >/dev/null 2>&1
+	done
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 chmod 755 "$DIR"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$DIR"
 LOG=$DIR/server.log
 as_pg initdb -D "$DIR/data" -A trust -E UTF8 --locale=C.UTF-8 -U postgres >/dev/null || exit 1
 cat >> "$DIR/data/postgresql.conf" <<EOF
+port = 5432
 listen_addresses = ''
 unix_socket_directories = '$DIR'
 shared_preload_libraries = 'segtier'
@@ -38,8 +42,9 @@ EOF
 as_pg pg_ctl -D "$DIR/data" -l "$LOG" -w -t 60 start >/dev/null || { cat "$LOG" >&2; exit 1; }
 export PGHOST=$DIR PGPORT=5432 PGUSER=postgres
 unset PGDATABASE
+psql -X -q -d postgres -c "SELECT 1" >/dev/null || { echo "Bail out! cannot connect to the test cluster"; exit 1; }
 
-echo "1..48"
+echo "1..52"
 N=0
 FAILED=0
 pass() { N=$((N + 1)); echo "ok $N - $1"; }
@@ -158,6 +163,18 @@ reload "ALTER SYSTEM SET segtier.enabled = on"
 poll wk "SELECT EXISTS (SELECT FROM segtier.refresh_runs WHERE model = 'm1' AND status = 'succeeded' AND run_id > $R)" 30 \
 	"enabled = on resumes refreshes"
 
+# --- statement_timeout cancels a slow refresh: a failed run, the others go on
+reload "ALTER SYSTEM SET statement_timeout = '1s'"
+q wk "CREATE VIEW slow_tx AS SELECT t.* FROM tx t CROSS JOIN pg_sleep(3) s;
+	SELECT segtier.create_model('m3', 'slow_tx', 'cust', 'at', 'amount', '{\"refresh_interval\": \"1 second\"}')" >/dev/null
+poll wk "SELECT EXISTS (SELECT FROM segtier.refresh_runs WHERE model = 'm3' AND status = 'failed'
+	AND error = 'canceling statement due to statement timeout')" 30 "statement_timeout cancels a slow refresh"
+R=$(q wk "SELECT max(run_id) FROM segtier.refresh_runs")
+poll wk "SELECT EXISTS (SELECT FROM segtier.refresh_runs WHERE model = 'm1' AND status = 'succeeded' AND run_id > $R)" 30 \
+	"and the worker goes on with the other model"
+q wk "SELECT segtier.drop_model('m3')" >/dev/null
+reload "ALTER SYSTEM RESET statement_timeout"
+
 # --- SIGTERM mid-refresh rolls the run back
 PGAPPNAME=wk_locker psql -X -q -d wk -c "BEGIN; LOCK TABLE segtier_data.m1_tiers IN SHARE MODE; SELECT pg_sleep(300)" \
 	>/dev/null 2>&1 &
@@ -219,11 +236,25 @@ reload "ALTER SYSTEM RESET segtier.role"
 poll wk "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'segtier worker' AND datname = 'wk'
 	AND usename = 'postgres')" 30 "an empty segtier.role is the bootstrap superuser"
 
+# --- a standby runs no worker; promoted, it starts one
+SB=$DIR/standby
+as_pg pg_basebackup -D "$SB" -R -X stream -d "host=$DIR port=5432 user=postgres" >/dev/null 2>&1
+echo "port = 5433" >> "$SB/postgresql.conf"
+as_pg pg_ctl -D "$SB" -l "$DIR/standby.log" -w -t 60 start >/dev/null
+PGPORT=5433 is postgres "SELECT pg_is_in_recovery() || ' ' || (SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'segtier%')
+	|| ' ' || current_setting('segtier.database')" "true 0 wk, wk_drop, wk_noext, wk_missing" \
+	"a standby configured like its primary runs no launcher and no worker"
+R=$(PGPORT=5433 q wk "SELECT max(run_id) FROM segtier.refresh_runs")
+as_pg pg_ctl -D "$SB" -w promote >/dev/null
+PGPORT=5433 poll wk "SELECT EXISTS (SELECT FROM segtier.refresh_runs WHERE model = 'm1' AND status = 'succeeded'
+	AND run_id > $R)" 30 "promoted, it starts the worker, which refreshes"
+as_pg pg_ctl -D "$SB" -m fast -w stop >/dev/null
+
 # --- DROP EXTENSION while the worker refreshes
 R=$(q wk "SELECT max(run_id) FROM segtier.refresh_runs")
 poll wk "SELECT EXISTS (SELECT FROM segtier.refresh_runs WHERE model = 'm1' AND status = 'succeeded' AND run_id > $R)" 30 \
 	"the worker refreshes m1"
-if q wk "SET lock_timeout = '20s'; DROP EXTENSION segtier CASCADE" >/dev/null; then
+if q wk "SET lock_timeout = '20s'; SET client_min_messages = warning; DROP EXTENSION segtier CASCADE" >/dev/null; then
 	pass "DROP EXTENSION succeeds while the worker runs"; else fail "DROP EXTENSION succeeds while the worker runs"; fi
 poll postgres "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'segtier worker' AND datname = 'wk')" 30 \
 	"the worker stays"

@@ -100,6 +100,7 @@ typedef struct LauncherEntry
 	TimestampTz next_start;
 	int			backoff_ms;
 	bool		retiring;		/* removed from the list: free once stopped */
+	bool		terminated;		/* asked to stop, because its database is busy */
 	bool		complained;		/* the problem has been logged */
 } LauncherEntry;
 
@@ -115,6 +116,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* launcher */
 static LauncherEntry *Entries = NULL;
+static MemoryContext LauncherTickContext = NULL;
 
 /* worker */
 static WorkerSlot *MyWorkerSlot = NULL;
@@ -236,13 +238,25 @@ _PG_init(void)
 
 /* ---------------------------------------------------------------- launcher */
 
-/* Is a DROP, RENAME or CREATE ... TEMPLATE of this database waiting for its sessions to leave? */
+/*
+ * Is a DROP, RENAME or CREATE ... TEMPLATE of this database waiting for its
+ * sessions to leave?
+ *
+ * In PostgreSQL 15 those commands take a lock on the database object, then
+ * wait at most 5 s for the other sessions, background workers included, to
+ * go (CountOtherDBBackends), and fail if one stays.  A connecting session
+ * takes RowExclusiveLock on the same object, which conflicts with theirs, so
+ * a failed conditional try of it means one of them is under way.  The
+ * launcher tries every PROBE_MS while a worker runs and terminates the
+ * worker of a busy database; a refresh in flight rolls back.  It starts no
+ * worker there while the lock is taken, and a worker that connects just
+ * after waits on the lock and then finds the database gone.
+ */
 static bool
 DatabaseBusy(Oid dboid)
 {
 	LOCKTAG		tag;
 
-	/* the lock every new connection takes: it conflicts with theirs */
 	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, dboid, 0);
 	if (LockAcquire(&tag, RowExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		return true;
@@ -398,6 +412,7 @@ WorkerStopped(int i, TimestampTz now)
 
 	pfree(e->handle);
 	e->handle = NULL;
+	e->terminated = false;
 	SpinLockAcquire(&slot->mutex);
 	ready = slot->ready;
 	slot->pid = 0;
@@ -509,6 +524,7 @@ LauncherTick(void)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz wake = TimestampTzPlusMilliseconds(now, segtier_naptime * 1000L);
 	bool		in_xact = false;
+	MemoryContext oldcxt = MemoryContextSwitchTo(LauncherTickContext);
 
 	for (int i = 0; i < Workers->nslots; i++)
 	{
@@ -523,12 +539,13 @@ LauncherTick(void)
 				WorkerStopped(i, now);
 			else
 			{
-				if (!e->retiring && DatabaseBusy(e->dboid))
+				if (!e->retiring && !e->terminated && DatabaseBusy(e->dboid))
 				{
 					ereport(LOG,
 							(errmsg("segtier: stopping the worker for database \"%s\", which is being dropped, renamed or copied",
 									Workers->slots[i].dbname)));
 					TerminateBackgroundWorker(e->handle);
+					e->terminated = true;
 					e->next_start = TimestampTzPlusMilliseconds(now, PROBE_MS);
 					SetSlotState(i, WS_STOPPING, e->next_start);
 				}
@@ -554,6 +571,8 @@ LauncherTick(void)
 	}
 	if (in_xact)
 		CommitTransactionCommand();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(LauncherTickContext);
 	return Max(TimestampDifferenceMilliseconds(now, wake), 1);
 }
 
@@ -586,6 +605,8 @@ segtier_launcher_main(Datum main_arg)
 
 	Entries = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(LauncherEntry) * Workers->nslots);
+	LauncherTickContext = AllocSetContextCreate(TopMemoryContext, "segtier launcher tick",
+												ALLOCSET_DEFAULT_SIZES);
 	/* forget what a previous launcher left; its workers are gone or going */
 	for (int i = 0; i < Workers->nslots; i++)
 	{
@@ -624,10 +645,14 @@ static void
 PublishState(WorkerState state, const char *model, bool finished_run)
 {
 	char		buf[SEGTIER_SHMEM_NAMELEN];
-	int			len = model ? pg_mbcliplen(model, strlen(model), sizeof(buf) - 1) : 0;
+	int			len = 0;
 	TimestampTz now = GetCurrentTimestamp();
 
-	memcpy(buf, model, len);
+	if (model != NULL)
+	{
+		len = pg_mbcliplen(model, strlen(model), sizeof(buf) - 1);
+		memcpy(buf, model, len);
+	}
 	buf[len] = '\0';
 	SpinLockAcquire(&MyWorkerSlot->mutex);
 	if (MyWorkerSlot->generation == MyGeneration)

@@ -129,12 +129,19 @@ Datum
 rfm_out(PG_FUNCTION_ARGS)
 {
 	Rfm			x = PG_GETARG_RFM(0);
-	char	   *s = palloc(8);
+	char	   *s = palloc(6);
+	char	   *p = s;
 
-	if (RFM_SCALE(x) == RFM_DEFAULT_SCALE)
-		snprintf(s, 8, "%d%d%d", RFM_R(x), RFM_F(x), RFM_M(x));
-	else
-		snprintf(s, 8, "%d%d%d/%d", RFM_R(x), RFM_F(x), RFM_M(x), RFM_SCALE(x));
+	/* every field is one digit; snprintf would dominate the cost */
+	*p++ = '0' + RFM_R(x);
+	*p++ = '0' + RFM_F(x);
+	*p++ = '0' + RFM_M(x);
+	if (RFM_SCALE(x) != RFM_DEFAULT_SCALE)
+	{
+		*p++ = '/';
+		*p++ = '0' + RFM_SCALE(x);
+	}
+	*p = '\0';
 	PG_RETURN_CSTRING(s);
 }
 

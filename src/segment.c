@@ -97,20 +97,20 @@ Datum
 rfm_segment(PG_FUNCTION_ARGS)
 {
 	Rfm			x = PG_GETARG_RFM(0);
-	char	   *scheme = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	text	   *scheme = PG_GETARG_TEXT_PP(1);
 	SegtierLang lang = segtier_parse_lang(PG_GETARG_TEXT_PP(2));
 	int			n = RFM_SCALE(x);
 
-	if (strcmp(scheme, "rfm11") == 0)
+	if (segtier_text_is(scheme, "rfm11"))
 		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm11(x, lang)));
-	if (strcmp(scheme, "rfm8") == 0)
+	if (segtier_text_is(scheme, "rfm8"))
 		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm8(rfm_high(RFM_R(x), n),
 													  rfm_high(RFM_F(x), n),
 													  rfm_high(RFM_M(x), n),
 													  lang)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown segment scheme \"%s\"", scheme),
+			 errmsg("unknown segment scheme \"%s\"", text_to_cstring(scheme)),
 			 errhint("Use 'rfm11' or 'rfm8'.")));
 	PG_RETURN_NULL();
 }

@@ -55,6 +55,7 @@ typedef enum SegtierLang
 } SegtierLang;
 
 extern SegtierLang segtier_parse_lang(text *lang);
+extern bool segtier_text_is(text *t, const char *word);
 
 /* segment.c */
 extern const char *segtier_rfm11(Rfm x, SegtierLang lang);

@@ -432,18 +432,25 @@ tier_rank(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(tier_level_of(PG_GETARG_TIER(0))->position);
 }
 
+/* True when a text argument equals a short ASCII word (no palloc). */
+bool
+segtier_text_is(text *t, const char *word)
+{
+	size_t		len = strlen(word);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), word, len) == 0;
+}
+
 SegtierLang
 segtier_parse_lang(text *lang)
 {
-	char	   *s = text_to_cstring(lang);
-
-	if (strcmp(s, "en") == 0)
+	if (segtier_text_is(lang, "en"))
 		return LANG_EN;
-	if (strcmp(s, "zh") == 0)
+	if (segtier_text_is(lang, "zh"))
 		return LANG_ZH;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unsupported language \"%s\"", s),
+			 errmsg("unsupported language \"%s\"", text_to_cstring(lang)),
 			 errhint("Use 'en' or 'zh'.")));
 	return LANG_EN;
 }

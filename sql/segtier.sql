@@ -1056,9 +1056,9 @@ BEGIN
 		   OR EXISTS (SELECT 1 FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'number') THEN
 			PERFORM segtier._bad_option(key, v, 'a non-empty array of numbers');
 		END IF;
-		IF EXISTS (SELECT 1 FROM (SELECT e::text::float8 AS x, lag(e::text::float8) OVER (ORDER BY n) AS p
+		IF EXISTS (SELECT 1 FROM (SELECT e::text::float8 AS val, lag(e::text::float8) OVER (ORDER BY n) AS prev
 								  FROM jsonb_array_elements(v) WITH ORDINALITY a(e, n)) s
-				   WHERE x <= p OR (key IN ('value_cutoffs', 'pyramid_shares') AND NOT (x > 0 AND x < 1))) THEN
+				   WHERE s.val <= s.prev OR (key IN ('value_cutoffs', 'pyramid_shares') AND NOT (s.val > 0 AND s.val < 1))) THEN
 			PERFORM segtier._bad_option(key, v, CASE WHEN key IN ('value_cutoffs', 'pyramid_shares')
 				THEN 'strictly ascending shares between 0 and 1' ELSE 'strictly ascending numbers' END);
 		END IF;

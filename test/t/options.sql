@@ -1,0 +1,128 @@
+BEGIN;
+SET search_path = public, segtier;
+SELECT plan(34);
+
+-- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
+-- c: 2 small orders long ago, d: refunds only
+CREATE TABLE o (who text, at timestamptz, amount numeric, margin numeric);
+INSERT INTO o VALUES
+	('a', '2025-06-01 10:00+00', 100, 10), ('a', '2025-06-01 18:00+00', 50, 5), ('a', '2025-06-20 10:00+00', 30, 3),
+	('b', '2025-05-15 10:00+00', 900, 450),
+	('c', '2024-01-10 10:00+00', 20, 2), ('c', '2024-02-10 10:00+00', 10, 1),
+	('d', '2025-06-10 10:00+00', -40, -4);
+CREATE TABLE people (pid text, name text);
+INSERT INTO people VALUES ('a', 'A'), ('b', 'B'), ('c', 'C'), ('d', 'D'), ('e', 'E never bought');
+
+CREATE FUNCTION pg_temp.run(opts jsonb, q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM segtier.create_model('opt', 'o', 'who', 'at', 'amount',
+		'{"as_of": "2025-07-01 00:00+00", "time_zone": "UTC"}'::jsonb || opts);
+	PERFORM segtier.refresh('opt');
+	RETURN QUERY EXECUTE q;
+	PERFORM segtier.drop_model('opt');
+END $$;
+CREATE FUNCTION pg_temp.col(opts jsonb, expr text) RETURNS text LANGUAGE sql AS $$
+	SELECT string_agg(x, ' ') FROM pg_temp.run(opts,
+		format('SELECT customer || ''='' || coalesce((%s)::text, ''-'') FROM segtier_data.opt_tiers ORDER BY customer', expr)) x
+$$;
+
+SELECT is(pg_temp.col('{}', 'frequency'), 'a=2 b=1 c=2 d=0', 'frequency counts purchase days by default');
+SELECT is(pg_temp.col('{"frequency": "transactions"}', 'frequency'), 'a=3 b=1 c=2 d=0', 'frequency: transactions');
+SELECT is(pg_temp.col('{"monetary": "average"}', 'monetary'), 'a=60.0000000000000000 b=900.0000000000000000 c=15.0000000000000000 d=-',
+	'monetary: average per purchase');
+SELECT is(pg_temp.col('{"rfm_bins": 3, "recency_cuts": [30, 100], "frequency_cuts": [1, 2], "monetary_cuts": [50, 500]}', 'rfm'),
+	'a=322/3 b=213/3 c=121/3 d=-', 'fixed thresholds instead of quantiles');
+-- with three buyers, quantiles give at most three groups; fixed thresholds use the whole scale
+SELECT is(pg_temp.col('{"segment_scheme": "rfm8", "segment_lang": "zh", "rfm_bins": 3, "recency_cuts": [30, 100],
+						"frequency_cuts": [1, 2], "monetary_cuts": [50, 500]}', 'rfm_segment'),
+	'a=一般发展客户 b=重要挽留客户 c=一般挽留客户 d=-', 'rfm8 in Chinese, against the scale midpoint (322, 213, 121 on 1..3)');
+SELECT is(pg_temp.col('{"segment_scheme": "rfm8", "rfm8_basis": "mean"}', 'rfm_segment'),
+	'a=General Value b=Important Development c=General Retention d=-', 'rfm8 against the population means');
+SELECT is(pg_temp.col('{}', 'value_class'), 'a=value:B b=value:A c=value:C d=value:C', 'ABC by value, 70/90 %');
+SELECT is(pg_temp.col('{"value_basis": "count", "value_cutoffs": [0.3, 0.6]}', 'value_class'),
+	'a=value:B b=value:A c=value:C d=value:C', 'ABC by head count (a starts at 1/3, c at 2/3)');
+SELECT is(pg_temp.col('{"value_basis": "count", "value_cutoffs": [0.34, 0.67]}', 'value_class'),
+	'a=value:A b=value:A c=value:B d=value:C', 'a customer starting just inside a class belongs to it');
+SELECT is(pg_temp.col('{"value_cutoffs": [0.5, 0.99]}', 'value_class'), 'a=value:B b=value:A c=value:B d=value:C',
+	'value cut-offs are options');
+SELECT is(pg_temp.col('{"margin_column": "margin"}', 'value'), 'a=18 b=450 c=3 d=-4', 'margin_column is the value (refunds net)');
+
+-- a five-level pyramid of a user scheme
+INSERT INTO tier_scheme (name) VALUES ('stars');
+INSERT INTO tier_level (scheme_id, name, rank, label_zh)
+SELECT scheme_id, n, r, z FROM tier_scheme, (VALUES ('1', 1, '一星'), ('2', 2, '二星'), ('3', 3, '三星'), ('4', 4, '四星'), ('5', 5, '五星')) v(n, r, z)
+WHERE name = 'stars';
+SELECT is(pg_temp.col('{"pyramid_scheme": "stars", "pyramid_shares": [0.25, 0.5, 0.6, 0.9]}', 'pyramid'),
+	'a=stars:4 b=stars:5 c=stars:2 d=stars:1', 'a pyramid of a user scheme with its own shares');
+SELECT is(pg_temp.col('{"pyramid_scheme": "stars", "pyramid_shares": [0.25, 0.5, 0.6, 0.9]}', 'segtier.tier_label(pyramid, ''zh'')'),
+	'a=四星 b=五星 c=二星 d=一星', 'with its Chinese labels');
+
+-- lifecycle windows and churn rule
+SELECT is(pg_temp.col('{}', 'segtier.tier_name(lifecycle)'), 'a=new b=new c=churned d=prospect', 'default lifecycle windows');
+SELECT is(pg_temp.col('{"new_days": 20, "active_days": 100, "churn_days": 600}', 'segtier.tier_name(lifecycle)'),
+	'a=active b=active c=at_risk d=prospect', 'lifecycle windows are options');
+SELECT is(pg_temp.col('{"loyal_purchases": 2, "new_days": 0}', 'segtier.tier_name(lifecycle)'),
+	'a=loyal b=active c=churned d=prospect', 'loyal_purchases');
+SELECT is(pg_temp.col('{"customers_table": "people", "customers_key": "pid"}', 'segtier.tier_name(lifecycle)'),
+	'a=new b=new c=churned d=prospect e=prospect', 'customers_table and customers_key add those who never bought');
+SELECT is(pg_temp.col('{"active_days": 25, "new_days": 10}', 'churn_reason'),
+	'a=- b=no purchase for 46 days c=no purchase for 506 days d=-', 'the churn rule uses active_days');
+
+-- monthly decline: e spends 100, 70, 49, 34 in March..June
+INSERT INTO o SELECT 'e', t, x, 0 FROM (VALUES ('2025-03-05 10:00+00'::timestamptz, 100), ('2025-04-05 10:00+00', 70),
+	('2025-05-05 10:00+00', 49), ('2025-06-05 10:00+00', 34)) v(t, x);
+SELECT is((SELECT x FROM pg_temp.run('{}', 'SELECT churn_reason FROM segtier_data.opt_tiers WHERE customer = ''e''') x),
+	'spend down at least 20% in each of the last 3 months', 'three months of 30 % decline');
+SELECT is((SELECT x FROM pg_temp.run('{"churn_decline": 0.35}', 'SELECT coalesce(churn_reason, ''none'') FROM segtier_data.opt_tiers WHERE customer = ''e''') x),
+	'none', 'churn_decline');
+SELECT is((SELECT x FROM pg_temp.run('{"churn_months": 2, "churn_decline": 0.3}', 'SELECT churn_reason FROM segtier_data.opt_tiers WHERE customer = ''e''') x),
+	'spend down at least 30% in each of the last 2 months', 'churn_months');
+DELETE FROM o WHERE who = 'e';
+
+-- predictive options
+SELECT is((SELECT x FROM pg_temp.run('{"predict": true, "penalizer": 0.01, "p_alive_threshold": 0.999999}',
+	'SELECT count(*) FILTER (WHERE churn_reason LIKE ''%p_alive%'')::text || '' '' || count(p_alive)::text FROM segtier_data.opt_tiers') x),
+	'2 3', 'p_alive_threshold adds churn risk (a one-time buyer is alive for BG/NBD); p_alive for every buyer');
+SELECT is((SELECT x FROM pg_temp.run('{"predict": true, "penalizer": 0.01, "horizon_days": 30}',
+	$q$SELECT ((SELECT sum(expected_purchases) FROM segtier_data.opt_tiers) < 1 AND
+			  (SELECT params->'bgnbd' ? 'r' FROM segtier.refresh_runs ORDER BY run_id DESC LIMIT 1))::text$q$) x), 'true',
+	'horizon_days bounds expected purchases; fitted parameters are stored with the run');
+SELECT is((SELECT x FROM pg_temp.run('{"clusters": 2}', 'SELECT count(DISTINCT cluster)::text FROM segtier_data.opt_tiers') x),
+	'2', 'clusters');
+SELECT is((SELECT x FROM pg_temp.run('{"refresh_interval": "5 minutes", "history_retention": "90 days", "capture": false}',
+	$q$SELECT (options->>'refresh_interval') || ' ' || (options->>'history_retention') || ' ' ||
+			  (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'o'::regclass) FROM segtier.model WHERE name = 'opt'$q$) x),
+	'5 minutes 90 days 0', 'refresh_interval and history_retention are kept; capture false makes no triggers');
+
+-- every option rejects a bad value, naming the key
+CREATE FUNCTION pg_temp.bad_value_errors(k text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM segtier.create_model('opt', 'o', 'who', 'at', 'amount', jsonb_build_object(k, '{"z": 1}'::jsonb));
+	RAISE EXCEPTION 'no error for %', k;
+EXCEPTION WHEN invalid_parameter_value THEN
+	RETURN NEXT SQLERRM;
+END $$;
+SELECT is((SELECT count(*) FROM segtier.model_option k
+		   WHERE NOT EXISTS (
+			   SELECT 1 FROM pg_temp.bad_value_errors(k.key) e WHERE e LIKE '%"' || k.key || '"%')), 0::bigint,
+	'every option with a checkable value rejects a bad one with its name');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"as_of": "yesterday-ish"}')$$,
+	'22023', 'invalid value for model option "as_of": "yesterday-ish"', 'as_of must be a timestamptz');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"margin_column": "nope"}')$$,
+	'42703', 'margin column "nope" does not exist in public.o', 'margin_column must exist');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"customers_table": "people", "customers_key": "nope"}')$$,
+	'42703', 'customers_key column "nope" does not exist in public.people', 'customers_key must exist');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"rfm_bins": 4, "recency_cuts": [1, 2]}')$$,
+	'22023', 'invalid value for model option "recency_cuts": [1, 2]', 'fixed thresholds must number rfm_bins - 1');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"pyramid_shares": [0.1, 0.2]}')$$,
+	'22023', 'invalid value for model option "pyramid_shares": [0.1, 0.2]', 'pyramid shares must fit the scheme''s levels');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"p_alive_threshold": 0.5}')$$,
+	'22023', 'invalid value for model option "p_alive_threshold": 0.5', 'p_alive_threshold needs predict');
+SELECT throws_like($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"bogus": 1}')$$,
+	'unknown model option "bogus"', 'an unknown key');
+SELECT is((SELECT count(*) FROM segtier.model_option k
+		   WHERE segtier._check_option(k.key, k.default_value) IS DISTINCT FROM k.default_value), 0::bigint,
+	'every documented default passes its own check');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1735,11 +1735,12 @@ BEGIN
 					ELSE s.total_amount / nullif(s.transactions, 0) END AS monetary,
 			   CASE WHEN $4 THEN coalesce(s.margin, 0) ELSE s.total_amount END AS value,
 			   s.transactions, s.purchase_days, s.month_spend,
-			   -- BG/NBD and Gamma-Gamma in days: repeat purchase days, days from
+			   -- BG/NBD and Gamma-Gamma in whole days (so the fit's histogram of
+			   -- distinct histories stays small): repeat purchase days, days from
 			   -- the first to the last purchase and to as_of, mean repeat spend
 			   (s.purchase_days - 1)::float8 AS x,
-			   (extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
-			   (extract(epoch FROM $1 - s.first_purchase) / 86400)::float8 AS t_age,
+			   floor(extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
+			   floor(extract(epoch FROM $1 - s.first_purchase) / 86400)::float8 AS t_age,
 			   (s.repeat_amount / nullif(s.purchase_days - 1, 0))::float8 AS mean_repeat
 		FROM %s s$f$, sumt) USING v_as_of, o->>'frequency', o->>'monetary', o->>'margin_column' IS NOT NULL;
 	IF o->>'customers_table' IS NOT NULL THEN

@@ -37,7 +37,7 @@ hist_hash(const float8 *key, int nkeys)
 }
 
 /* An empty histogram in the current memory context. */
-Hist *
+static Hist *
 hist_create(int nkeys, float8 penalizer, int capacity)
 {
 	Size		size;
@@ -84,7 +84,7 @@ hist_slot(Hist *h, const float8 *key)
  * copy made in the current memory context (h itself is left for the caller:
  * in an aggregate the executor frees the old state).
  */
-Hist *
+static Hist *
 hist_add(Hist *h, const float8 *key, int64 n)
 {
 	HistEntry  *e = hist_slot(h, key);
@@ -128,7 +128,7 @@ hist_check_penalizer(float8 have, float8 got)
 }
 
 /* Adds every entry of from into into; same return contract as hist_add. */
-Hist *
+static Hist *
 hist_merge(Hist *into, const Hist *from)
 {
 	if (into->nkeys != from->nkeys)

@@ -9,6 +9,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -69,7 +70,7 @@ to_five(int score, int scale)
 	return (score * 5 + scale - 1) / scale;
 }
 
-const char *
+static const char *
 segtier_rfm11(Rfm x, SegtierLang lang)
 {
 	int			n = RFM_SCALE(x);
@@ -79,7 +80,7 @@ segtier_rfm11(Rfm x, SegtierLang lang)
 	return rfm11_labels[rfm11_map[r - 1][fm - 1]][lang];
 }
 
-const char *
+static const char *
 segtier_rfm8(bool r_high, bool f_high, bool m_high, SegtierLang lang)
 {
 	return rfm8_labels[(r_high << 2) | (f_high << 1) | m_high][lang];

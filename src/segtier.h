@@ -29,7 +29,6 @@ typedef int32 Rfm;
 #define PG_GETARG_RFM(n) DatumGetRfm(PG_GETARG_DATUM(n))
 #define PG_RETURN_RFM(x) return RfmGetDatum(x)
 
-extern Rfm	rfm_make(int r, int f, int m, int scale);
 
 /*
  * segtier.tier: pass-by-value int64, scheme id in the high 32 bits and the
@@ -56,17 +55,6 @@ typedef enum SegtierLang
 
 extern SegtierLang segtier_parse_lang(text *lang);
 extern bool segtier_text_is(text *t, const char *word);
-
-/* segment.c */
-extern const char *segtier_rfm11(Rfm x, SegtierLang lang);
-extern const char *segtier_rfm8(bool r_high, bool f_high, bool m_high,
-								SegtierLang lang);
-
-/* score.c */
-#include "utils/array.h"
-extern int	segtier_get_cuts(ArrayType *arr, const float8 **cuts);
-extern int	segtier_score(float8 value, const float8 *cuts, int ncuts,
-						  bool higher_is_better);
 
 /* ---- kmcuts: float8 bag aggregate states (cuts.c; used by kmeans.c) ---- */
 #include "lib/stringinfo.h"
@@ -146,9 +134,6 @@ typedef struct Hist
 /* Checks one key (raising the model's error) and puts it in canonical form. */
 typedef void (*HistKeyCheck) (float8 *key);
 
-extern Hist *hist_create(int nkeys, float8 penalizer, int capacity);
-extern Hist *hist_add(Hist *h, const float8 *key, int64 n);
-extern Hist *hist_merge(Hist *into, const Hist *from);
 extern HistEntry *hist_sorted(const Hist *h, int *count);
 extern Datum hist_accumulate(FunctionCallInfo fcinfo, int nkeys,
 							 const float8 *key, bool skip, float8 penalizer);

@@ -57,56 +57,14 @@ SETTINGS=(
 	"track_io_timing = on"
 )
 
+source test/cluster.sh
 say() { printf '== %s\n' "$*" >&2; }
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BINDIR=$("$PG_CONFIG" --bindir)
-export PATH="$BINDIR:$PATH"
-say "building"
-make -s PG_CONFIG="$PG_CONFIG" all
-make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
-
-as_pg() {
-	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$(( 20000 + RANDOM % 30000 ))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-	done
-	echo "no free port" >&2; return 1
-}
-
-TMP=""
 SAMPLER=""
-cleanup() {
-	local rc=$?
-	[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
-	if [ -n "$TMP" ] && [ -f "$TMP/data/postmaster.pid" ]; then
-		as_pg pg_ctl -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	[ -n "$TMP" ] && rm -rf "$TMP"
-	exit $rc
-}
-trap cleanup EXIT INT TERM
-
-TMP=$(mktemp -d /tmp/segtier-bench.XXXXXX)
-chmod 755 "$TMP"
-[ "$(id -u)" -eq 0 ] && chown postgres: "$TMP"
-PGPORT=$(free_port)
-as_pg initdb -D "$TMP/data" -A trust -E UTF8 --locale=C.UTF-8 -U postgres >/dev/null
-{
-	echo "port = $PGPORT"
-	echo "listen_addresses = ''"
-	echo "unix_socket_directories = '$TMP'"
-	echo "lc_messages = 'C'"
-	for line in "${SETTINGS[@]}"; do echo "$line"; done
-} >> "$TMP/data/postgresql.conf"
-as_pg pg_ctl -D "$TMP/data" -l "$TMP/server.log" -w -t 120 start >/dev/null || {
-	cat "$TMP/server.log" >&2; exit 1; }
-export PGHOST=$TMP PGPORT PGUSER=postgres PGDATABASE=bench
+on_cleanup() { [ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null; }
+# no preload: no background worker competes with the measurements
+start_cluster "shared_preload_libraries = ''" "listen_addresses = ''" "${SETTINGS[@]}"
+export PGDATABASE=bench
 
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 

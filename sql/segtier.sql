@@ -1962,56 +1962,62 @@ DECLARE
 	sch text;
 	col text;
 	hyst boolean;
+	cols text := '';
+	joins text := '';
+	overridden text := '';
+	held text := '';
+	hold text := '';
 BEGIN
 	CREATE TEMP TABLE segtier_ov AS
 	SELECT o.customer, o.scheme, o.tier::segtier.tier AS tier, o.reason, o.set_by, o.cleared_by, o.expires
 	FROM segtier.tier_override o WHERE o.model = _apply_overrides_and_hysteresis.model;
-	ALTER TABLE segtier_new
-		ADD COLUMN value_class segtier.tier, ADD COLUMN value_reason text, ADD COLUMN value_by name,
-		ADD COLUMN pyramid segtier.tier, ADD COLUMN pyramid_reason text, ADD COLUMN pyramid_by name,
-		ADD COLUMN lifecycle segtier.tier, ADD COLUMN lifecycle_reason text, ADD COLUMN lifecycle_by name,
-		ADD COLUMN held text[] NOT NULL DEFAULT '{}', ADD COLUMN overridden text[] NOT NULL DEFAULT '{}',
-		ADD COLUMN hold jsonb NOT NULL DEFAULT '{}';
+	-- one pass: per tier column, its override (o_), the hysteresis counters
+	-- (h_) and the final tier, reason and author
 	FOREACH sch IN ARRAY ARRAY['value_class', 'pyramid', 'lifecycle'] LOOP
 		col := CASE sch WHEN 'value_class' THEN 'value' ELSE sch END;
 		hyst := sch <> 'lifecycle' AND (k > 1 OR d > 0);
-		EXECUTE format($f$
-			UPDATE segtier_new n SET
-				%1$I = CASE WHEN ov.live THEN ov.tier WHEN h.keep THEN n.%2$I_old ELSE n.%2$I_scored END,
-				%2$I_reason = CASE
-					WHEN NOT n.existed THEN 'new customer'
-					WHEN ov.live THEN 'override: ' || ov.reason
-					WHEN %3$L = ANY (n.overridden_old) AND ov.cleared_by IS NOT NULL THEN 'override cleared'
-					WHEN %3$L = ANY (n.overridden_old) THEN 'override expired'
-					WHEN h.keep THEN format('hysteresis hold: scored %%s, run %%s', n.%2$I_scored, h.runs)
-					WHEN n.hold_old ? %3$L THEN 'hysteresis release'
-					ELSE 'score' END,
-				%2$I_by = CASE WHEN ov.live THEN ov.set_by
-							   WHEN %3$L = ANY (n.overridden_old) AND ov.cleared_by IS NOT NULL THEN ov.cleared_by
-							   ELSE current_user END,
-				overridden = CASE WHEN ov.live THEN n.overridden || %3$L::text ELSE n.overridden END,
-				held = CASE WHEN h.keep THEN n.held || %3$L::text ELSE n.held END,
-				hold = CASE WHEN h.keep THEN n.hold || jsonb_build_object(%3$L,
-							jsonb_build_object('runs', h.runs, 'since', h.since)) ELSE n.hold END
-			FROM segtier_new x
-			LEFT JOIN segtier_ov o ON o.customer = x.customer::text AND o.scheme = %3$L
-			CROSS JOIN LATERAL (SELECT o.tier IS NOT NULL AND o.cleared_by IS NULL
-									   AND (o.expires IS NULL OR o.expires > now()) AS live,
-									   o.tier, o.reason, o.set_by, o.cleared_by) ov
+		joins := joins || format($f$
+			LEFT JOIN segtier_ov o_%2$s ON o_%2$s.customer = n.customer::text AND o_%2$s.scheme = %3$L
 			CROSS JOIN LATERAL (
-				SELECT coalesce((x.hold_old->%3$L->>'runs')::int, 0) + 1 AS runs,
-					   coalesce((x.hold_old->%3$L->>'since')::timestamptz, $1) AS since) hr
+				SELECT o_%2$s.tier IS NOT NULL AND o_%2$s.cleared_by IS NULL
+					   AND (o_%2$s.expires IS NULL OR o_%2$s.expires > now()) AS live,
+					   coalesce((n.hold_old->%3$L->>'runs')::int, 0) + 1 AS runs,
+					   coalesce((n.hold_old->%3$L->>'since')::timestamptz, $1) AS since) r_%2$s
 			CROSS JOIN LATERAL (
-				SELECT %4$L::boolean AND x.existed AND NOT %3$L = ANY (x.overridden_old)
-					   AND segtier.tier_scheme(x.%2$I_old) = segtier.tier_scheme(x.%2$I_scored)
-					   AND segtier.tier_rank(x.%2$I_scored) < segtier.tier_rank(x.%2$I_old)
-					   AND NOT ((%5$s > 1 AND hr.runs >= %5$s)
-								OR (%6$s > 0 AND $1 - hr.since >= %6$s * interval '1 day')) AS keep,
-					   hr.runs, hr.since) h
-			WHERE x.customer = n.customer$f$, sch, col, sch, hyst, k, d)
-		USING as_of;
+				SELECT %4$L::boolean AND n.existed AND NOT r_%2$s.live AND NOT %3$L = ANY (n.overridden_old)
+					   AND segtier.tier_scheme(n.%2$I_old) = segtier.tier_scheme(n.%2$I_scored)
+					   AND segtier.tier_rank(n.%2$I_scored) < segtier.tier_rank(n.%2$I_old)
+					   AND NOT ((%5$s > 1 AND r_%2$s.runs >= %5$s)
+								OR (%6$s > 0 AND $1 - r_%2$s.since >= %6$s * interval '1 day')) AS keep) h_%2$s$f$,
+			sch, col, sch, hyst, k, d);
+		cols := cols || format($f$,
+			CASE WHEN r_%2$s.live THEN o_%2$s.tier WHEN h_%2$s.keep THEN n.%2$I_old ELSE n.%2$I_scored END AS %1$I,
+			CASE WHEN NOT n.existed THEN 'new customer'
+				 WHEN r_%2$s.live THEN 'override: ' || o_%2$s.reason
+				 WHEN %1$L = ANY (n.overridden_old) AND o_%2$s.cleared_by IS NOT NULL THEN 'override cleared'
+				 WHEN %1$L = ANY (n.overridden_old) THEN 'override expired'
+				 WHEN h_%2$s.keep THEN format('hysteresis hold: scored %%s, run %%s', n.%2$I_scored, r_%2$s.runs)
+				 WHEN n.hold_old ? %1$L THEN 'hysteresis release'
+				 ELSE 'score' END AS %2$I_reason,
+			CASE WHEN r_%2$s.live THEN o_%2$s.set_by
+				 WHEN %1$L = ANY (n.overridden_old) AND o_%2$s.cleared_by IS NOT NULL THEN o_%2$s.cleared_by
+				 ELSE current_user END AS %2$I_by$f$, sch, col);
+		overridden := overridden || format(', CASE WHEN r_%s.live THEN %L END', col, sch);
+		held := held || format(', CASE WHEN h_%s.keep THEN %L END', col, sch);
+		hold := hold || format(', %L, CASE WHEN h_%s.keep THEN jsonb_build_object(''runs'', r_%2$s.runs, ''since'', r_%2$s.since) END',
+							   sch, col);
 	END LOOP;
-	DROP TABLE segtier_ov;
+	EXECUTE format($f$
+		CREATE TEMP TABLE segtier_final AS
+		SELECT n.* %s,
+			   array_remove(ARRAY[%s]::text[], NULL) AS overridden,
+			   array_remove(ARRAY[%s]::text[], NULL) AS held,
+			   jsonb_strip_nulls(jsonb_build_object(%s)) AS hold
+		FROM segtier_new n %s$f$,
+		cols, substr(overridden, 3), substr(held, 3), substr(hold, 3), joins)
+	USING as_of;
+	DROP TABLE segtier_new, segtier_ov;
+	ALTER TABLE segtier_final RENAME TO segtier_new;
 END $$;
 
 

@@ -532,9 +532,10 @@ bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key)
  * frequencies; the terms fall by about z each).  Every term of that series
  * after the first carries the factor (a-1) = (C-B), so with y = (a-1) ln(1-z)
  * the numerator is, without a division by a-1,
- *   (a+b+x-1) [-ln(1-z) expm1(y)/y - (1-z)^(a-1) Q],
- *   Q = sum_{k>=1} (a+b-1-r)_k (a)_(k-1) / ((a+b+x-1)_k k!) z^k,
- * continuous through a = 1.  The result is times P(alive) (the denominator
+ *   (a+b+x-1) [-ln(1-z) expm1(y)/y] - (1-z)^(a-1) Q',
+ *   Q' = (a+b+x-1) sum_{k>=1} (a+b-1-r)_k (a)_(k-1) / ((a+b+x-1)_k k!) z^k,
+ * continuous through a = 1; summing Q' (the first factor of (a+b+x-1)_k
+ * cancelled) keeps it finite when a+b+x-1 is 0 or near it.  The result is times P(alive) (the denominator
  * of eq. 10).
  */
 float8
@@ -547,7 +548,7 @@ bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key)
 	float8		y = (p->a - 1.0) * L;
 	float8		Ap = p->a + p->b - 1.0 - p->r;
 	float8		Cp = p->a + p->b + x - 1.0;
-	float8		term = Ap / Cp * z;
+	float8		term = Ap * z;
 	float8		Q = 0.0;
 	float8		num;
 
@@ -558,7 +559,7 @@ bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key)
 		float8		ratio;
 
 		Q += term;
-		ratio = (Ap + k) * (p->a + k - 1.0) / ((Cp + k) * (k + 1.0)) * z;
+		ratio = (Ap + k) * (p->a + k - 1.0) / ((Cp + k) * (k + 1.0)) * z;	/* Cp + k > 0 */
 		term *= ratio;
 		if (term == 0.0)
 			break;
@@ -582,7 +583,7 @@ bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key)
 		if (k % 1000000 == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
-	num = (Cp) * (-L * (y == 0.0 ? 1.0 : expm1(y) / y) - exp(y) * Q);
+	num = Cp * -L * (y == 0.0 ? 1.0 : expm1(y) / y) - exp(y) * Q;
 	return num * bgnbd_p_alive_key(p, key);
 }
 

@@ -413,7 +413,7 @@ cuts_trans(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("number of groups must not be NULL")));
 	param[0] = PG_GETARG_INT32(2);
 	cuts_check_n(param[0]);

@@ -352,6 +352,9 @@ clv_argument(const char *what, float8 v, float8 above, bool inclusive)
  * units a month, times the margin.  A fractional last month runs to the
  * horizon and is discounted at (1 + rate)^horizon.
  */
+/* a thousand years: each month costs a hypergeometric series */
+#define CLV_MAX_MONTHS 12000
+
 PG_FUNCTION_INFO_V1(segtier_clv);
 Datum
 segtier_clv(PG_FUNCTION_ARGS)
@@ -375,12 +378,17 @@ segtier_clv(PG_FUNCTION_ARGS)
 	bgnbd_check_customer(key);
 	spend = gg_expected_spend(gg, key[0], PG_GETARG_FLOAT8(5));
 	horizon = clv_argument("horizon", PG_GETARG_FLOAT8(6), 0.0, true);
+	if (horizon > CLV_MAX_MONTHS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("horizon must be at most %d months", CLV_MAX_MONTHS),
+				 errdetail("Got horizon %g.", horizon)));
 	rate = clv_argument("discount_rate", PG_GETARG_FLOAT8(7), -1.0, false);
 	margin = PG_GETARG_FLOAT8(8);
 	segtier_check_finite("margin", margin);
 	unit = clv_argument("time_units_per_month", PG_GETARG_FLOAT8(9), 0.0, false);
 
-	for (int i = 1; i < horizon + 1.0; i++)
+	for (int32 i = 1; i < horizon + 1.0; i++)
 	{
 		float8		month = Min((float8) i, horizon);
 		float8		cum = bgnbd_expected(&bg, month * unit, key);

@@ -148,7 +148,7 @@ kmeans_trans(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(2) || (PG_NARGS() > 3 && PG_ARGISNULL(3)))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("k and seed must not be NULL")));
 	param[KM_K] = PG_GETARG_INT32(2);
 	param[KM_SEED] = PG_NARGS() > 3 ? PG_GETARG_INT32(3) : 0;
@@ -296,6 +296,9 @@ kmeans_assign(const float8 *const *pt, int64 m, int d, const float8 *cent, int k
 		int			best = 0;
 		double		bestd = kmeans_dist2(pt[p], cent, d);
 
+		if (p % 1024 == 0)
+			CHECK_FOR_INTERRUPTS();
+
 		for (int c = 1; c < k; c++)
 		{
 			double		dc = kmeans_dist2(pt[p], cent + (int64) c * d, d);
@@ -339,6 +342,9 @@ kmeans_lloyd(const float8 *const *pt, const double *w, int64 m, int d,
 		for (int64 p = 0; p < m; p++)
 		{
 			double	   *s = sum + (int64) assign[p] * d;
+
+			if (p % 16384 == 0)
+				CHECK_FOR_INTERRUPTS();
 
 			for (int j = 0; j < d; j++)
 				s[j] += w[p] * pt[p][j];

@@ -4,6 +4,9 @@
  */
 #include "segtier.h"
 
+#include "common/int.h"
+#include "utils/float.h"
+
 #include <math.h>
 
 #include "common/shortest_dec.h"
@@ -112,7 +115,10 @@ hist_add(Hist *h, const float8 *key, int64 n)
 		memcpy(e->key, key, sizeof(float8) * h->nkeys);
 		h->used++;
 	}
-	e->n += n;
+	if (pg_add_s64_overflow(e->n, n, &e->n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("customer count of an aggregate state is out of range")));
 	return h;
 }
 
@@ -289,10 +295,8 @@ parse_float8(const char **p, const char *type_name, const char *str)
 	char	   *end;
 	float8		v;
 
-	errno = 0;
-	v = strtod(*p, &end);
-	if (end == *p || errno != 0)
-		hist_syntax_error(type_name, str);
+	/* as float8in: subnormal values, which the states may hold, read back */
+	v = float8in_internal((char *) *p, &end, type_name, str);
 	*p = end;
 	return v;
 }

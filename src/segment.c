@@ -193,10 +193,19 @@ lifecycle_stage(PG_FUNCTION_ARGS)
 		PG_RETURN_TEXT_P(cstring_to_text("prospect"));
 	first = PG_GETARG_TIMESTAMPTZ(0);
 	last = PG_GETARG_TIMESTAMPTZ(1);
+	if (TIMESTAMP_NOT_FINITE(first) || TIMESTAMP_NOT_FINITE(last) || TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lifecycle times must be finite")));
 	if (last < first)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("last purchase is before first purchase")));
+	if (last > as_of)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("last purchase is after the as-of time"),
+				 errdetail("Purchases after the as-of time are not part of the customer's history.")));
 
 	silent = days_between(last, as_of);
 	if (silent > churn_days)

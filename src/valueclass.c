@@ -55,12 +55,15 @@ share_cuts(float8 *values, int64 n, const float8 *bounds, int nbounds,
 {
 	float8		total = 0;
 	float8		before = 0;
+	float8		scale;
 	int			nclasses = nbounds + 1;
 
 	qsort(values, n, sizeof(float8), cmp_desc);
+	/* sums in units of the largest value, so they stay finite */
+	scale = values[0] > 0 ? values[0] : 1.0;
 	if (by_value)
 		for (int64 i = 0; i < n && values[i] > 0; i++)
-			total += values[i];
+			total += values[i] / scale;
 
 	for (int j = 0; j < nbounds; j++)
 		cuts[j] = -INFINITY;
@@ -85,7 +88,7 @@ share_cuts(float8 *values, int64 n, const float8 *bounds, int nbounds,
 			if (cuts[j - 1] == -INFINITY)
 				cuts[j - 1] = values[i];
 		if (by_value && values[i] > 0)
-			before += values[i] * (end - i);
+			before += values[i] / scale * (end - i);
 		i = end;
 		CHECK_FOR_INTERRUPTS();
 	}

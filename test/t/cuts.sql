@@ -11,7 +11,7 @@ SELECT throws_ok($$SELECT segtier.cuts(NULL, 0)$$,
 SELECT throws_ok($$SELECT segtier.cuts(v, n) FROM (VALUES (1::float8, 5), (2, 6)) t(v, n)$$,
 	'22023', 'number of groups must be the same in every row', 'n varying between rows');
 SELECT throws_ok($$SELECT segtier.cuts(v, n) FROM (VALUES (1::float8, 5), (2, NULL)) t(v, n)$$,
-	'22023', 'number of groups must not be NULL', 'NULL n');
+	'22004', 'number of groups must not be NULL', 'NULL n');
 SELECT throws_ok($$SELECT segtier.cuts(v, 5) FROM unnest('{1,NaN,2}'::float8[]) v$$,
 	'22023', 'cannot compute cut points of NaN', 'NaN value');
 SELECT throws_ok($$SELECT segtier.cuts_combine('n=5 {1}', 'n=4 {2}')$$,

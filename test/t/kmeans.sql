@@ -11,7 +11,7 @@ SELECT throws_ok($$SELECT segtier.kmeans(f, k) FROM (VALUES ('{1}'::float8[], 2)
 SELECT throws_ok($$SELECT segtier.kmeans(f, 2, s) FROM (VALUES ('{1}'::float8[], 1), ('{2}', 2)) t(f, s)$$,
 	'22023', 'seed must be the same in every row', 'seed varying');
 SELECT throws_ok($$SELECT segtier.kmeans(f, 2, NULL) FROM (VALUES ('{1}'::float8[])) t(f)$$,
-	'22023', 'k and seed must not be NULL', 'NULL seed');
+	'22004', 'k and seed must not be NULL', 'NULL seed');
 SELECT throws_ok($$SELECT segtier.kmeans(f, 2) FROM (VALUES ('{1,2}'::float8[]), (NULL), ('{3}')) t(f)$$,
 	'22023', 'all feature arrays must have the same length', 'dimension varying');
 SELECT throws_ok($$SELECT segtier.kmeans('{1,NULL}'::float8[], 2)$$,

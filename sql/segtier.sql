@@ -1362,10 +1362,13 @@ END $$;
 -- TRUNCATE marks the model for a full refresh.
 CREATE FUNCTION segtier._capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	m segtier.model;
 BEGIN
-	-- only the model's own tables may feed its queue
-	IF NOT EXISTS (SELECT 1 FROM segtier.model m
-				   WHERE m.name = TG_ARGV[0] AND TG_RELID IN (SELECT segtier._capture_targets(m))) THEN
+	-- only the model's own tables may feed its queue (the partitions are
+	-- walked only for a trigger on a child, not on every write)
+	SELECT * INTO m FROM segtier.model x WHERE x.name = TG_ARGV[0];
+	IF NOT FOUND OR (TG_RELID <> m.source AND TG_RELID NOT IN (SELECT segtier._capture_targets(m))) THEN
 		RAISE EXCEPTION 'segtier capture trigger of model "%" fired on %, which is not its source', TG_ARGV[0], TG_RELID::regclass
 			USING ERRCODE = 'insufficient_privilege';
 	END IF;
@@ -1423,13 +1426,6 @@ BEGIN
 						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_truncate', rel, m.name, m.customer_column);
 	END LOOP;
 END $$;
-
--- True when every table of the source has the model's capture triggers.
-CREATE FUNCTION segtier._capture_complete(m segtier.model) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
-	SELECT bool_and(EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert'))
-	FROM segtier._capture_targets(m) AS t(relid)
-$$;
 
 CREATE FUNCTION segtier._create_model(name text, source regclass, customer_column name, time_column name,
 	amount_column name, options jsonb) RETURNS void
@@ -1644,6 +1640,7 @@ DECLARE
 	params jsonb;
 	n_customers bigint;
 	n_changed bigint;
+	n_prospects bigint;
 	fits record;
 	targets oid[];
 BEGIN
@@ -1670,7 +1667,10 @@ BEGIN
 	-- a child attached since the last run has no capture triggers yet, and
 	-- the rows of a child dropped or detached were never seen leaving
 	targets := ARRAY(SELECT t::oid FROM segtier._capture_targets(m) t);
-	IF (o->>'capture')::boolean AND NOT segtier._capture_complete(m) THEN
+	IF (o->>'capture')::boolean
+	   AND EXISTS (SELECT 1 FROM unnest(targets) t(relid)
+				   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+									 WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert')) THEN
 		PERFORM segtier._set_capture(m, true);
 		m.needs_full := true;
 	END IF;
@@ -1680,7 +1680,7 @@ BEGIN
 	v_full := force_full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
 		OR NOT (o->>'capture')::boolean OR (SELECT c.relkind FROM pg_class c WHERE c.oid = m.source) NOT IN ('r', 'p')
 		OR date_trunc('month', v_as_of, v_tz) <> date_trunc('month', last.as_of, v_tz);
-	PERFORM segtier.report_progress(m.name, 'aggregate', 0, NULL);
+	PERFORM segtier.report_progress(m.name, 'aggregate', NULL, NULL);
 
 	src := m.source::text;
 	cust := format('%I', m.customer_column);
@@ -1724,7 +1724,6 @@ BEGIN
 		cust, tcol, amt, margin, spend, src, filter, sumt)
 	INTO null_customer_rows USING v_tz, v_as_of, mstarts;
 
-	PERFORM segtier.report_progress(m.name, 'score', 0, NULL);
 	-- features of every customer, prospects from the customers table included
 	EXECUTE format($f$
 		CREATE TEMP TABLE segtier_scored AS
@@ -1743,14 +1742,18 @@ BEGIN
 			   floor(extract(epoch FROM $1 - s.first_purchase) / 86400)::float8 AS t_age,
 			   (s.repeat_amount / nullif(s.purchase_days - 1, 0))::float8 AS mean_repeat
 		FROM %s s$f$, sumt) USING v_as_of, o->>'frequency', o->>'monetary', o->>'margin_column' IS NOT NULL;
+	GET DIAGNOSTICS n_customers = ROW_COUNT;
 	IF o->>'customers_table' IS NOT NULL THEN
 		EXECUTE format($f$
 			INSERT INTO segtier_scored (customer, frequency, monetary, value, transactions, purchase_days)
 			SELECT DISTINCT c.%1$I, 0, 0, 0, 0, 0 FROM %2$s c
 			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I)$f$,
 			coalesce(o->>'customers_key', m.customer_column), o->>'customers_table', sumt);
+		GET DIAGNOSTICS n_prospects = ROW_COUNT;
+		n_customers := n_customers + n_prospects;
 	END IF;
 	ANALYZE segtier_scored;
+	PERFORM segtier.report_progress(m.name, 'score', 0, n_customers);
 
 	-- population statistics: cut points and means over the buyers
 	SELECT coalesce(segtier._jsonb_floats(o->'recency_cuts'), segtier.cuts(recency_days, bins)),
@@ -1848,7 +1851,7 @@ BEGIN
 		  (o->>'p_alive_threshold')::float8, stdz, centroids, params->'clusters',
 		  bg, gg, (o->>'horizon_days')::int, (o->>'discount_rate')::float8;
 
-	PERFORM segtier.report_progress(m.name, 'apply', 0, NULL);
+	PERFORM segtier.report_progress(m.name, 'apply', n_customers, n_customers);
 	PERFORM segtier._apply_overrides_and_hysteresis(m.name, v_as_of, (o->>'hysteresis_runs')::int,
 													(o->>'hysteresis_days')::int);
 
@@ -1877,7 +1880,7 @@ BEGIN
 	USING m.name, v_run;
 	n_changed := n_changed + (SELECT count(*) FROM segtier.tier_history h WHERE h.run_id = v_run AND h.reason = 'customer removed');
 
-	PERFORM segtier.report_progress(m.name, 'write', 0, NULL);
+	PERFORM segtier.report_progress(m.name, 'write', n_customers, n_customers);
 	-- write only the rows that changed
 	EXECUTE format($f$
 		UPDATE %1$s t SET first_purchase = n.first_purchase, last_purchase = n.last_purchase,
@@ -1913,7 +1916,6 @@ BEGIN
 	IF v_full AND m.needs_full THEN
 		UPDATE segtier.model x SET needs_full = false WHERE x.name = m.name;
 	END IF;
-	n_customers := (SELECT count(*) FROM segtier_new);
 	UPDATE segtier.refresh_runs r SET finished = clock_timestamp(), status = 'succeeded', full_refresh = v_full,
 		as_of = v_as_of, customers = n_customers, changed = n_changed, params = refresh_runs_params.p
 	FROM (SELECT params AS p) refresh_runs_params
@@ -2312,7 +2314,6 @@ COMMENT ON FUNCTION segtier._create_relations(text) IS 'create the missing tiers
 COMMENT ON FUNCTION segtier._capture() IS 'capture trigger: enqueue the customers of changed transactions; TRUNCATE marks a full refresh';
 COMMENT ON FUNCTION segtier._set_capture(segtier.model, boolean) IS 'create or drop a model''s capture triggers on its source and every partition';
 COMMENT ON FUNCTION segtier._capture_targets(segtier.model) IS 'the tables capture triggers go on: the source and its partitions';
-COMMENT ON FUNCTION segtier._capture_complete(segtier.model) IS 'true when every table of the source has the model''s capture triggers';
 COMMENT ON FUNCTION segtier._get_model(text) IS 'a model''s row, or 42704';
 COMMENT ON FUNCTION segtier._levels(text) IS 'levels of a tier scheme, lowest first';
 COMMENT ON FUNCTION segtier._jsonb_floats(jsonb) IS 'a JSON array of numbers as float8[] (NULL when not an array)';

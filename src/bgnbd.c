@@ -52,14 +52,12 @@ bgnbd_check_customer(float8 *key)
 		key[1] = 0.0;
 }
 
-static void
-bgnbd_check_penalizer(float8 penalizer)
+/* A bgnbd_fit row: checked, never skipped. */
+static bool
+bgnbd_row(float8 *key)
 {
-	if (!(penalizer >= 0.0 && penalizer < HUGE_VAL))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("penalizer must be a finite number >= 0"),
-				 errdetail("Got penalizer %g.", penalizer)));
+	bgnbd_check_customer(key);
+	return false;
 }
 
 /* Reads r, alpha, a, b from a segtier.bgnbd value. */
@@ -132,27 +130,7 @@ PG_FUNCTION_INFO_V1(bgnbd_accum);
 Datum
 bgnbd_accum(PG_FUNCTION_ARGS)
 {
-	float8		key[HIST_MAX_KEYS] = {0};
-	float8		penalizer = 0.0;
-
-	for (int i = 1; i < PG_NARGS(); i++)
-	{
-		if (PG_ARGISNULL(i))
-		{
-			if (PG_ARGISNULL(0))
-				PG_RETURN_NULL();
-			PG_RETURN_DATUM(PG_GETARG_DATUM(0));
-		}
-	}
-	for (int k = 0; k < BGNBD_NKEYS; k++)
-		key[k] = PG_GETARG_FLOAT8(k + 1);
-	bgnbd_check_customer(key);
-	if (PG_NARGS() > 4)
-	{
-		penalizer = PG_GETARG_FLOAT8(4);
-		bgnbd_check_penalizer(penalizer);
-	}
-	return hist_accumulate(fcinfo, BGNBD_NKEYS, key, false, penalizer);
+	return hist_accumulate(fcinfo, BGNBD_NKEYS, bgnbd_row);
 }
 
 PG_FUNCTION_INFO_V1(bgnbd_combine);

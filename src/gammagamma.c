@@ -97,37 +97,19 @@ gamma_gamma_state_send(PG_FUNCTION_ARGS)
  * Transition of gamma_gamma_fit: NULL rows are ignored; customers without
  * repeat purchases or with monetary <= 0 are skipped and counted.
  */
+static bool
+gamma_gamma_row(float8 *key)
+{
+	gg_check_frequency(key[0]);
+	segtier_check_finite("monetary", key[1]);
+	return key[0] == 0.0 || key[1] <= 0.0;
+}
+
 PG_FUNCTION_INFO_V1(gamma_gamma_accum);
 Datum
 gamma_gamma_accum(PG_FUNCTION_ARGS)
 {
-	float8		key[HIST_MAX_KEYS] = {0};
-	float8		penalizer = 0.0;
-
-	for (int i = 1; i < PG_NARGS(); i++)
-	{
-		if (PG_ARGISNULL(i))
-		{
-			if (PG_ARGISNULL(0))
-				PG_RETURN_NULL();
-			PG_RETURN_DATUM(PG_GETARG_DATUM(0));
-		}
-	}
-	key[0] = PG_GETARG_FLOAT8(1);
-	key[1] = PG_GETARG_FLOAT8(2);
-	gg_check_frequency(key[0]);
-	segtier_check_finite("monetary", key[1]);
-	if (PG_NARGS() > 3)
-	{
-		penalizer = PG_GETARG_FLOAT8(3);
-		if (!(penalizer >= 0.0 && penalizer < HUGE_VAL))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("penalizer must be a finite number >= 0"),
-					 errdetail("Got penalizer %g.", penalizer)));
-	}
-	return hist_accumulate(fcinfo, GG_NKEYS, key,
-						   key[0] == 0.0 || key[1] <= 0.0, penalizer);
+	return hist_accumulate(fcinfo, GG_NKEYS, gamma_gamma_row);
 }
 
 PG_FUNCTION_INFO_V1(gamma_gamma_combine);

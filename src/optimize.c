@@ -185,14 +185,39 @@ hist_sorted(const Hist *h, int *count)
 }
 
 /*
- * The shared transition step: one row with a validated key (or a row the
- * model skips and counts).  Updates the state in place in an aggregate.
+ * The shared transition step.  A row with a NULL is skipped (the state is
+ * kept); otherwise arguments 1..nkeys are the key, which check validates
+ * (returning true for a row the model skips and counts), and an optional
+ * next argument is the penalizer.  Updates the state in place in an
+ * aggregate.
  */
 Datum
-hist_accumulate(FunctionCallInfo fcinfo, int nkeys, const float8 *key,
-				bool skip, float8 penalizer)
+hist_accumulate(FunctionCallInfo fcinfo, int nkeys, bool (*check) (float8 *key))
 {
+	float8		key[HIST_MAX_KEYS] = {0};
+	float8		penalizer = 0.0;
+	bool		skip;
 	Hist	   *h;
+
+	for (int i = 1; i < PG_NARGS(); i++)
+		if (PG_ARGISNULL(i))
+		{
+			if (PG_ARGISNULL(0))
+				PG_RETURN_NULL();
+			PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+		}
+	for (int k = 0; k < nkeys; k++)
+		key[k] = PG_GETARG_FLOAT8(k + 1);
+	skip = check(key);
+	if (PG_NARGS() > nkeys + 1)
+	{
+		penalizer = PG_GETARG_FLOAT8(nkeys + 1);
+		if (!(penalizer >= 0.0 && penalizer < HUGE_VAL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("penalizer must be a finite number >= 0"),
+					 errdetail("Got penalizer %g.", penalizer)));
+	}
 
 	if (PG_ARGISNULL(0))
 		h = hist_create(nkeys, penalizer, HIST_MIN_CAPACITY);

@@ -136,7 +136,7 @@ typedef void (*HistKeyCheck) (float8 *key);
 
 extern HistEntry *hist_sorted(const Hist *h, int *count);
 extern Datum hist_accumulate(FunctionCallInfo fcinfo, int nkeys,
-							 const float8 *key, bool skip, float8 penalizer);
+							 bool (*check) (float8 *key));
 extern Datum hist_combine(FunctionCallInfo fcinfo);
 extern char *hist_to_cstring(const Hist *h);
 extern Hist *hist_from_cstring(const char *str, int nkeys, HistKeyCheck check,

@@ -100,13 +100,6 @@ median_of() { awk -F'\t' -v l="$1" '$1 == l { print $2 }' "$RESULTS" | stats | c
 say "database, extension, data: $CUSTOMERS customers, $TRANSACTIONS transactions (seed $SEED)"
 sql -d postgres -c "CREATE DATABASE bench"
 sql -c "CREATE EXTENSION segtier"
-STUBS=""
-if [ "$(sql -c "SELECT count(*) FROM pg_proc WHERE proname = 'report_progress' AND pronamespace = 'segtier'::regnamespace")" = 0 ]; then
-	STUBS="segtier.report_progress and report_progress_done are missing: no-op stubs created in the benchmark database"
-	sql -c "CREATE FUNCTION segtier.report_progress(text, text, bigint, bigint) RETURNS void LANGUAGE sql AS ''" \
-		-c "CREATE FUNCTION segtier.report_progress_done() RETURNS void LANGUAGE sql AS ''"
-	say "$STUBS"
-fi
 GEN_START=$(date +%s.%N)
 sql -v customers="$CUSTOMERS" -v transactions="$TRANSACTIONS" -v seed="$SEED" -v as_of="$AS_OF" -f test/gen/crm.sql
 GEN_SECONDS=$(echo "$(date +%s.%N) - $GEN_START" | bc)
@@ -279,7 +272,6 @@ fi
 	echo "data: $N_ORDERS orders ($N_REFUNDS refunds, $ORDERS_SIZE $ORDERS_UNIT), $N_BUYERS buyers, $N_CUSTOMERS customers, revenue $REVENUE; generated in $(printf '%.0f' "$GEN_SECONDS") s"
 	echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo); $(psql -X -At -c 'SHOW server_version')"
 	echo "settings: ${SETTINGS[*]}" | sed 's/ = /=/g'
-	[ -n "$STUBS" ] && echo "note: $STUBS"
 	echo
 	printf '%-48s %5s %10s %10s %10s %8s\n' item runs median_s min_s max_s spread
 	while IFS=$'\t' read -r label times; do

@@ -843,7 +843,8 @@ INSERT INTO segtier.model_option VALUES
 	('p_alive_threshold', 'null', 'churn_risk is also set when p_alive is below this (needs predict)'),
 	('penalizer', '0', 'L2 penalizer of the BG/NBD and Gamma-Gamma fits (e.g. 0.001 keeps parameters finite on data the models do not fit)'),
 	('clusters', '0', 'number of k-means clusters on standardized log R, F, M (0 = off)'),
-	('capture', 'true', 'capture changed customers with triggers on the source for incremental refresh');
+	('capture', 'true', 'capture changed customers with triggers on the source for incremental refresh'),
+	('statistics_interval', '"1 day"', 'population statistics (cut points, means, fits, centroids) are recomputed once the as-of time has moved this far since they were, on a full refresh and when a scoring option changes; in between, a refresh scores against the kept ones (an interval; "0" recomputes them every run)');
 
 CREATE TABLE segtier.model (
 	name text PRIMARY KEY
@@ -1003,7 +1004,7 @@ BEGIN
 				   'rfm8_basis', 'value_basis', 'value_scheme', 'pyramid_shares', 'pyramid_scheme', 'new_days',
 				   'active_days', 'churn_days', 'loyal_purchases', 'churn_decline', 'churn_months',
 				   'hysteresis_runs', 'hysteresis_days', 'predict', 'horizon_days', 'discount_rate', 'clusters',
-				   'capture', 'penalizer') THEN
+				   'capture', 'penalizer', 'statistics_interval') THEN
 			PERFORM segtier._bad_option(key, v, 'a value (this option cannot be null)');
 		END IF;
 		RETURN v;
@@ -1016,6 +1017,14 @@ BEGIN
 			END IF;
 		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
 			PERFORM segtier._bad_option(key, v, 'a positive interval such as "1 hour"');
+		END;
+	WHEN key = 'statistics_interval' THEN
+		BEGIN
+			IF t <> 'string' OR (v #>> '{}')::interval < interval '0' THEN
+				PERFORM segtier._bad_option(key, v, 'an interval of zero or more such as "1 day"');
+			END IF;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+			PERFORM segtier._bad_option(key, v, 'an interval of zero or more such as "1 day"');
 		END;
 	WHEN key = 'as_of' THEN
 		BEGIN
@@ -1587,18 +1596,141 @@ $$;
 
 CREATE FUNCTION segtier._jsonb_floats(v jsonb) RETURNS float8[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
-	SELECT array_agg(e::text::float8 ORDER BY n)
+	SELECT array_agg((e #>> '{}')::float8 ORDER BY n)
 	FROM jsonb_array_elements(CASE WHEN jsonb_typeof(v) = 'array' THEN v END) WITH ORDINALITY a(e, n)
 $$;
 
 /*
+ * What the scoring pass (segtier._rescore, rescore.c) needs besides the
+ * rows: the model's options and the population statistics of a run (its
+ * params: cut points, means, fitted models, centroids).
+ */
+CREATE TYPE segtier._scoring AS (
+	model text,
+	as_of timestamptz,
+	bins int,
+	recency_cuts float8[],
+	frequency_cuts float8[],
+	monetary_cuts float8[],
+	value_levels segtier.tier[],
+	value_cuts float8[],
+	pyramid_levels segtier.tier[],
+	pyramid_cuts float8[],
+	segment_scheme text,
+	rfm8_mean boolean,
+	means float8[],
+	lang text,
+	new_days int,
+	active_days int,
+	churn_days int,
+	loyal_purchases int,
+	churn_decline float8,
+	churn_months int,
+	p_alive_threshold float8,
+	bgnbd segtier.bgnbd,
+	gamma_gamma segtier.gamma_gamma,
+	horizon_days float8,
+	horizon_months float8,
+	discount_rate float8,
+	stdz float8[],
+	centroids float8[],
+	cluster_labels text[],
+	hysteresis_runs int,
+	hysteresis_days int
+);
+COMMENT ON TYPE segtier._scoring IS 'internal: the settings and population statistics of one scoring pass';
+
+CREATE FUNCTION segtier._rescore(cfg segtier._scoring, query text) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'segtier_rescore' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION segtier._rescore(segtier._scoring, text) IS
+'internal: scores the rows of query (features beside the current tiers row) and returns the rows to write, with their history';
+
+-- The scoring settings from the options and the statistics in a run's params.
+CREATE FUNCTION segtier._scoring_settings(m segtier.model, o jsonb, as_of timestamptz, params jsonb)
+RETURNS segtier._scoring
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT ROW(m.name, as_of, (o->>'rfm_bins')::int,
+		segtier._jsonb_floats(params->'recency_cuts'), segtier._jsonb_floats(params->'frequency_cuts'),
+		segtier._jsonb_floats(params->'monetary_cuts'),
+		segtier._levels(o->>'value_scheme'), segtier._jsonb_floats(params->'value_cuts'),
+		segtier._levels(o->>'pyramid_scheme'), segtier._jsonb_floats(params->'pyramid_cuts'),
+		o->>'segment_scheme', o->>'rfm8_basis' = 'mean', segtier._jsonb_floats(params->'means'), o->>'segment_lang',
+		(o->>'new_days')::int, (o->>'active_days')::int, (o->>'churn_days')::int, (o->>'loyal_purchases')::int,
+		(o->>'churn_decline')::float8, (o->>'churn_months')::int, (o->>'p_alive_threshold')::float8,
+		CASE WHEN params ? 'bgnbd' THEN jsonb_populate_record(NULL::segtier.bgnbd, params->'bgnbd') END,
+		CASE WHEN params ? 'gamma_gamma' THEN jsonb_populate_record(NULL::segtier.gamma_gamma, params->'gamma_gamma') END,
+		(o->>'horizon_days')::int, (o->>'horizon_days')::int / 30.0, (o->>'discount_rate')::float8,
+		segtier._jsonb_floats(params->'stdz'),
+		(SELECT array_agg(segtier._jsonb_floats(c->'centroid')
+						  ORDER BY (c->>'cluster')::int)
+		 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(params->'clusters') = 'array' THEN params->'clusters' END) c),
+		(SELECT array_agg(c->>'label' ORDER BY (c->>'cluster')::int)
+		 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(params->'clusters') = 'array' THEN params->'clusters' END) c),
+		(o->>'hysteresis_runs')::int, (o->>'hysteresis_days')::int)::segtier._scoring
+$$;
+
+/*
+ * The features of the customers in <model>_summary (and, with a customers
+ * table, of the prospects) as SQL text: one definition for the statistics
+ * and for the scoring pass.  only names a table of customers to keep.
+ */
+CREATE FUNCTION segtier._features(m segtier.model, o jsonb, as_of timestamptz, subset text) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	sumt text := format('segtier_data.%I', m.name || '_summary');
+	key text := coalesce(o->>'customers_key', m.customer_column);
+	f text;
+BEGIN
+	f := format($f$
+		SELECT s.customer, s.first_purchase, s.last_purchase,
+			   (extract(epoch FROM %1$L::timestamptz - s.last_purchase) / 86400)::float8 AS recency_days,
+			   %2$s AS frequency, %3$s AS monetary, %4$s AS value, s.transactions,
+			   s.month_spend::float8[] AS month_spend,
+			   -- BG/NBD and Gamma-Gamma in whole days (so the fit's histogram of
+			   -- distinct histories stays small): repeat purchase days, days from
+			   -- the first to the last purchase and to as_of, mean repeat spend
+			   (s.purchase_days - 1)::float8 AS x,
+			   floor(extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
+			   floor(extract(epoch FROM %1$L::timestamptz - s.first_purchase) / 86400)::float8 AS t_age,
+			   (s.repeat_amount / nullif(s.purchase_days - 1, 0))::float8 AS mean_repeat
+		FROM %5$s s %6$s$f$,
+		as_of,
+		CASE WHEN o->>'frequency' = 'days' THEN 's.purchase_days' ELSE 's.transactions' END,
+		CASE WHEN o->>'monetary' = 'total' THEN 's.total_amount' ELSE 's.total_amount / nullif(s.transactions, 0)' END,
+		CASE WHEN o->>'margin_column' IS NOT NULL THEN 'coalesce(s.margin, 0)' ELSE 's.total_amount' END,
+		sumt, CASE WHEN subset IS NOT NULL THEN format('WHERE s.customer IN (SELECT customer FROM %s)', subset) ELSE '' END);
+	IF o->>'customers_table' IS NOT NULL THEN
+		f := f || format($f$
+			UNION ALL
+			SELECT DISTINCT c.%1$I, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
+				   0::numeric, 0::bigint, NULL::float8[], NULL::float8, NULL::float8, NULL::float8, NULL::float8
+			FROM %2$s c
+			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s$f$,
+			key, o->>'customers_table', sumt,
+			CASE WHEN subset IS NOT NULL THEN format('AND c.%I IN (SELECT customer FROM %s)', key, subset) ELSE '' END);
+	END IF;
+	RETURN f;
+END $$;
+
+/*
  * One refresh of one model, in the caller's transaction, as the model owner.
- * Phases: consume the change queue, re-aggregate the changed customers (or
- * all, when a full refresh is due) into <model>_summary in one pass over
- * the source, score every customer from the summaries, apply overrides and
- * hysteresis, then write changed rows of <model>_tiers and one tier_history
- * row per changed tier.  Readers of <model>_tiers see the old rows until
- * commit.  A second refresh of the model waits on the advisory lock.
+ *
+ * 1. Consume the change queue and re-aggregate the changed customers (all
+ *    of them on a full refresh) into <model>_summary: one pass over the
+ *    source.
+ * 2. Population statistics (cut points, means, the BG/NBD and Gamma-Gamma
+ *    fits, k-means centroids) are recomputed from the summaries on a full
+ *    refresh and when a scoring option changed; otherwise the run keeps
+ *    those of the last run, so that a few changed customers do not move
+ *    everybody's scores.
+ * 3. The scoring pass (segtier._rescore) scores the changed customers (and
+ *    those with overrides), or everybody when the statistics or the as-of
+ *    time moved, applies overrides and hysteresis, and returns only the
+ *    rows that differ from <model>_tiers, with their history.
+ * 4. Write those rows, and one tier_history row per changed tier.
+ *
+ * Readers of <model>_tiers see the old rows until commit.  A second refresh
+ * of the model waits on the advisory lock.
  */
 CREATE FUNCTION segtier._refresh_model(model text, force_full boolean, run_id bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
@@ -1610,6 +1742,8 @@ DECLARE
 	v_as_of timestamptz;
 	v_tz text;
 	v_full boolean;
+	v_restat boolean;
+	v_all boolean;
 	last segtier.refresh_runs;
 	src text;
 	cust text;
@@ -1624,25 +1758,19 @@ DECLARE
 	tbl text := format('segtier_data.%I', model || '_tiers');
 	sumt text := format('segtier_data.%I', model || '_summary');
 	q text := format('segtier_data.%I', model || '_queue');
-	bins int;
-	r_cuts float8[];
-	f_cuts float8[];
-	m_cuts float8[];
-	v_cuts float8[];
-	p_cuts float8[];
-	means float8[];
-	value_levels segtier.tier[];
-	pyramid_levels segtier.tier[];
-	bg segtier.bgnbd;
-	gg segtier.gamma_gamma;
+	ctype regtype;
+	scoring_options jsonb;
+	stats record;
 	centroids float8[];
-	stdz float8[];
 	params jsonb;
 	n_customers bigint;
 	n_changed bigint;
-	n_prospects bigint;
-	fits record;
 	targets oid[];
+	subset text;
+	feat text;
+	cols text := 'first_purchase, last_purchase, recency_days, frequency, monetary, value, rfm, rfm_segment, '
+		'value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive, expected_purchases, clv, cluster, '
+		'cluster_label, held, overridden, hold';
 BEGIN
 	-- lock, then read: a change committed while we waited is seen
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(model));
@@ -1660,7 +1788,7 @@ BEGIN
 	v_as_of := coalesce((o->>'as_of')::timestamptz, now());
 	v_tz := o->>'time_zone';
 	months := (o->>'churn_months')::int;
-	bins := (o->>'rfm_bins')::int;
+	ctype := segtier._column_type(m.source, m.customer_column, 'customer');
 	SELECT * INTO last FROM segtier.refresh_runs r
 	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
@@ -1680,6 +1808,12 @@ BEGIN
 	v_full := force_full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of
 		OR NOT (o->>'capture')::boolean OR (SELECT c.relkind FROM pg_class c WHERE c.oid = m.source) NOT IN ('r', 'p')
 		OR date_trunc('month', v_as_of, v_tz) <> date_trunc('month', last.as_of, v_tz);
+	-- the statistics are kept while the options that shape scoring stay put
+	scoring_options := o - 'as_of' - 'refresh_interval' - 'statistics_interval' - 'history_retention';
+	v_restat := v_full OR last.params->'scoring_options' IS DISTINCT FROM scoring_options
+		OR NOT coalesce(v_as_of - (last.params->>'statistics_as_of')::timestamptz
+						< (o->>'statistics_interval')::interval, false);
+	v_all := v_restat OR v_as_of <> last.as_of;
 	PERFORM segtier.report_progress(m.name, 'aggregate', NULL, NULL);
 
 	src := m.source::text;
@@ -1724,191 +1858,113 @@ BEGIN
 		cust, tcol, amt, margin, spend, src, filter, sumt)
 	INTO null_customer_rows USING v_tz, v_as_of, mstarts;
 
-	-- features of every customer, prospects from the customers table included
-	EXECUTE format($f$
-		CREATE TEMP TABLE segtier_scored AS
-		SELECT s.customer, s.first_purchase, s.last_purchase,
-			   (extract(epoch FROM $1 - s.last_purchase) / 86400)::float8 AS recency_days,
-			   CASE WHEN $2 = 'days' THEN s.purchase_days ELSE s.transactions END AS frequency,
-			   CASE WHEN $3 = 'total' THEN s.total_amount
-					ELSE s.total_amount / nullif(s.transactions, 0) END AS monetary,
-			   CASE WHEN $4 THEN coalesce(s.margin, 0) ELSE s.total_amount END AS value,
-			   s.transactions, s.purchase_days, s.month_spend,
-			   -- BG/NBD and Gamma-Gamma in whole days (so the fit's histogram of
-			   -- distinct histories stays small): repeat purchase days, days from
-			   -- the first to the last purchase and to as_of, mean repeat spend
-			   (s.purchase_days - 1)::float8 AS x,
-			   floor(extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
-			   floor(extract(epoch FROM $1 - s.first_purchase) / 86400)::float8 AS t_age,
-			   (s.repeat_amount / nullif(s.purchase_days - 1, 0))::float8 AS mean_repeat
-		FROM %s s$f$, sumt) USING v_as_of, o->>'frequency', o->>'monetary', o->>'margin_column' IS NOT NULL;
-	GET DIAGNOSTICS n_customers = ROW_COUNT;
-	IF o->>'customers_table' IS NOT NULL THEN
+	IF v_restat THEN
+		-- population statistics over the buyers, in one pass over the summaries
+		PERFORM segtier.report_progress(m.name, 'score', 0, NULL);
+		feat := segtier._features(m, o, v_as_of, NULL);
 		EXECUTE format($f$
-			INSERT INTO segtier_scored (customer, frequency, monetary, value, transactions, purchase_days)
-			SELECT DISTINCT c.%1$I, 0, 0, 0, 0, 0 FROM %2$s c
-			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I)$f$,
-			coalesce(o->>'customers_key', m.customer_column), o->>'customers_table', sumt);
-		GET DIAGNOSTICS n_prospects = ROW_COUNT;
-		n_customers := n_customers + n_prospects;
+			SELECT count(*) AS customers,
+				   segtier.cuts(recency_days, $1) FILTER (WHERE b) AS r_cuts,
+				   segtier.cuts(frequency::float8, $1) FILTER (WHERE b) AS f_cuts,
+				   segtier.cuts(monetary::float8, $1) FILTER (WHERE b AND monetary > 0) AS m_cuts,
+				   segtier.share_cuts(value::float8, $2, $3) FILTER (WHERE b) AS v_cuts,
+				   segtier.share_cuts(value::float8, $4, 'count') FILTER (WHERE b) AS p_cuts,
+				   ARRAY[avg(recency_days) FILTER (WHERE b), avg(frequency) FILTER (WHERE b),
+						 avg(monetary) FILTER (WHERE b)]::float8[] AS means,
+				   %2$s AS bg, %3$s AS gg, %4$s AS stdz
+			FROM (SELECT f.*, f.last_purchase IS NOT NULL AS b FROM (%1$s) f) f$f$,
+			feat,
+			CASE WHEN (o->>'predict')::boolean THEN 'segtier.bgnbd_fit(x, t_x, t_age, $5) FILTER (WHERE b)'
+				 ELSE 'NULL::segtier.bgnbd' END,
+			CASE WHEN (o->>'predict')::boolean THEN 'segtier.gamma_gamma_fit(x, mean_repeat, $5) FILTER (WHERE b)'
+				 ELSE 'NULL::segtier.gamma_gamma' END,
+			-- standardized log(1 + x) of recency, frequency and monetary, for k-means
+			CASE WHEN (o->>'clusters')::int > 0 THEN
+				'ARRAY[avg(ln(1 + recency_days)) FILTER (WHERE b), stddev_pop(ln(1 + recency_days)) FILTER (WHERE b),
+					   avg(ln(1 + frequency::float8)) FILTER (WHERE b), stddev_pop(ln(1 + frequency::float8)) FILTER (WHERE b),
+					   avg(ln(1 + greatest(monetary, 0)::float8)) FILTER (WHERE b),
+					   stddev_pop(ln(1 + greatest(monetary, 0)::float8)) FILTER (WHERE b)]'
+				 ELSE 'NULL::float8[]' END)
+		INTO stats
+		USING (o->>'rfm_bins')::int, segtier._jsonb_floats(o->'value_cutoffs'), o->>'value_basis',
+			  segtier._jsonb_floats(o->'pyramid_shares'), (o->>'penalizer')::float8;
+		n_customers := stats.customers;
+		params := jsonb_build_object(
+			'recency_cuts', coalesce(segtier._jsonb_floats(o->'recency_cuts'), stats.r_cuts),
+			'frequency_cuts', coalesce(segtier._jsonb_floats(o->'frequency_cuts'), stats.f_cuts),
+			'monetary_cuts', coalesce(segtier._jsonb_floats(o->'monetary_cuts'), stats.m_cuts),
+			'value_cuts', stats.v_cuts, 'pyramid_cuts', stats.p_cuts, 'means', stats.means,
+			'statistics_run', v_run, 'statistics_as_of', v_as_of);
+		IF (o->>'predict')::boolean THEN
+			params := params || jsonb_build_object('bgnbd', to_jsonb(stats.bg), 'gamma_gamma', to_jsonb(stats.gg));
+		END IF;
+		IF (o->>'clusters')::int > 0 THEN
+			EXECUTE format('SELECT segtier.kmeans(segtier._cluster_features(recency_days, frequency, monetary, $1), $2, 0)
+							FROM (%s) f WHERE last_purchase IS NOT NULL', feat)
+			INTO centroids USING stats.stdz, (o->>'clusters')::int;
+			params := params || jsonb_build_object('stdz', stats.stdz, 'clusters', (
+				SELECT jsonb_agg(jsonb_build_object('cluster', i, 'centroid', c.centroid,
+													'label', segtier._cluster_label(c.centroid)) ORDER BY i)
+				FROM generate_subscripts(centroids, 1) i,
+					 LATERAL (SELECT array_agg(centroids[i][j] ORDER BY j) AS centroid
+							  FROM generate_subscripts(centroids, 2) j) c));
+		END IF;
+	ELSE
+		params := (SELECT jsonb_object_agg(k, last.params->k)
+				   FROM unnest(ARRAY['recency_cuts', 'frequency_cuts', 'monetary_cuts', 'value_cuts', 'pyramid_cuts',
+									 'means', 'bgnbd', 'gamma_gamma', 'stdz', 'clusters', 'statistics_run',
+									 'statistics_as_of']) k
+				   WHERE last.params ? k);
+		n_customers := last.customers;
 	END IF;
-	ANALYZE segtier_scored;
+	params := params || jsonb_build_object('capture_targets', targets, 'scoring_options', scoring_options,
+		'null_customer_rows', CASE WHEN v_full THEN null_customer_rows END,
+		'incremental_customers', CASE WHEN v_full THEN NULL ELSE (SELECT count(*) FROM segtier_changed) END);
+
+	-- whom to score: everybody, or the changed customers and those with overrides
+	IF NOT v_all THEN
+		EXECUTE format('CREATE TEMP TABLE segtier_rescore AS
+						SELECT customer FROM segtier_changed
+						UNION SELECT o.customer::%s FROM segtier.tier_override o WHERE o.model = $1', ctype)
+		USING m.name;
+		subset := 'segtier_rescore';
+	END IF;
 	PERFORM segtier.report_progress(m.name, 'score', 0, n_customers);
-
-	-- population statistics: cut points and means over the buyers
-	SELECT coalesce(segtier._jsonb_floats(o->'recency_cuts'), segtier.cuts(recency_days, bins)),
-		   coalesce(segtier._jsonb_floats(o->'frequency_cuts'), segtier.cuts(frequency::float8, bins)),
-		   coalesce(segtier._jsonb_floats(o->'monetary_cuts'), segtier.cuts(monetary::float8, bins) FILTER (WHERE monetary > 0)),
-		   segtier.share_cuts(value::float8, segtier._jsonb_floats(o->'value_cutoffs'), o->>'value_basis'),
-		   segtier.share_cuts(value::float8, segtier._jsonb_floats(o->'pyramid_shares'), 'count'),
-		   ARRAY[avg(recency_days), avg(frequency), avg(monetary)]
-	INTO r_cuts, f_cuts, m_cuts, v_cuts, p_cuts, means
-	FROM segtier_scored WHERE last_purchase IS NOT NULL;
-	value_levels := segtier._levels(o->>'value_scheme');
-	pyramid_levels := segtier._levels(o->>'pyramid_scheme');
-	params := jsonb_build_object('capture_targets', targets, 'recency_cuts', r_cuts, 'frequency_cuts', f_cuts, 'monetary_cuts', m_cuts,
-								 'value_cuts', v_cuts, 'pyramid_cuts', p_cuts,
-								 'null_customer_rows', CASE WHEN v_full THEN null_customer_rows END, 'incremental_customers',
-								 CASE WHEN v_full THEN NULL ELSE (SELECT count(*) FROM segtier_changed) END);
-
-	IF (o->>'predict')::boolean THEN
-		SELECT segtier.bgnbd_fit(x, t_x, t_age, (o->>'penalizer')::float8) AS bg,
-			   segtier.gamma_gamma_fit(x, mean_repeat, (o->>'penalizer')::float8) AS gg
-		INTO fits
-		FROM segtier_scored WHERE last_purchase IS NOT NULL;
-		bg := fits.bg;
-		gg := fits.gg;
-		params := params || jsonb_build_object('bgnbd', to_jsonb(bg), 'gamma_gamma', to_jsonb(gg));
-	END IF;
-	IF (o->>'clusters')::int > 0 THEN
-		-- standardized log(1 + x) of recency, frequency and monetary
-		SELECT ARRAY[avg(ln(1 + recency_days)), stddev_pop(ln(1 + recency_days)),
-					 avg(ln(1 + frequency::float8)), stddev_pop(ln(1 + frequency::float8)),
-					 avg(ln(1 + greatest(monetary, 0)::float8)), stddev_pop(ln(1 + greatest(monetary, 0)::float8))]
-		INTO stdz FROM segtier_scored WHERE last_purchase IS NOT NULL;
-		SELECT segtier.kmeans(segtier._cluster_features(recency_days, frequency, monetary, stdz),
-							  (o->>'clusters')::int, 0)
-		INTO centroids FROM segtier_scored WHERE last_purchase IS NOT NULL;
-		params := params || jsonb_build_object('clusters', (
-			SELECT jsonb_agg(jsonb_build_object('cluster', i, 'centroid', c.centroid,
-												'label', segtier._cluster_label(c.centroid)) ORDER BY i)
-			FROM generate_subscripts(centroids, 1) i,
-				 LATERAL (SELECT array_agg(centroids[i][j] ORDER BY j) AS centroid
-						  FROM generate_subscripts(centroids, 2) j) c));
-	END IF;
-
-	-- the scored tiers beside the current ones
 	EXECUTE format($f$
-		CREATE TEMP TABLE segtier_new AS
-		SELECT n.customer, n.first_purchase, n.last_purchase, n.recency_days, n.frequency, n.monetary, n.value,
-			   n.rfm, CASE WHEN $16 = 'rfm8' AND $17 = 'mean' AND n.rfm IS NOT NULL
-					   THEN segtier.rfm8_segment(n.recency_days < $18[1], n.frequency > $18[2], n.monetary > $18[3], $19)
-					   ELSE segtier.rfm_segment(n.rfm, $16, $19) END AS rfm_segment,
-			   n.value_scored, n.pyramid_scored,
-			   segtier.tier('lifecycle', segtier.lifecycle_stage(n.first_purchase, n.last_purchase,
-					n.transactions, $9, $10, $11, $12, $13,
-					CASE WHEN NOT 'lifecycle' = ANY (coalesce(c.overridden, '{}')) THEN segtier.tier_name(c.lifecycle) END))
-				   AS lifecycle_scored,
-			   CASE WHEN n.last_purchase IS NULL THEN false
-					ELSE cr.at_risk OR coalesce(n.p_alive < $20, false) END AS churn_risk,
-			   CASE WHEN n.last_purchase IS NULL THEN NULL
-					ELSE nullif(concat_ws('; ', cr.reason, CASE WHEN n.p_alive < $20 THEN format('p_alive %%s below %%s', round(n.p_alive::numeric, 3), $20) END), '') END
-				   AS churn_reason,
-			   n.p_alive, n.expected_purchases, n.clv, n.cluster,
-			   CASE WHEN n.cluster IS NOT NULL THEN $23->(n.cluster - 1)->>'label' END AS cluster_label,
-			   c.customer IS NOT NULL AS existed,
-			   c.value_class AS value_old, c.pyramid AS pyramid_old, c.lifecycle AS lifecycle_old,
-			   coalesce(c.hold, '{}') AS hold_old, coalesce(c.overridden, '{}') AS overridden_old
-		FROM (
-			SELECT s.*,
-				   CASE WHEN s.last_purchase IS NOT NULL THEN segtier.rfm(
-						segtier.score(s.recency_days, $1, false),
-						segtier.score(s.frequency, $2),
-						CASE WHEN s.monetary > 0 THEN segtier.score(s.monetary, $3) ELSE 1 END, $4) END AS rfm,
-				   CASE WHEN s.last_purchase IS NULL OR s.value <= 0 THEN $5[1]
-						ELSE $5[segtier.score(s.value, $6)] END AS value_scored,
-				   CASE WHEN s.last_purchase IS NULL OR s.value <= 0 THEN $7[1]
-						ELSE $7[segtier.score(s.value, $8)] END AS pyramid_scored,
-				   CASE WHEN s.last_purchase IS NOT NULL THEN segtier.p_alive($24, s.x, s.t_x, s.t_age) END AS p_alive,
-				   CASE WHEN s.last_purchase IS NOT NULL
-						THEN segtier.expected_purchases($24, $26, s.x, s.t_x, s.t_age) END AS expected_purchases,
-				   -- Gamma-Gamma has no spend for repeat purchases that were all free
-				   CASE WHEN s.last_purchase IS NULL THEN NULL
-						WHEN s.x > 0 AND NOT s.mean_repeat > 0 THEN 0
-						ELSE segtier.clv($24, $25, s.x, s.t_x, s.t_age, coalesce(s.mean_repeat, 0), $26 / 30.0, $27) END AS clv,
-				   CASE WHEN $22 IS NOT NULL AND s.last_purchase IS NOT NULL THEN segtier.nearest_centroid(
-						segtier._cluster_features(s.recency_days, s.frequency, s.monetary, $21), $22) END AS cluster
-			FROM segtier_scored s
-			OFFSET 0  -- keeps the planner from evaluating these expressions twice
-		) n
-		LEFT JOIN %s c ON c.customer = n.customer
-		LEFT JOIN LATERAL segtier.churn_rule(n.month_spend::float8[], n.recency_days, $11, $14, $15) cr
-			ON n.last_purchase IS NOT NULL$f$, tbl)
-	USING r_cuts, f_cuts, m_cuts, bins, value_levels, v_cuts, pyramid_levels, p_cuts,
-		  v_as_of, (o->>'new_days')::int, (o->>'active_days')::int, (o->>'churn_days')::int,
-		  (o->>'loyal_purchases')::int, (o->>'churn_decline')::float8, months,
-		  o->>'segment_scheme', o->>'rfm8_basis', means, o->>'segment_lang',
-		  (o->>'p_alive_threshold')::float8, stdz, centroids, params->'clusters',
-		  bg, gg, (o->>'horizon_days')::int, (o->>'discount_rate')::float8;
-
-	PERFORM segtier.report_progress(m.name, 'apply', n_customers, n_customers);
-	PERFORM segtier._apply_overrides_and_hysteresis(m.name, v_as_of, (o->>'hysteresis_runs')::int,
-													(o->>'hysteresis_days')::int);
-
-	-- history: one row per changed tier, hysteresis hold or release
-	WITH c AS (
-		SELECT n.customer::text AS customer, x.scheme, x.old, x.new, x.reason, x.by
-		FROM segtier_new n,
-		LATERAL (VALUES ('value_class', n.value_old, n.value_class, n.value_reason, n.value_by),
-						('pyramid', n.pyramid_old, n.pyramid, n.pyramid_reason, n.pyramid_by),
-						('lifecycle', n.lifecycle_old, n.lifecycle, n.lifecycle_reason, n.lifecycle_by))
-			AS x(scheme, old, new, reason, by)
-		WHERE x.old IS DISTINCT FROM x.new OR x.reason LIKE 'hysteresis%'
-	)
-	INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason, changed_by)
-	SELECT m.name, customer, scheme, old::text, new::text, v_run, reason, by FROM c;
-	GET DIAGNOSTICS n_changed = ROW_COUNT;
-	EXECUTE format($f$
-		WITH gone AS (
-			DELETE FROM %s t WHERE NOT EXISTS (SELECT 1 FROM segtier_new n WHERE n.customer = t.customer)
-			RETURNING t.customer, t.value_class, t.pyramid, t.lifecycle
-		)
-		INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason)
-		SELECT $1, g.customer::text, x.scheme, x.old::text, NULL, $2, 'customer removed'
-		FROM gone g, LATERAL (VALUES ('value_class', g.value_class), ('pyramid', g.pyramid),
-									 ('lifecycle', g.lifecycle)) x(scheme, old)$f$, tbl)
-	USING m.name, v_run;
-	n_changed := n_changed + (SELECT count(*) FROM segtier.tier_history h WHERE h.run_id = v_run AND h.reason = 'customer removed');
+		CREATE TEMP TABLE segtier_out AS
+		SELECT * FROM segtier._rescore($1, $q$
+			SELECT coalesce(n.customer, t.customer), n.first_purchase, n.last_purchase, n.recency_days, n.frequency,
+				   n.monetary, n.value, n.transactions, n.month_spend, n.x, n.t_x, n.t_age, n.mean_repeat,
+				   n.customer IS NOT NULL, t.customer IS NOT NULL, %4$s
+			FROM (%1$s) n FULL JOIN (SELECT * FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
+		AS x(op "char", customer %5$s, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
+			 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
+			 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,
+			 churn_reason text, p_alive float8, expected_purchases float8, clv float8, cluster int,
+			 cluster_label text, held text[], overridden text[], hold jsonb,
+			 h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$f$,
+		segtier._features(m, o, v_as_of, subset), tbl,
+		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer IN (SELECT customer FROM %s)', subset) ELSE '' END,
+		regexp_replace(cols, '(\w+)', 't.\1', 'g'), ctype)
+	USING segtier._scoring_settings(m, o, v_as_of, params);
 
 	PERFORM segtier.report_progress(m.name, 'write', n_customers, n_customers);
-	-- write only the rows that changed
-	EXECUTE format($f$
-		UPDATE %1$s t SET first_purchase = n.first_purchase, last_purchase = n.last_purchase,
-			recency_days = n.recency_days, frequency = n.frequency, monetary = n.monetary, value = n.value,
-			rfm = n.rfm, rfm_segment = n.rfm_segment, value_class = n.value_class, pyramid = n.pyramid,
-			lifecycle = n.lifecycle, churn_risk = n.churn_risk, churn_reason = n.churn_reason,
-			p_alive = n.p_alive, expected_purchases = n.expected_purchases, clv = n.clv,
-			cluster = n.cluster, cluster_label = n.cluster_label, held = n.held, overridden = n.overridden,
-			hold = n.hold, computed_at = now(), run_id = $1
-		FROM segtier_new n
-		WHERE t.customer = n.customer AND n.existed
-		  AND (t.first_purchase, t.last_purchase, t.recency_days, t.frequency, t.monetary, t.value, t.rfm,
-			   t.rfm_segment, t.value_class, t.pyramid, t.lifecycle, t.churn_risk, t.churn_reason, t.p_alive,
-			   t.expected_purchases, t.clv, t.cluster, t.cluster_label, t.held, t.overridden, t.hold)
-			IS DISTINCT FROM
-			  (n.first_purchase, n.last_purchase, n.recency_days, n.frequency, n.monetary, n.value, n.rfm,
-			   n.rfm_segment, n.value_class, n.pyramid, n.lifecycle, n.churn_risk, n.churn_reason, n.p_alive,
-			   n.expected_purchases, n.clv, n.cluster, n.cluster_label, n.held, n.overridden, n.hold)$f$, tbl)
+	INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason, changed_by)
+	SELECT m.name, x.customer::text, h.scheme, h.from_tier, h.to_tier, v_run, h.reason, coalesce(h.by, current_user)
+	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by);
+	GET DIAGNOSTICS n_changed = ROW_COUNT;
+	EXECUTE format('DELETE FROM %s t USING segtier_out x WHERE x.op = %L AND t.customer = x.customer', tbl, 'd');
+	EXECUTE format('UPDATE %s t SET (%s, computed_at, run_id) = (%s, now(), $1)
+					FROM segtier_out x WHERE x.op = %L AND t.customer = x.customer',
+				   tbl, cols, regexp_replace(cols, '(\w+)', 'x.\1', 'g'), 'u')
 	USING v_run;
-	EXECUTE format($f$
-		INSERT INTO %s (customer, first_purchase, last_purchase, recency_days, frequency, monetary, value, rfm,
-						rfm_segment, value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive,
-						expected_purchases, clv, cluster, cluster_label, held, overridden, hold, computed_at, run_id)
-		SELECT customer, first_purchase, last_purchase, recency_days, frequency, monetary, value, rfm,
-			   rfm_segment, value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive,
-			   expected_purchases, clv, cluster, cluster_label, held, overridden, hold, now(), $1
-		FROM segtier_new WHERE NOT existed$f$, tbl)
+	EXECUTE format('INSERT INTO %s (customer, %s, computed_at, run_id)
+					SELECT customer, %s, now(), $1 FROM segtier_out WHERE op = %L', tbl, cols, cols, 'i')
 	USING v_run;
+	IF NOT v_restat THEN
+		n_customers := n_customers + (SELECT count(*) FILTER (WHERE op = 'i') - count(*) FILTER (WHERE op = 'd')
+									  FROM segtier_out);
+	END IF;
 
 	-- cleared and expired overrides are done with once recorded
 	DELETE FROM segtier.tier_override x
@@ -1922,7 +1978,10 @@ BEGIN
 	WHERE r.run_id = v_run;
 	PERFORM pg_notify('segtier', jsonb_build_object('model', m.name, 'run_id', v_run, 'status', 'succeeded',
 		'customers', n_customers, 'changed', n_changed)::text);
-	DROP TABLE segtier_changed, segtier_scored, segtier_new;
+	DROP TABLE segtier_changed, segtier_out;
+	IF subset IS NOT NULL THEN
+		DROP TABLE segtier_rescore;
+	END IF;
 	PERFORM segtier.report_progress_done();
 	PERFORM set_config('role', prev_role, true);
 	RETURN v_run;
@@ -1949,79 +2008,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_t
 		CASE WHEN c[2] > 0.5 THEN 'frequent' WHEN c[2] < -0.5 THEN 'rare' ELSE 'frequency average' END,
 		CASE WHEN c[3] > 0.5 THEN 'high spend' WHEN c[3] < -0.5 THEN 'low spend' ELSE 'spend average' END)
 $$;
-
-/*
- * Final tiers of segtier_new: an active override wins; a downgrade of
- * value_class or pyramid is held until the customer was below its tier for
- * hysteresis_runs consecutive runs or hysteresis_days days.  Adds the
- * columns value_class, pyramid, lifecycle, <scheme>_reason, <scheme>_by,
- * held, overridden and hold.
- */
-CREATE FUNCTION segtier._apply_overrides_and_hysteresis(model text, as_of timestamptz, k int, d int)
-RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
-DECLARE
-	sch text;
-	col text;
-	hyst boolean;
-	cols text := '';
-	joins text := '';
-	overridden text := '';
-	held text := '';
-	hold text := '';
-BEGIN
-	CREATE TEMP TABLE segtier_ov AS
-	SELECT o.customer, o.scheme, o.tier::segtier.tier AS tier, o.reason, o.set_by, o.cleared_by, o.expires
-	FROM segtier.tier_override o WHERE o.model = _apply_overrides_and_hysteresis.model;
-	-- one pass: per tier column, its override (o_), the hysteresis counters
-	-- (h_) and the final tier, reason and author
-	FOREACH sch IN ARRAY ARRAY['value_class', 'pyramid', 'lifecycle'] LOOP
-		col := CASE sch WHEN 'value_class' THEN 'value' ELSE sch END;
-		hyst := sch <> 'lifecycle' AND (k > 1 OR d > 0);
-		joins := joins || format($f$
-			LEFT JOIN segtier_ov o_%2$s ON o_%2$s.customer = n.customer::text AND o_%2$s.scheme = %3$L
-			CROSS JOIN LATERAL (
-				SELECT o_%2$s.tier IS NOT NULL AND o_%2$s.cleared_by IS NULL
-					   AND (o_%2$s.expires IS NULL OR o_%2$s.expires > now()) AS live,
-					   coalesce((n.hold_old->%3$L->>'runs')::int, 0) + 1 AS runs,
-					   coalesce((n.hold_old->%3$L->>'since')::timestamptz, $1) AS since) r_%2$s
-			CROSS JOIN LATERAL (
-				SELECT %4$L::boolean AND n.existed AND NOT r_%2$s.live AND NOT %3$L = ANY (n.overridden_old)
-					   AND segtier.tier_scheme(n.%2$I_old) = segtier.tier_scheme(n.%2$I_scored)
-					   AND segtier.tier_rank(n.%2$I_scored) < segtier.tier_rank(n.%2$I_old)
-					   AND NOT ((%5$s > 1 AND r_%2$s.runs >= %5$s)
-								OR (%6$s > 0 AND $1 - r_%2$s.since >= %6$s * interval '1 day')) AS keep) h_%2$s$f$,
-			sch, col, sch, hyst, k, d);
-		cols := cols || format($f$,
-			CASE WHEN r_%2$s.live THEN o_%2$s.tier WHEN h_%2$s.keep THEN n.%2$I_old ELSE n.%2$I_scored END AS %1$I,
-			CASE WHEN NOT n.existed THEN 'new customer'
-				 WHEN r_%2$s.live THEN 'override: ' || o_%2$s.reason
-				 WHEN %1$L = ANY (n.overridden_old) AND o_%2$s.cleared_by IS NOT NULL THEN 'override cleared'
-				 WHEN %1$L = ANY (n.overridden_old) THEN 'override expired'
-				 WHEN h_%2$s.keep THEN format('hysteresis hold: scored %%s, run %%s', n.%2$I_scored, r_%2$s.runs)
-				 WHEN n.hold_old ? %1$L THEN 'hysteresis release'
-				 ELSE 'score' END AS %2$I_reason,
-			CASE WHEN r_%2$s.live THEN o_%2$s.set_by
-				 WHEN %1$L = ANY (n.overridden_old) AND o_%2$s.cleared_by IS NOT NULL THEN o_%2$s.cleared_by
-				 ELSE current_user END AS %2$I_by$f$, sch, col);
-		overridden := overridden || format(', CASE WHEN r_%s.live THEN %L END', col, sch);
-		held := held || format(', CASE WHEN h_%s.keep THEN %L END', col, sch);
-		hold := hold || format(', %L, CASE WHEN h_%s.keep THEN jsonb_build_object(''runs'', r_%2$s.runs, ''since'', r_%2$s.since) END',
-							   sch, col);
-	END LOOP;
-	EXECUTE format($f$
-		CREATE TEMP TABLE segtier_final AS
-		SELECT n.* %s,
-			   array_remove(ARRAY[%s]::text[], NULL) AS overridden,
-			   array_remove(ARRAY[%s]::text[], NULL) AS held,
-			   jsonb_strip_nulls(jsonb_build_object(%s)) AS hold
-		FROM segtier_new n %s$f$,
-		cols, substr(overridden, 3), substr(held, 3), substr(hold, 3), joins)
-	USING as_of;
-	DROP TABLE segtier_new, segtier_ov;
-	ALTER TABLE segtier_final RENAME TO segtier_new;
-END $$;
-
 
 CREATE FUNCTION segtier.refresh(model text DEFAULT NULL, "full" boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
@@ -2292,7 +2278,7 @@ BEGIN
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.tier_override TO %s', role);
 	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
 		segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
-		segtier._refresh_model(text, boolean, bigint), segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int),
+		segtier._refresh_model(text, boolean, bigint), segtier._rescore(segtier._scoring, text),
 		segtier._create_relations(text), segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean),
 		segtier._capture(), segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
 		segtier.set_override(text, text, segtier.tier, text, timestamptz),
@@ -2317,10 +2303,11 @@ COMMENT ON FUNCTION segtier._capture_targets(segtier.model) IS 'the tables captu
 COMMENT ON FUNCTION segtier._get_model(text) IS 'a model''s row, or 42704';
 COMMENT ON FUNCTION segtier._levels(text) IS 'levels of a tier scheme, lowest first';
 COMMENT ON FUNCTION segtier._jsonb_floats(jsonb) IS 'a JSON array of numbers as float8[] (NULL when not an array)';
+COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb) IS 'the settings of a scoring pass: the model''s options and the statistics in a run''s params';
+COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table)';
 COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refresh of one model in the current transaction (the path of refresh() and the worker)';
 COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary';
 COMMENT ON FUNCTION segtier._cluster_label(double precision[]) IS 'readable description of a standardized cluster centroid';
-COMMENT ON FUNCTION segtier._apply_overrides_and_hysteresis(text, timestamp with time zone, integer, integer) IS 'final tiers of a refresh: overrides win, downgrades wait for hysteresis';
 COMMENT ON FUNCTION segtier._run_start(text) IS 'worker: record a running run';
 COMMENT ON FUNCTION segtier._run_failed(bigint, text) IS 'worker: mark a run failed with its error';
 COMMENT ON FUNCTION segtier._close_stale_runs() IS 'worker: mark runs left running by a stopped worker as failed';
@@ -2337,7 +2324,7 @@ REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, js
 	segtier.grant_admin(regrole), segtier._refresh_model(text, boolean, bigint), segtier._run_start(text),
 	segtier._run_failed(bigint, text), segtier._close_stale_runs(), segtier._capture(),
 	segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
-	segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int), segtier._create_relations(text),
+	segtier._rescore(segtier._scoring, text), segtier._create_relations(text),
 	segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean), segtier._grant_views(regrole) FROM PUBLIC;
 
 ------------------------------------------------------------------------------

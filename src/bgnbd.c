@@ -485,7 +485,7 @@ bgnbd_log_odds_dead(const BgnbdParams *p, const float8 *key)
 }
 
 /* P(alive | x, t_x, T) (FHL 2005 eq. 11 as a logistic function of D). */
-static float8
+float8
 bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key)
 {
 	float8		D;

@@ -40,7 +40,7 @@ gg_state_check(float8 *key)
 }
 
 /* Reads p, q, v from a segtier.gamma_gamma value. */
-static void
+void
 gg_get_params(HeapTupleHeader rec, float8 *th)
 {
 	static const char *const names[] = {"p", "q", "v"};
@@ -337,6 +337,41 @@ clv_argument(const char *what, float8 v, float8 above, bool inclusive)
 /* a thousand years: each month costs a hypergeometric series */
 #define CLV_MAX_MONTHS 12000
 
+/*
+ * The CLV of one customer (key checked by the caller).  Argument checks here,
+ * so the refresh and segtier.clv reject the same values.
+ */
+float8
+segtier_clv_value(const BgnbdParams *bg, const float8 *gg, const float8 *key,
+				  float8 monetary, float8 horizon, float8 rate, float8 margin,
+				  float8 unit)
+{
+	float8		spend = gg_expected_spend(gg, key[0], monetary);
+	float8		prev = 0.0,
+				total = 0.0;
+
+	clv_argument("horizon", horizon, 0.0, true);
+	if (horizon > CLV_MAX_MONTHS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("horizon must be at most %d months", CLV_MAX_MONTHS),
+				 errdetail("Got horizon %g.", horizon)));
+	clv_argument("discount_rate", rate, -1.0, false);
+	segtier_check_finite("margin", margin);
+	clv_argument("time_units_per_month", unit, 0.0, false);
+
+	for (int32 i = 1; i < horizon + 1.0; i++)
+	{
+		float8		month = Min((float8) i, horizon);
+		float8		cum = bgnbd_expected(bg, month * unit, key);
+
+		CHECK_FOR_INTERRUPTS();
+		total += spend * (cum - prev) / pow(1.0 + rate, month);
+		prev = cum;
+	}
+	return margin * total;
+}
+
 PG_FUNCTION_INFO_V1(segtier_clv);
 Datum
 segtier_clv(PG_FUNCTION_ARGS)
@@ -344,13 +379,6 @@ segtier_clv(PG_FUNCTION_ARGS)
 	BgnbdParams bg;
 	float8		gg[3];
 	float8		key[3];
-	float8		spend,
-				horizon,
-				rate,
-				margin,
-				unit,
-				prev = 0.0,
-				total = 0.0;
 
 	bgnbd_get_params(PG_GETARG_HEAPTUPLEHEADER(0), &bg);
 	gg_get_params(PG_GETARG_HEAPTUPLEHEADER(1), gg);
@@ -358,26 +386,7 @@ segtier_clv(PG_FUNCTION_ARGS)
 	key[1] = PG_GETARG_FLOAT8(3);
 	key[2] = PG_GETARG_FLOAT8(4);
 	bgnbd_check_customer(key);
-	spend = gg_expected_spend(gg, key[0], PG_GETARG_FLOAT8(5));
-	horizon = clv_argument("horizon", PG_GETARG_FLOAT8(6), 0.0, true);
-	if (horizon > CLV_MAX_MONTHS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("horizon must be at most %d months", CLV_MAX_MONTHS),
-				 errdetail("Got horizon %g.", horizon)));
-	rate = clv_argument("discount_rate", PG_GETARG_FLOAT8(7), -1.0, false);
-	margin = PG_GETARG_FLOAT8(8);
-	segtier_check_finite("margin", margin);
-	unit = clv_argument("time_units_per_month", PG_GETARG_FLOAT8(9), 0.0, false);
-
-	for (int32 i = 1; i < horizon + 1.0; i++)
-	{
-		float8		month = Min((float8) i, horizon);
-		float8		cum = bgnbd_expected(&bg, month * unit, key);
-
-		CHECK_FOR_INTERRUPTS();
-		total += spend * (cum - prev) / pow(1.0 + rate, month);
-		prev = cum;
-	}
-	PG_RETURN_FLOAT8(margin * total);
+	PG_RETURN_FLOAT8(segtier_clv_value(&bg, gg, key, PG_GETARG_FLOAT8(5),
+									   PG_GETARG_FLOAT8(6), PG_GETARG_FLOAT8(7),
+									   PG_GETARG_FLOAT8(8), PG_GETARG_FLOAT8(9)));
 }

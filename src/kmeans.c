@@ -428,6 +428,26 @@ kmeans_final(PG_FUNCTION_ARGS)
 											 TYPALIGN_DOUBLE));
 }
 
+/* 1-based index of the nearest of k finite centroids (ties: lowest). */
+int
+segtier_nearest_centroid(const float8 *x, int d, const float8 *cent, int k)
+{
+	int			best = 0;
+	double		bestd = kmeans_dist2(x, cent, d);
+
+	for (int c = 1; c < k; c++)
+	{
+		double		dc = kmeans_dist2(x, cent + (int64) c * d, d);
+
+		if (dc < bestd)
+		{
+			best = c;
+			bestd = dc;
+		}
+	}
+	return best + 1;
+}
+
 /* 1-based index of the nearest centroid row (squared Euclidean; ties: lowest). */
 PG_FUNCTION_INFO_V1(nearest_centroid);
 Datum
@@ -438,8 +458,6 @@ nearest_centroid(PG_FUNCTION_ARGS)
 	ArrayType  *carr = PG_GETARG_ARRAYTYPE_P(1);
 	const float8 *cent;
 	int			k;
-	int			best = 0;
-	double		bestd;
 
 	if (ARR_ELEMTYPE(carr) != FLOAT8OID)
 		elog(ERROR, "centroids must be float8[]");
@@ -461,16 +479,5 @@ nearest_centroid(PG_FUNCTION_ARGS)
 	k = ARR_DIMS(carr)[0];
 	cent = (const float8 *) ARR_DATA_PTR(carr);
 	kmeans_check_finite(cent, (int64) k * d, "centroids");
-	bestd = kmeans_dist2(x, cent, d);
-	for (int c = 1; c < k; c++)
-	{
-		double		dc = kmeans_dist2(x, cent + (int64) c * d, d);
-
-		if (dc < bestd)
-		{
-			best = c;
-			bestd = dc;
-		}
-	}
-	PG_RETURN_INT32(best + 1);
+	PG_RETURN_INT32(segtier_nearest_centroid(x, d, cent, k));
 }

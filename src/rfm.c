@@ -34,7 +34,7 @@ rfm_check_score(const char *name, int v, int scale)
 }
 
 /* Validate and pack; the one place an rfm value is made. */
-static Rfm
+Rfm
 rfm_make(int r, int f, int m, int scale)
 {
 	rfm_check_scale(scale);

@@ -13,7 +13,7 @@
  * allowed: they make an empty group).  Returns the count; *cuts points into
  * the array or a copy.
  */
-static int
+int
 segtier_get_cuts(ArrayType *arr, const float8 **cuts)
 {
 	int			n;
@@ -47,7 +47,7 @@ segtier_get_cuts(ArrayType *arr, const float8 **cuts)
 }
 
 /* 1 + the number of cut points strictly below the value. */
-static int
+int
 segtier_score(float8 value, const float8 *cuts, int ncuts, bool higher_is_better)
 {
 	int			lo = 0,

@@ -70,7 +70,7 @@ to_five(int score, int scale)
 	return (score * 5 + scale - 1) / scale;
 }
 
-static const char *
+const char *
 segtier_rfm11(Rfm x, SegtierLang lang)
 {
 	int			n = RFM_SCALE(x);
@@ -80,15 +80,15 @@ segtier_rfm11(Rfm x, SegtierLang lang)
 	return rfm11_labels[rfm11_map[r - 1][fm - 1]][lang];
 }
 
-static const char *
+const char *
 segtier_rfm8(bool r_high, bool f_high, bool m_high, SegtierLang lang)
 {
 	return rfm8_labels[(r_high << 2) | (f_high << 1) | m_high][lang];
 }
 
 /* High means above the scale's midpoint: 4 and 5 on a 1..5 scale. */
-static inline bool
-rfm_high(int score, int scale)
+bool
+segtier_rfm_high(int score, int scale)
 {
 	return 2 * score > scale + 1;
 }
@@ -105,9 +105,9 @@ rfm_segment(PG_FUNCTION_ARGS)
 	if (segtier_text_is(scheme, "rfm11"))
 		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm11(x, lang)));
 	if (segtier_text_is(scheme, "rfm8"))
-		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm8(rfm_high(RFM_R(x), n),
-													  rfm_high(RFM_F(x), n),
-													  rfm_high(RFM_M(x), n),
+		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm8(segtier_rfm_high(RFM_R(x), n),
+													  segtier_rfm_high(RFM_F(x), n),
+													  segtier_rfm_high(RFM_M(x), n),
 													  lang)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -127,7 +127,7 @@ rfm8_segment(PG_FUNCTION_ARGS)
 												  segtier_parse_lang(PG_GETARG_TEXT_PP(3)))));
 }
 
-static const char *const lifecycle_stages[] = {
+const char *const segtier_lifecycle_stages[LIFECYCLE_STAGES] = {
 	"prospect", "new", "active", "loyal", "at_risk", "churned", "reactivated"
 };
 
@@ -137,62 +137,49 @@ days_between(TimestampTz from, TimestampTz to)
 	return (double) (to - from) / (double) USECS_PER_DAY;
 }
 
+void
+segtier_lifecycle_check(const LifecycleWindows *w)
+{
+	if (w->new_days < 0 || w->active_days < w->new_days ||
+		w->churn_days < w->active_days || w->loyal_purchases < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid lifecycle windows: new_days %d, active_days %d, churn_days %d, loyal_purchases %d",
+						w->new_days, w->active_days, w->churn_days, w->loyal_purchases),
+				 errdetail("Windows must satisfy 0 <= new_days <= active_days <= churn_days, and loyal_purchases must be at least 1.")));
+}
+
+/* Index of a stage name in segtier_lifecycle_stages; an unknown one is an error. */
+int
+segtier_lifecycle_parse(const char *name)
+{
+	for (int i = 0; i < LIFECYCLE_STAGES; i++)
+		if (strcmp(name, segtier_lifecycle_stages[i]) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown lifecycle stage \"%s\"", name),
+			 errhint("Stages are prospect, new, active, loyal, at_risk, churned and reactivated.")));
+	return -1;
+}
+
 /*
  * Lifecycle stage, first matching rule wins (README "Lifecycle stages"):
  * prospect (no purchase), churned (silent > churn_days), at_risk (silent >
  * active_days), reactivated (previous stage churned or reactivated), new
  * (first purchase within new_days), loyal (purchases >= loyal_purchases),
- * else active.  Not strict: a customer with no purchase has NULL times.
+ * else active.  has_times is false for a customer without purchase times;
+ * prev is a stage index or -1.  Windows are checked by the caller.
  */
-PG_FUNCTION_INFO_V1(lifecycle_stage);
-Datum
-lifecycle_stage(PG_FUNCTION_ARGS)
+int
+segtier_lifecycle(bool has_times, TimestampTz first, TimestampTz last,
+				  int64 purchases, TimestampTz as_of,
+				  const LifecycleWindows *w, int prev)
 {
-	TimestampTz first,
-				last,
-				as_of;
-	int64		purchases;
-	int32		new_days,
-				active_days,
-				churn_days,
-				loyal_purchases;
-	const char *prev = NULL;
 	double		silent;
 
-	for (int i = 3; i <= 7; i++)
-		if (PG_ARGISNULL(i))
-			PG_RETURN_NULL();
-	as_of = PG_GETARG_TIMESTAMPTZ(3);
-	new_days = PG_GETARG_INT32(4);
-	active_days = PG_GETARG_INT32(5);
-	churn_days = PG_GETARG_INT32(6);
-	loyal_purchases = PG_GETARG_INT32(7);
-	if (new_days < 0 || active_days < new_days || churn_days < active_days ||
-		loyal_purchases < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid lifecycle windows: new_days %d, active_days %d, churn_days %d, loyal_purchases %d",
-						new_days, active_days, churn_days, loyal_purchases),
-				 errdetail("Windows must satisfy 0 <= new_days <= active_days <= churn_days, and loyal_purchases must be at least 1.")));
-	if (!PG_ARGISNULL(8))
-	{
-		char	   *p = text_to_cstring(PG_GETARG_TEXT_PP(8));
-
-		for (int i = 0; i < lengthof(lifecycle_stages); i++)
-			if (strcmp(p, lifecycle_stages[i]) == 0)
-				prev = lifecycle_stages[i];
-		if (prev == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown lifecycle stage \"%s\"", p),
-					 errhint("Stages are prospect, new, active, loyal, at_risk, churned and reactivated.")));
-	}
-
-	purchases = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
-	if (purchases <= 0 || PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_TEXT_P(cstring_to_text("prospect"));
-	first = PG_GETARG_TIMESTAMPTZ(0);
-	last = PG_GETARG_TIMESTAMPTZ(1);
+	if (purchases <= 0 || !has_times)
+		return LIFECYCLE_PROSPECT;
 	if (TIMESTAMP_NOT_FINITE(first) || TIMESTAMP_NOT_FINITE(last) || TIMESTAMP_NOT_FINITE(as_of))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -208,50 +195,58 @@ lifecycle_stage(PG_FUNCTION_ARGS)
 				 errdetail("Purchases after the as-of time are not part of the customer's history.")));
 
 	silent = days_between(last, as_of);
-	if (silent > churn_days)
-		PG_RETURN_TEXT_P(cstring_to_text("churned"));
-	if (silent > active_days)
-		PG_RETURN_TEXT_P(cstring_to_text("at_risk"));
-	if (prev != NULL && (strcmp(prev, "churned") == 0 || strcmp(prev, "reactivated") == 0))
-		PG_RETURN_TEXT_P(cstring_to_text("reactivated"));
-	if (days_between(first, as_of) <= new_days)
-		PG_RETURN_TEXT_P(cstring_to_text("new"));
-	if (purchases >= loyal_purchases)
-		PG_RETURN_TEXT_P(cstring_to_text("loyal"));
-	PG_RETURN_TEXT_P(cstring_to_text("active"));
+	if (silent > w->churn_days)
+		return LIFECYCLE_CHURNED;
+	if (silent > w->active_days)
+		return LIFECYCLE_AT_RISK;
+	if (prev == LIFECYCLE_CHURNED || prev == LIFECYCLE_REACTIVATED)
+		return LIFECYCLE_REACTIVATED;
+	if (days_between(first, as_of) <= w->new_days)
+		return LIFECYCLE_NEW;
+	if (purchases >= w->loyal_purchases)
+		return LIFECYCLE_LOYAL;
+	return LIFECYCLE_ACTIVE;
+}
+
+/* Not strict: a customer with no purchase has NULL times. */
+PG_FUNCTION_INFO_V1(lifecycle_stage);
+Datum
+lifecycle_stage(PG_FUNCTION_ARGS)
+{
+	LifecycleWindows w;
+	int			prev = -1;
+
+	for (int i = 3; i <= 7; i++)
+		if (PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	w.new_days = PG_GETARG_INT32(4);
+	w.active_days = PG_GETARG_INT32(5);
+	w.churn_days = PG_GETARG_INT32(6);
+	w.loyal_purchases = PG_GETARG_INT32(7);
+	segtier_lifecycle_check(&w);
+	if (!PG_ARGISNULL(8))
+		prev = segtier_lifecycle_parse(text_to_cstring(PG_GETARG_TEXT_PP(8)));
+	PG_RETURN_TEXT_P(cstring_to_text(segtier_lifecycle_stages[
+		segtier_lifecycle(!PG_ARGISNULL(0) && !PG_ARGISNULL(1),
+						  PG_ARGISNULL(0) ? 0 : PG_GETARG_TIMESTAMPTZ(0),
+						  PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1),
+						  PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2),
+						  PG_GETARG_TIMESTAMPTZ(3), &w, prev)]));
 }
 
 /*
  * The seeds' churn rule on monthly spend (oldest first, complete months):
  * spend fell by at least min_decline in each of the last `months` months
  * against the month before, or no purchase for more than at_risk_days.
- * Returns (at_risk, reason); reason is NULL when not at risk.
+ * Returns whether the customer is at risk, with *reason (NULL when not).
  */
-PG_FUNCTION_INFO_V1(churn_rule);
-Datum
-churn_rule(PG_FUNCTION_ARGS)
+bool
+segtier_churn(const float8 *spend, int nspend, float8 silent, float8 at_risk_days,
+			  float8 min_decline, int32 months, char **reason)
 {
-	ArrayType  *arr;
-	float8	   *spend;
-	int			nspend;
-	int32		months;
-	float8		silent,
-				at_risk_days,
-				min_decline;
 	bool		declining = false;
 	bool		silent_too_long;
-	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
-	char	   *reason = NULL;
 
-	for (int i = 1; i <= 4; i++)
-		if (PG_ARGISNULL(i))
-			PG_RETURN_NULL();
-	silent = PG_GETARG_FLOAT8(1);
-	at_risk_days = PG_GETARG_FLOAT8(2);
-	min_decline = PG_GETARG_FLOAT8(3);
-	months = PG_GETARG_INT32(4);
 	if (months < 1 || months > 24)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -264,40 +259,62 @@ churn_rule(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("days must not be NaN")));
-
-	if (!PG_ARGISNULL(0))
+	if (nspend >= months + 1)
 	{
-		arr = PG_GETARG_ARRAYTYPE_P(0);
-		if (ARR_NDIM(arr) > 1 || (ARR_HASNULL(arr) && array_contains_nulls(arr)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("monthly spend must be a one-dimensional array without NULLs")));
-		nspend = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-		spend = (float8 *) ARR_DATA_PTR(arr);
-		if (nspend >= months + 1)
-		{
-			declining = true;
-			for (int i = nspend - months; i < nspend; i++)
-				if (!(spend[i - 1] > 0 && spend[i] <= (1 - min_decline) * spend[i - 1]))
-					declining = false;
-		}
+		declining = true;
+		for (int i = nspend - months; i < nspend; i++)
+			if (!(spend[i - 1] > 0 && spend[i] <= (1 - min_decline) * spend[i - 1]))
+				declining = false;
 	}
 	silent_too_long = silent > at_risk_days;
 
+	*reason = NULL;
 	if (declining)
-		reason = psprintf("spend down at least %g%% in each of the last %d months",
-						  min_decline * 100, months);
+		*reason = psprintf("spend down at least %g%% in each of the last %d months",
+						   min_decline * 100, months);
 	if (silent_too_long)
 	{
 		char	   *s = psprintf("no purchase for %.0f days", floor(silent));
 
-		reason = reason ? psprintf("%s; %s", reason, s) : s;
+		*reason = *reason ? psprintf("%s; %s", *reason, s) : s;
 	}
+	return declining || silent_too_long;
+}
 
+/* The monthly spend of churn_rule: a one-dimensional float8[] without NULLs. */
+int
+segtier_churn_spend(ArrayType *arr, const float8 **spend)
+{
+	if (ARR_NDIM(arr) > 1 || (ARR_HASNULL(arr) && array_contains_nulls(arr)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("monthly spend must be a one-dimensional array without NULLs")));
+	*spend = (const float8 *) ARR_DATA_PTR(arr);
+	return ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+}
+
+PG_FUNCTION_INFO_V1(churn_rule);
+Datum
+churn_rule(PG_FUNCTION_ARGS)
+{
+	const float8 *spend = NULL;
+	int			nspend = 0;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	char	   *reason;
+
+	for (int i = 1; i <= 4; i++)
+		if (PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	if (!PG_ARGISNULL(0))
+		nspend = segtier_churn_spend(PG_GETARG_ARRAYTYPE_P(0), &spend);
+	values[0] = BoolGetDatum(segtier_churn(spend, nspend, PG_GETARG_FLOAT8(1),
+										   PG_GETARG_FLOAT8(2), PG_GETARG_FLOAT8(3),
+										   PG_GETARG_INT32(4), &reason));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "churn_rule must return a composite type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = BoolGetDatum(declining || silent_too_long);
 	if (reason)
 		values[1] = CStringGetTextDatum(reason);
 	else

@@ -56,6 +56,60 @@ typedef enum SegtierLang
 extern SegtierLang segtier_parse_lang(text *lang);
 extern bool segtier_text_is(text *t, const char *word);
 
+#include "utils/array.h"
+#include "utils/timestamp.h"
+
+/* rfm.c, score.c */
+extern Rfm	rfm_make(int r, int f, int m, int scale);
+extern int	segtier_get_cuts(ArrayType *arr, const float8 **cuts);
+extern int	segtier_score(float8 value, const float8 *cuts, int ncuts,
+						  bool higher_is_better);
+
+/* tier.c */
+extern Tier segtier_tier(const char *scheme, const char *level);
+extern char *segtier_tier_cstring(Tier t);
+extern int32 segtier_tier_rank(Tier t);
+extern const char *segtier_tier_level_name(Tier t);
+
+/* segment.c */
+extern const char *segtier_rfm11(Rfm x, SegtierLang lang);
+extern const char *segtier_rfm8(bool r_high, bool f_high, bool m_high, SegtierLang lang);
+extern bool segtier_rfm_high(int score, int scale);
+
+typedef enum LifecycleStage
+{
+	LIFECYCLE_PROSPECT,
+	LIFECYCLE_NEW,
+	LIFECYCLE_ACTIVE,
+	LIFECYCLE_LOYAL,
+	LIFECYCLE_AT_RISK,
+	LIFECYCLE_CHURNED,
+	LIFECYCLE_REACTIVATED,
+	LIFECYCLE_STAGES
+} LifecycleStage;
+
+typedef struct LifecycleWindows
+{
+	int32		new_days;
+	int32		active_days;
+	int32		churn_days;
+	int32		loyal_purchases;
+} LifecycleWindows;
+
+extern const char *const segtier_lifecycle_stages[LIFECYCLE_STAGES];
+extern void segtier_lifecycle_check(const LifecycleWindows *w);
+extern int	segtier_lifecycle_parse(const char *name);
+extern int	segtier_lifecycle(bool has_times, TimestampTz first, TimestampTz last,
+							  int64 purchases, TimestampTz as_of,
+							  const LifecycleWindows *w, int prev);
+extern bool segtier_churn(const float8 *spend, int nspend, float8 silent,
+						  float8 at_risk_days, float8 min_decline, int32 months,
+						  char **reason);
+extern int	segtier_churn_spend(ArrayType *arr, const float8 **spend);
+
+/* kmeans.c */
+extern int	segtier_nearest_centroid(const float8 *x, int d, const float8 *cent, int k);
+
 /* ---- kmcuts: float8 bag aggregate states (cuts.c; used by kmeans.c) ---- */
 #include "lib/stringinfo.h"
 #include "utils/expandeddatum.h"
@@ -172,6 +226,13 @@ typedef struct BgnbdParams
 extern void bgnbd_get_params(HeapTupleHeader rec, BgnbdParams *p);
 extern void bgnbd_check_customer(float8 *key);
 extern float8 bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key);
+extern float8 bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key);
+
+/* gammagamma.c */
+extern void gg_get_params(HeapTupleHeader rec, float8 *th);
+extern float8 segtier_clv_value(const BgnbdParams *bg, const float8 *gg,
+								const float8 *key, float8 monetary, float8 horizon,
+								float8 rate, float8 margin, float8 unit);
 
 /* ---- worker: background worker and refresh progress (worker.c, progress.c) ---- */
 

@@ -356,6 +356,31 @@ tier_to_cstring(Tier t)
 	return psprintf("%s:%s", l->scheme_name, l->name);
 }
 
+/* For the refresh (rescore.c): a tier by names, its text, rank and level name. */
+Tier
+segtier_tier(const char *scheme, const char *level)
+{
+	return tier_lookup(scheme, level, psprintf("%s:%s", scheme, level));
+}
+
+char *
+segtier_tier_cstring(Tier t)
+{
+	return tier_to_cstring(t);
+}
+
+int32
+segtier_tier_rank(Tier t)
+{
+	return tier_level_of(t)->position;
+}
+
+const char *
+segtier_tier_level_name(Tier t)
+{
+	return tier_level_of(t)->name;
+}
+
 PG_FUNCTION_INFO_V1(tier_in);
 Datum
 tier_in(PG_FUNCTION_ARGS)

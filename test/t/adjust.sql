@@ -6,7 +6,7 @@ SELECT plan(25);
 CREATE TABLE sales (who text, at timestamptz, amount numeric);
 INSERT INTO sales SELECT 'c' || g, '2025-03-01 12:00+00', g * 10 FROM generate_series(1, 10) g;
 SELECT create_model('adj', 'sales', 'who', 'at', 'amount',
-	'{"as_of": "2025-03-10 00:00+00", "time_zone": "UTC", "hysteresis_runs": 2}');
+	'{"as_of": "2025-03-10 00:00+00", "time_zone": "UTC", "hysteresis_runs": 2, "statistics_interval": "0"}');
 SELECT lives_ok($$SELECT segtier.refresh('adj')$$, 'first run');
 SELECT is((SELECT value_class::text FROM segtier_data.adj_tiers WHERE customer = 'c6'), 'value:A', 'c6 starts in A');
 

@@ -1,9 +1,10 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(11);
+SELECT plan(19);
 
 -- Two models on one source: "inc" refreshes from captured changes, "ful"
--- rescans every time.  After every kind of change their tiers must agree.
+-- rescans every time.  With statistics recomputed every run
+-- (statistics_interval 0), their tiers must agree after every kind of change.
 SELECT setseed(0.17);
 CREATE TABLE tx (cust int, ts timestamptz, amount numeric(10, 2));
 INSERT INTO tx
@@ -41,7 +42,7 @@ END $$;
 
 SELECT create_model(name, 'tx', 'cust', 'ts', 'amount',
 	'{"time_zone": "Asia/Shanghai", "customers_table": "people", "customers_key": "id",
-	  "predict": true, "penalizer": 0.001, "clusters": 3}')
+	  "predict": true, "penalizer": 0.001, "clusters": 3, "statistics_interval": "0"}')
 FROM (VALUES ('inc'), ('ful')) m(name);
 
 SELECT is(pg_temp.models_agree('2025-06-10 00:00+00'), 0::bigint, 'first run: both full');
@@ -74,6 +75,73 @@ INSERT INTO tx SELECT 1 + (random() * 100)::int, '2025-01-01 00:00+00'::timestam
 SELECT is(pg_temp.models_agree('2025-08-02 00:00+00'), 0::bigint, 'after TRUNCATE and new data');
 SELECT is((SELECT full_refresh FROM refresh_runs WHERE model = 'inc' ORDER BY run_id DESC LIMIT 1), true,
 	'TRUNCATE made the inc model rescan');
+
+-- Kept statistics (the default statistics_interval, 1 day): an incremental
+-- run scores only the changed customers, against the statistics of the run
+-- that computed them.  Reference: every stored row equals what the SQL
+-- scoring functions give with the statistics in the run's params.
+SELECT create_model('kept', 'tx', 'cust', 'ts', 'amount',
+	'{"time_zone": "UTC", "predict": true, "penalizer": 0.001, "clusters": 3, "as_of": "2025-08-02 00:00+00"}');
+CREATE FUNCTION pg_temp.off_reference(model text) RETURNS bigint LANGUAGE sql AS $$
+	WITH p AS (
+		SELECT r.params, r.as_of,
+			   (SELECT array_agg(segtier._jsonb_floats(c->'centroid') ORDER BY (c->>'cluster')::int)
+				FROM jsonb_array_elements(r.params->'clusters') c) AS centroids
+		FROM segtier.refresh_runs r WHERE r.model = $1 ORDER BY r.run_id DESC LIMIT 1
+	), f AS (
+		SELECT s.customer, (extract(epoch FROM p.as_of - s.last_purchase) / 86400)::float8 AS rec,
+			   s.purchase_days::float8 AS freq, s.total_amount AS mon, (s.purchase_days - 1)::float8 AS x,
+			   floor(extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
+			   floor(extract(epoch FROM p.as_of - s.first_purchase) / 86400)::float8 AS t
+		FROM segtier_data.kept_summary s, p
+	)
+	SELECT count(*) FROM f JOIN segtier_data.kept_tiers k USING (customer), p
+	WHERE k.rfm IS DISTINCT FROM segtier.rfm(segtier.score(f.rec, segtier._jsonb_floats(p.params->'recency_cuts'), false),
+											  segtier.score(f.freq, segtier._jsonb_floats(p.params->'frequency_cuts')),
+											  CASE WHEN f.mon > 0 THEN segtier.score(f.mon::float8, segtier._jsonb_floats(p.params->'monetary_cuts')) ELSE 1 END,
+											  (p.params->'scoring_options'->>'rfm_bins')::int)
+	   OR k.value_class IS DISTINCT FROM (segtier._levels('value'))[
+			CASE WHEN f.mon > 0 THEN segtier.score(f.mon::float8, segtier._jsonb_floats(p.params->'value_cuts')) ELSE 1 END]
+	   OR k.pyramid IS DISTINCT FROM (segtier._levels('pyramid'))[
+			CASE WHEN f.mon > 0 THEN segtier.score(f.mon::float8, segtier._jsonb_floats(p.params->'pyramid_cuts')) ELSE 1 END]
+	   OR k.p_alive IS DISTINCT FROM segtier.p_alive(jsonb_populate_record(NULL::segtier.bgnbd, p.params->'bgnbd'), f.x, f.t_x, f.t)
+	   OR k.cluster IS DISTINCT FROM segtier.nearest_centroid(
+			segtier._cluster_features(f.rec, f.freq, f.mon, segtier._jsonb_floats(p.params->'stdz')), p.centroids)
+$$;
+SELECT refresh('kept');
+CREATE TEMP TABLE kept_first AS SELECT max(run_id) AS run_id FROM refresh_runs WHERE model = 'kept';
+INSERT INTO tx SELECT c, '2025-08-01 00:00+00', 1000 FROM generate_series(1, 100, 10) c;
+SELECT refresh('kept');
+SELECT is((SELECT (params->>'statistics_run')::bigint FROM refresh_runs WHERE model = 'kept' ORDER BY run_id DESC LIMIT 1),
+	(SELECT run_id FROM kept_first), 'an incremental run keeps the statistics of the full run');
+SELECT is((SELECT array_agg(customer ORDER BY customer) FROM segtier_data.kept_tiers
+		   WHERE run_id > (SELECT run_id FROM kept_first)),
+	ARRAY[1, 11, 21, 31, 41, 51, 61, 71, 81, 91], 'it wrote the changed customers only');
+SELECT is(pg_temp.off_reference('kept'), 0::bigint, 'every row is scored against the kept statistics');
+SELECT isnt((SELECT rfm::text FROM segtier_data.kept_tiers WHERE customer = 1),
+	(SELECT rfm::text FROM segtier_data.ful_tiers WHERE customer = 1), 'which a full refresh would have moved');
+
+SELECT alter_model('kept', '{"as_of": "2025-08-02 12:00+00"}');
+SELECT refresh('kept');
+SELECT ok((SELECT (params->>'statistics_run')::bigint = (SELECT run_id FROM kept_first) AND NOT full_refresh
+		   FROM refresh_runs WHERE model = 'kept' ORDER BY run_id DESC LIMIT 1)
+	AND pg_temp.off_reference('kept') = 0
+	AND NOT EXISTS (SELECT 1 FROM segtier_data.kept_tiers WHERE run_id <= (SELECT run_id FROM kept_first) + 1),
+	'the as-of time moved: everybody rescored (recency moved) against the same statistics');
+
+SELECT alter_model('kept', '{"as_of": "2025-08-03 12:00+00"}');
+SELECT refresh('kept');
+SELECT ok((SELECT (params->>'statistics_run')::bigint = run_id AND NOT full_refresh
+		   FROM refresh_runs WHERE model = 'kept' ORDER BY run_id DESC LIMIT 1),
+	'a day later the statistics are recomputed, without a rescan');
+SELECT alter_model('kept', '{"rfm_bins": 4}');
+SELECT refresh('kept');
+SELECT ok((SELECT (params->>'statistics_run')::bigint = run_id AND rfm_scale(
+			   (SELECT rfm FROM segtier_data.kept_tiers WHERE customer = 1)) = 4
+		   FROM refresh_runs WHERE model = 'kept' ORDER BY run_id DESC LIMIT 1),
+	'a scoring option change recomputes them');
+SELECT refresh('kept', full => true);
+SELECT is(pg_temp.off_reference('kept'), 0::bigint, 'and so does a full refresh');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(34);
+SELECT plan(36);
 
 -- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
 -- c: 2 small orders long ago, d: refunds only
@@ -118,6 +118,9 @@ SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount'
 	'22023', 'invalid value for model option "pyramid_shares": [0.1, 0.2]', 'pyramid shares must fit the scheme''s levels');
 SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"p_alive_threshold": 0.5}')$$,
 	'22023', 'invalid value for model option "p_alive_threshold": 0.5', 'p_alive_threshold needs predict');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"statistics_interval": "-1 hour"}')$$,
+	'22023', 'invalid value for model option "statistics_interval": "-1 hour"', 'statistics_interval must not be negative');
+SELECT lives_ok($$SELECT segtier._check_option('statistics_interval', '"0"')$$, 'statistics_interval may be zero');
 SELECT throws_like($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"bogus": 1}')$$,
 	'unknown model option "bogus"', 'an unknown key');
 SELECT is((SELECT count(*) FROM segtier.model_option k

@@ -57,7 +57,6 @@ SELECT results_eq($$
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'segtier'
 	WHERE p.proparallel <> 's' ORDER BY 1$$,
 	$$VALUES ('segtier._alter_model(text,jsonb)'),
-			 ('segtier._apply_overrides_and_hysteresis(text,timestamp with time zone,integer,integer)'),
 			 ('segtier._capture()'),
 			 ('segtier._close_stale_runs()'),
 			 ('segtier._create_model(text,regclass,name,name,name,jsonb)'),
@@ -66,6 +65,7 @@ SELECT results_eq($$
 			 ('segtier._grant_views(regrole)'),
 			 ('segtier._model_check()'),
 			 ('segtier._refresh_model(text,boolean,bigint)'),
+			 ('segtier._rescore(segtier._scoring,text)'),
 			 ('segtier._run_failed(bigint,text)'),
 			 ('segtier._run_start(text)'),
 			 ('segtier._set_capture(segtier.model,boolean)'),

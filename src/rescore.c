@@ -1,0 +1,1007 @@
+/*
+ * rescore.c: the scoring pass of a refresh.
+ *
+ * segtier._rescore(cfg segtier._scoring, query text) reads the rows of query
+ * (each customer's features beside the current row of <model>_tiers, see
+ * _refresh_model) in one streaming pass and returns only what must be
+ * written: new customers ('i'), rows whose values changed ('u') and
+ * customers who left ('d'), each with its tier_history entries.  Scores,
+ * segments, value classes, the pyramid, lifecycle, churn, the predictive
+ * columns, clusters, overrides and hysteresis are all computed here, with
+ * the same functions the SQL API exposes, so the refresh and a hand-written
+ * query give the same answer.
+ */
+#include "segtier.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+
+/* The columns of a <model>_tiers row that the pass computes, in table order. */
+typedef enum TierColumn
+{
+	C_FIRST,
+	C_LAST,
+	C_RECENCY,
+	C_FREQUENCY,
+	C_MONETARY,
+	C_VALUE,
+	C_RFM,
+	C_SEGMENT,
+	C_VALUE_CLASS,
+	C_PYRAMID,
+	C_LIFECYCLE,
+	C_CHURN,
+	C_CHURN_REASON,
+	C_P_ALIVE,
+	C_EXPECTED,
+	C_CLV,
+	C_CLUSTER,
+	C_CLUSTER_LABEL,
+	C_HELD,
+	C_OVERRIDDEN,
+	C_HOLD,
+	NCOLS
+} TierColumn;
+
+/* How two values of a column are compared (as IS DISTINCT FROM would). */
+typedef enum Kind
+{
+	K_INT64,					/* timestamptz, bigint, tier */
+	K_INT32,					/* rfm, int */
+	K_BOOL,
+	K_FLOAT8,
+	K_NUMERIC,
+	K_TEXT,
+	K_TEXTARR,
+	K_JSONB
+} Kind;
+
+static const Kind column_kind[NCOLS] = {
+	K_INT64, K_INT64, K_FLOAT8, K_INT64, K_NUMERIC, K_NUMERIC, K_INT32, K_TEXT,
+	K_INT64, K_INT64, K_INT64, K_BOOL, K_TEXT, K_FLOAT8, K_FLOAT8, K_FLOAT8,
+	K_INT32, K_TEXT, K_TEXTARR, K_TEXTARR, K_JSONB
+};
+
+/* Input columns of the query, 0-based; the old row follows at IN_OLD. */
+enum
+{
+	IN_CUSTOMER,
+	IN_FIRST,
+	IN_LAST,
+	IN_RECENCY,
+	IN_FREQUENCY,
+	IN_MONETARY,
+	IN_VALUE,
+	IN_TRANSACTIONS,
+	IN_MONTH_SPEND,
+	IN_X,
+	IN_T_X,
+	IN_T_AGE,
+	IN_MEAN_REPEAT,
+	IN_PRESENT,
+	IN_EXISTED,
+	IN_OLD,
+	IN_NCOLS = IN_OLD + NCOLS
+};
+
+/* Output: op, customer, the NCOLS row columns, then the history arrays. */
+#define OUT_ROW 2
+#define OUT_HIST (OUT_ROW + NCOLS)
+#define HIST_FIELDS 5
+#define OUT_NCOLS (OUT_HIST + HIST_FIELDS)
+
+/* The three tier columns with history, overrides and (two) hysteresis. */
+#define NSCHEMES 3
+static const char *const scheme_names[NSCHEMES] = {"value_class", "pyramid", "lifecycle"};
+static const TierColumn scheme_column[NSCHEMES] = {C_VALUE_CLASS, C_PYRAMID, C_LIFECYCLE};
+
+typedef struct Levels
+{
+	int			n;
+	Datum	   *tiers;
+	bool	   *nulls;
+} Levels;
+
+typedef struct Cuts
+{
+	bool		present;
+	int			n;
+	const float8 *v;
+} Cuts;
+
+typedef struct Override
+{
+	char	   *customer;
+	int			scheme;
+	bool		has_tier;
+	Tier		tier;
+	char	   *reason;			/* NULL when NULL */
+	char	   *set_by;
+	char	   *cleared_by;
+	bool		live;
+} Override;
+
+typedef struct Scoring
+{
+	TimestampTz as_of;
+	int32		bins;
+	Cuts		r_cuts,
+				f_cuts,
+				m_cuts,
+				v_cuts,
+				p_cuts;
+	Levels		value_levels,
+				pyramid_levels;
+	bool		rfm8;
+	bool		rfm8_mean;
+	float8		means[3];
+	bool		means_null[3];
+	SegtierLang lang;
+	LifecycleWindows windows;
+	float8		churn_decline;
+	int32		churn_months;
+	bool		has_threshold;
+	float8		p_alive_threshold;
+	char	   *threshold_text;
+	bool		predict;
+	BgnbdParams bg;
+	bool		has_gg;
+	float8		gg[3];
+	float8		horizon_days;
+	float8		horizon_months;
+	float8		discount_rate;
+	bool		cluster;
+	float8		stdz[6];
+	int			k;
+	const float8 *centroids;
+	Datum	   *labels;
+	bool	   *label_nulls;
+	int			nlabels;
+	int32		hysteresis_runs;
+	int32		hysteresis_days;
+	Tier		stage_tier[LIFECYCLE_STAGES];
+	int			noverrides;
+	Override   *overrides;		/* sorted by customer, then scheme */
+	Oid			customer_out;
+} Scoring;
+
+static Datum
+cfg_field(HeapTupleHeader cfg, const char *name, bool *isnull)
+{
+	return GetAttributeByName(cfg, name, isnull);
+}
+
+static Cuts
+cfg_cuts(HeapTupleHeader cfg, const char *name)
+{
+	bool		isnull;
+	Datum		d = cfg_field(cfg, name, &isnull);
+	Cuts		c = {false, 0, NULL};
+
+	if (!isnull)
+	{
+		c.present = true;
+		c.n = segtier_get_cuts(DatumGetArrayTypeP(d), &c.v);
+	}
+	return c;
+}
+
+static Levels
+cfg_levels(HeapTupleHeader cfg, const char *name)
+{
+	bool		isnull;
+	Datum		d = cfg_field(cfg, name, &isnull);
+	Levels		l = {0, NULL, NULL};
+
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+
+		deconstruct_array(arr, ARR_ELEMTYPE(arr), sizeof(Tier), true, TYPALIGN_DOUBLE,
+						  &l.tiers, &l.nulls, &l.n);
+	}
+	return l;
+}
+
+static int32
+cfg_int(HeapTupleHeader cfg, const char *name)
+{
+	bool		isnull;
+	Datum		d = cfg_field(cfg, name, &isnull);
+
+	if (isnull)
+		elog(ERROR, "scoring setting %s is NULL", name);
+	return DatumGetInt32(d);
+}
+
+static float8
+cfg_float(HeapTupleHeader cfg, const char *name, bool *isnull)
+{
+	Datum		d = cfg_field(cfg, name, isnull);
+
+	return *isnull ? 0.0 : DatumGetFloat8(d);
+}
+
+static int
+override_cmp(const void *a, const void *b)
+{
+	const Override *x = a;
+	const Override *y = b;
+	int			c = strcmp(x->customer, y->customer);
+
+	return c != 0 ? c : x->scheme - y->scheme;
+}
+
+static char *
+spi_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* The model's overrides, all of them (cleared and expired ones give reasons). */
+static void
+load_overrides(Scoring *s, text *model, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(model)};
+
+	if (SPI_execute_with_args(
+			"SELECT o.customer, o.scheme, o.tier::segtier.tier, o.reason, o.set_by::text, o.cleared_by::text, "
+			"       o.cleared_by IS NULL AND (o.expires IS NULL OR o.expires > now()) "
+			"FROM segtier.tier_override o WHERE o.model = $1",
+			1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the overrides");
+	s->noverrides = 0;
+	s->overrides = MemoryContextAlloc(cxt, sizeof(Override) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Override   *o = &s->overrides[s->noverrides];
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		char	   *scheme = spi_text(tup, desc, 2);
+		bool		isnull;
+		Datum		t;
+
+		o->scheme = -1;
+		for (int k = 0; k < NSCHEMES; k++)
+			if (scheme && strcmp(scheme, scheme_names[k]) == 0)
+				o->scheme = k;
+		o->customer = spi_text(tup, desc, 1);
+		t = SPI_getbinval(tup, desc, 3, &isnull);
+		o->has_tier = !isnull;
+		o->tier = isnull ? 0 : DatumGetTier(t);
+		o->reason = spi_text(tup, desc, 4);
+		o->set_by = spi_text(tup, desc, 5);
+		o->cleared_by = spi_text(tup, desc, 6);
+		o->live = o->has_tier && DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull)) && !isnull;
+		MemoryContextSwitchTo(old);
+		if (o->scheme >= 0 && o->customer != NULL)
+			s->noverrides++;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	qsort(s->overrides, s->noverrides, sizeof(Override), override_cmp);
+}
+
+static const Override *
+find_override(const Scoring *s, const char *customer, int scheme)
+{
+	Override	key = {.customer = (char *) customer, .scheme = scheme};
+
+	return bsearch(&key, s->overrides, s->noverrides, sizeof(Override), override_cmp);
+}
+
+static void
+read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d;
+	text	   *segment_scheme;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	s->as_of = DatumGetTimestampTz(cfg_field(cfg, "as_of", &isnull));
+	if (isnull)
+		elog(ERROR, "scoring setting as_of is NULL");
+	s->bins = cfg_int(cfg, "bins");
+	s->r_cuts = cfg_cuts(cfg, "recency_cuts");
+	s->f_cuts = cfg_cuts(cfg, "frequency_cuts");
+	s->m_cuts = cfg_cuts(cfg, "monetary_cuts");
+	s->v_cuts = cfg_cuts(cfg, "value_cuts");
+	s->p_cuts = cfg_cuts(cfg, "pyramid_cuts");
+	s->value_levels = cfg_levels(cfg, "value_levels");
+	s->pyramid_levels = cfg_levels(cfg, "pyramid_levels");
+
+	segment_scheme = DatumGetTextPP(cfg_field(cfg, "segment_scheme", &isnull));
+	if (!isnull && !segtier_text_is(segment_scheme, "rfm11") && !segtier_text_is(segment_scheme, "rfm8"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown segment scheme \"%s\"", text_to_cstring(segment_scheme)),
+				 errhint("Use 'rfm11' or 'rfm8'.")));
+	s->rfm8 = !isnull && segtier_text_is(segment_scheme, "rfm8");
+	d = cfg_field(cfg, "rfm8_mean", &isnull);
+	s->rfm8_mean = !isnull && DatumGetBool(d);
+	d = cfg_field(cfg, "means", &isnull);
+	for (int i = 0; i < 3; i++)
+		s->means_null[i] = true;
+	if (!isnull)
+	{
+		Datum	   *e;
+		bool	   *n;
+		int			ne;
+
+		deconstruct_array(DatumGetArrayTypeP(d), FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &e, &n, &ne);
+		for (int i = 0; i < Min(ne, 3); i++)
+		{
+			s->means_null[i] = n[i];
+			s->means[i] = n[i] ? 0.0 : DatumGetFloat8(e[i]);
+		}
+	}
+	s->lang = segtier_parse_lang(DatumGetTextPP(cfg_field(cfg, "lang", &isnull)));
+
+	s->windows.new_days = cfg_int(cfg, "new_days");
+	s->windows.active_days = cfg_int(cfg, "active_days");
+	s->windows.churn_days = cfg_int(cfg, "churn_days");
+	s->windows.loyal_purchases = cfg_int(cfg, "loyal_purchases");
+	segtier_lifecycle_check(&s->windows);
+	s->churn_decline = cfg_float(cfg, "churn_decline", &isnull);
+	if (isnull)
+		elog(ERROR, "scoring setting churn_decline is NULL");
+	s->churn_months = cfg_int(cfg, "churn_months");
+	s->p_alive_threshold = cfg_float(cfg, "p_alive_threshold", &isnull);
+	s->has_threshold = !isnull;
+	if (s->has_threshold)
+		s->threshold_text = float8out_internal(s->p_alive_threshold);
+
+	d = cfg_field(cfg, "bgnbd", &isnull);
+	s->predict = !isnull;
+	if (s->predict)
+		bgnbd_get_params(DatumGetHeapTupleHeader(d), &s->bg);
+	d = cfg_field(cfg, "gamma_gamma", &isnull);
+	s->has_gg = !isnull;
+	if (s->has_gg)
+		gg_get_params(DatumGetHeapTupleHeader(d), s->gg);
+	s->horizon_days = cfg_float(cfg, "horizon_days", &isnull);
+	s->horizon_months = cfg_float(cfg, "horizon_months", &isnull);
+	s->discount_rate = cfg_float(cfg, "discount_rate", &isnull);
+
+	s->cluster = false;
+	d = cfg_field(cfg, "stdz", &isnull);
+	if (!isnull)
+	{
+		ArrayType  *stdz = DatumGetArrayTypeP(d);
+		Datum		cd = cfg_field(cfg, "centroids", &isnull);
+
+		if (!isnull)
+		{
+			ArrayType  *cent = DatumGetArrayTypeP(cd);
+			Datum	   *e;
+			bool	   *n;
+			int			ne;
+
+			deconstruct_array(stdz, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+							  TYPALIGN_DOUBLE, &e, &n, &ne);
+			if (ne != 6 || ARR_NDIM(cent) != 2 || ARR_DIMS(cent)[1] != 3 ||
+				array_contains_nulls(cent))
+				elog(ERROR, "malformed cluster statistics");
+			for (int i = 0; i < 6; i++)
+				s->stdz[i] = n[i] ? get_float8_nan() : DatumGetFloat8(e[i]);
+			s->k = ARR_DIMS(cent)[0];
+			s->centroids = (const float8 *) ARR_DATA_PTR(cent);
+			s->cluster = true;
+		}
+	}
+	d = cfg_field(cfg, "cluster_labels", &isnull);
+	s->nlabels = 0;
+	if (!isnull)
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &s->labels, &s->label_nulls, &s->nlabels);
+	s->hysteresis_runs = cfg_int(cfg, "hysteresis_runs");
+	s->hysteresis_days = cfg_int(cfg, "hysteresis_days");
+	for (int i = 0; i < LIFECYCLE_STAGES; i++)
+		s->stage_tier[i] = segtier_tier("lifecycle", segtier_lifecycle_stages[i]);
+	MemoryContextSwitchTo(old);
+}
+
+/* ---- one customer ---- */
+
+typedef struct History
+{
+	int			n;
+	Datum		field[HIST_FIELDS][NSCHEMES];
+	bool		null[HIST_FIELDS][NSCHEMES];
+} History;
+
+static void
+history_add(History *h, int scheme, bool old_null, Tier old, bool new_null, Tier new,
+			const char *reason, const char *by)
+{
+	int			i = h->n++;
+
+	h->field[0][i] = CStringGetTextDatum(scheme_names[scheme]);
+	h->null[0][i] = false;
+	h->null[1][i] = old_null;
+	if (!old_null)
+		h->field[1][i] = CStringGetTextDatum(segtier_tier_cstring(old));
+	h->null[2][i] = new_null;
+	if (!new_null)
+		h->field[2][i] = CStringGetTextDatum(segtier_tier_cstring(new));
+	h->null[3][i] = reason == NULL;
+	if (reason)
+		h->field[3][i] = CStringGetTextDatum(reason);
+	h->null[4][i] = by == NULL;
+	if (by)
+		h->field[4][i] = CStringGetTextDatum(by);
+}
+
+static Datum
+text_array(Datum *elems, int n)
+{
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(TEXTOID));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static Datum
+history_array(const History *h, int field)
+{
+	int			dims[1] = {h->n};
+	int			lbs[1] = {1};
+
+	if (h->n == 0)
+		return PointerGetDatum(construct_empty_array(TEXTOID));
+	return PointerGetDatum(construct_md_array((Datum *) h->field[field], (bool *) h->null[field],
+											  1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* A text[] compared element by element (stored and built arrays differ in headers). */
+static bool
+text_arrays_same(Datum a, Datum b)
+{
+	Datum	   *ea,
+			   *eb;
+	bool	   *na,
+			   *nb;
+	int			ca,
+				cb;
+
+	deconstruct_array(DatumGetArrayTypeP(a), TEXTOID, -1, false, TYPALIGN_INT, &ea, &na, &ca);
+	deconstruct_array(DatumGetArrayTypeP(b), TEXTOID, -1, false, TYPALIGN_INT, &eb, &nb, &cb);
+	if (ca != cb)
+		return false;
+	for (int i = 0; i < ca; i++)
+		if (na[i] != nb[i] || (!na[i] && !datum_image_eq(ea[i], eb[i], false, -1)))
+			return false;
+	return true;
+}
+
+static bool
+values_same(Kind kind, Datum a, bool an, Datum b, bool bn)
+{
+	if (an || bn)
+		return an && bn;
+	switch (kind)
+	{
+		case K_INT64:
+			return DatumGetInt64(a) == DatumGetInt64(b);
+		case K_INT32:
+			return DatumGetInt32(a) == DatumGetInt32(b);
+		case K_BOOL:
+			return DatumGetBool(a) == DatumGetBool(b);
+		case K_FLOAT8:
+			{
+				float8		x = DatumGetFloat8(a),
+							y = DatumGetFloat8(b);
+
+				return x == y || (isnan(x) && isnan(y));
+			}
+		case K_NUMERIC:
+			return DatumGetBool(DirectFunctionCall2(numeric_eq, a, b));
+		case K_TEXT:
+			return datum_image_eq(a, b, false, -1);
+		case K_TEXTARR:
+			return text_arrays_same(a, b);
+		case K_JSONB:
+			return DatumGetBool(DirectFunctionCall2(jsonb_eq, a, b));
+	}
+	return false;
+}
+
+/* hold->scheme->key of the old hold counters, or NULL. */
+static JsonbValue *
+hold_field(Jsonb *hold, const char *scheme, const char *key)
+{
+	JsonbValue	v;
+	JsonbValue *inner;
+
+	if (hold == NULL ||
+		!getKeyJsonValueFromContainer(&hold->root, scheme, strlen(scheme), &v) ||
+		v.type != jbvBinary)
+		return NULL;
+	inner = getKeyJsonValueFromContainer(v.val.binary.data, key, strlen(key), NULL);
+	return inner;
+}
+
+static bool
+hold_has(Jsonb *hold, const char *scheme)
+{
+	JsonbValue	v;
+
+	return hold != NULL &&
+		getKeyJsonValueFromContainer(&hold->root, scheme, strlen(scheme), &v) != NULL;
+}
+
+static char *
+json_scalar_text(JsonbValue *v)
+{
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	if (v->type == jbvBool)
+		return pstrdup(v->val.boolean ? "true" : "false");
+	return NULL;
+}
+
+static int
+score_or_zero(const Cuts *c, float8 v, bool higher)
+{
+	return c->present ? segtier_score(v, c->v, c->n, higher) : 0;
+}
+
+/* levels[score(value, cuts)] as SQL subscripts it: NULL when out of range. */
+static bool
+level_at(const Levels *l, int score, Tier *t)
+{
+	if (l->tiers == NULL || score < 1 || score > l->n || l->nulls[score - 1])
+		return false;
+	*t = DatumGetTier(l->tiers[score - 1]);
+	return true;
+}
+
+static float8
+numeric_to_float8(Datum n)
+{
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, n));
+}
+
+/*
+ * Scores one customer into v/isnull (the NCOLS row columns) and h; returns
+ * whether anything must be written.
+ */
+static bool
+rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isnull,
+			History *h, const char *by)
+{
+	Datum		in[IN_NCOLS];
+	bool		nul[IN_NCOLS];
+	Datum	   *old = in + IN_OLD;
+	bool	   *oldnull = nul + IN_OLD;
+	bool		existed,
+				has;
+	float8		recency = 0,
+				frequency = 0,
+				monetary = 0;
+	Tier		scored[NSCHEMES];
+	bool		scored_null[NSCHEMES];
+	Jsonb	   *hold_old;
+	bool		overridden_old[NSCHEMES] = {false, false, false};
+	char	   *customer_text = NULL;
+	Datum		held[NSCHEMES],
+				overridden[NSCHEMES];
+	int			nheld = 0,
+				noverridden = 0;
+	StringInfoData hold;
+	bool		changed;
+
+	heap_deform_tuple(tup, desc, in, nul);
+	existed = !nul[IN_EXISTED] && DatumGetBool(in[IN_EXISTED]);
+	h->n = 0;
+
+	if (nul[IN_PRESENT] || !DatumGetBool(in[IN_PRESENT]))
+	{
+		if (!existed)
+			return false;
+		for (int k = 0; k < NSCHEMES; k++)
+			history_add(h, k, oldnull[scheme_column[k]], DatumGetTier(old[scheme_column[k]]),
+						true, 0, "customer removed", NULL);
+		return true;
+	}
+
+	/* the customer's own numbers */
+	for (int c = C_FIRST; c <= C_VALUE; c++)
+	{
+		v[c] = in[IN_FIRST + c];
+		isnull[c] = nul[IN_FIRST + c];
+	}
+	has = !nul[IN_LAST];
+	if (has)
+	{
+		recency = DatumGetFloat8(in[IN_RECENCY]);
+		frequency = (float8) DatumGetInt64(in[IN_FREQUENCY]);
+		/* no average for a customer without purchases: scored as zero */
+		monetary = nul[IN_MONETARY] ? 0.0 : numeric_to_float8(in[IN_MONETARY]);
+	}
+
+	/* RFM and its segment */
+	isnull[C_RFM] = isnull[C_SEGMENT] = true;
+	if (has && s->r_cuts.present && s->f_cuts.present && (monetary <= 0 || s->m_cuts.present))
+	{
+		Rfm			rfm = rfm_make(segtier_score(recency, s->r_cuts.v, s->r_cuts.n, false),
+								   segtier_score(frequency, s->f_cuts.v, s->f_cuts.n, true),
+								   monetary > 0 ? segtier_score(monetary, s->m_cuts.v, s->m_cuts.n, true) : 1,
+								   s->bins);
+		const char *segment = NULL;
+
+		v[C_RFM] = RfmGetDatum(rfm);
+		isnull[C_RFM] = false;
+		if (s->rfm8 && s->rfm8_mean)
+		{
+			if (!s->means_null[0] && !s->means_null[1] && !s->means_null[2])
+				segment = segtier_rfm8(recency < s->means[0], frequency > s->means[1],
+									   monetary > s->means[2], s->lang);
+		}
+		else if (s->rfm8)
+			segment = segtier_rfm8(segtier_rfm_high(RFM_R(rfm), s->bins),
+								   segtier_rfm_high(RFM_F(rfm), s->bins),
+								   segtier_rfm_high(RFM_M(rfm), s->bins), s->lang);
+		else
+			segment = segtier_rfm11(rfm, s->lang);
+		if (segment)
+		{
+			v[C_SEGMENT] = CStringGetTextDatum(segment);
+			isnull[C_SEGMENT] = false;
+		}
+	}
+
+	/* value class and pyramid: the first level for no or negative value */
+	{
+		float8		value = has && !nul[IN_VALUE] ? numeric_to_float8(in[IN_VALUE]) : 0.0;
+		bool		positive = has && value > 0;
+		int			score_v = positive ? score_or_zero(&s->v_cuts, value, true) : 1;
+		int			score_p = positive ? score_or_zero(&s->p_cuts, value, true) : 1;
+
+		if (has && nul[IN_VALUE])
+			score_v = score_p = 0;
+		scored_null[0] = !level_at(&s->value_levels, score_v, &scored[0]);
+		scored_null[1] = !level_at(&s->pyramid_levels, score_p, &scored[1]);
+	}
+
+	/* the overrides in force before this run, and the hysteresis counters */
+	if (!oldnull[C_OVERRIDDEN])
+	{
+		Datum	   *e;
+		bool	   *n;
+		int			ne;
+
+		deconstruct_array(DatumGetArrayTypeP(old[C_OVERRIDDEN]), TEXTOID, -1, false,
+						  TYPALIGN_INT, &e, &n, &ne);
+		for (int i = 0; i < ne; i++)
+			for (int k = 0; k < NSCHEMES; k++)
+				if (!n[i] && strcmp(TextDatumGetCString(e[i]), scheme_names[k]) == 0)
+					overridden_old[k] = true;
+	}
+	hold_old = oldnull[C_HOLD] ? NULL : DatumGetJsonbP(old[C_HOLD]);
+
+	/* lifecycle: reactivation looks at the previous scored stage */
+	{
+		int			prev = -1;
+
+		if (!oldnull[C_LIFECYCLE] && !overridden_old[2])
+			prev = segtier_lifecycle_parse(segtier_tier_level_name(DatumGetTier(old[C_LIFECYCLE])));
+		scored[2] = s->stage_tier[segtier_lifecycle(has,
+													nul[IN_FIRST] ? 0 : DatumGetTimestampTz(in[IN_FIRST]),
+													has ? DatumGetTimestampTz(in[IN_LAST]) : 0,
+													nul[IN_TRANSACTIONS] ? 0 : DatumGetInt64(in[IN_TRANSACTIONS]),
+													s->as_of, &s->windows, prev)];
+		scored_null[2] = false;
+	}
+
+	/* predictions */
+	isnull[C_P_ALIVE] = isnull[C_EXPECTED] = isnull[C_CLV] = true;
+	if (has)
+	{
+		float8		key[3];
+
+		key[0] = DatumGetFloat8(in[IN_X]);
+		key[1] = DatumGetFloat8(in[IN_T_X]);
+		key[2] = DatumGetFloat8(in[IN_T_AGE]);
+		if (s->predict)
+		{
+			bgnbd_check_customer(key);
+			v[C_P_ALIVE] = Float8GetDatum(bgnbd_p_alive_key(&s->bg, key));
+			v[C_EXPECTED] = Float8GetDatum(bgnbd_expected(&s->bg, s->horizon_days, key));
+			isnull[C_P_ALIVE] = isnull[C_EXPECTED] = false;
+		}
+		/* Gamma-Gamma has no spend for repeat purchases that were all free */
+		if (key[0] > 0 && !nul[IN_MEAN_REPEAT] && !(DatumGetFloat8(in[IN_MEAN_REPEAT]) > 0))
+		{
+			v[C_CLV] = Float8GetDatum(0.0);
+			isnull[C_CLV] = false;
+		}
+		else if (s->predict && s->has_gg)
+		{
+			v[C_CLV] = Float8GetDatum(segtier_clv_value(&s->bg, s->gg, key,
+														nul[IN_MEAN_REPEAT] ? 0.0 : DatumGetFloat8(in[IN_MEAN_REPEAT]),
+														s->horizon_months, s->discount_rate, 1.0, 30.0));
+			isnull[C_CLV] = false;
+		}
+	}
+
+	/* churn: the spend rule, or p_alive below the threshold */
+	v[C_CHURN] = BoolGetDatum(false);
+	isnull[C_CHURN] = false;
+	isnull[C_CHURN_REASON] = true;
+	if (has)
+	{
+		const float8 *spend = NULL;
+		int			nspend = 0;
+		char	   *reason;
+		bool		at_risk;
+		bool		low = s->has_threshold && !isnull[C_P_ALIVE] &&
+			DatumGetFloat8(v[C_P_ALIVE]) < s->p_alive_threshold;
+
+		if (!nul[IN_MONTH_SPEND])
+			nspend = segtier_churn_spend(DatumGetArrayTypeP(in[IN_MONTH_SPEND]), &spend);
+		at_risk = segtier_churn(spend, nspend, recency, s->windows.active_days,
+								s->churn_decline, s->churn_months, &reason);
+		if (low)
+		{
+			Datum		rounded = DirectFunctionCall2(numeric_round,
+													  DirectFunctionCall1(float8_numeric, v[C_P_ALIVE]),
+													  Int32GetDatum(3));
+			char	   *p = psprintf("p_alive %s below %s",
+									 DatumGetCString(DirectFunctionCall1(numeric_out, rounded)),
+									 s->threshold_text);
+
+			reason = reason ? psprintf("%s; %s", reason, p) : p;
+		}
+		v[C_CHURN] = BoolGetDatum(at_risk || low);
+		if (reason)
+		{
+			v[C_CHURN_REASON] = CStringGetTextDatum(reason);
+			isnull[C_CHURN_REASON] = false;
+		}
+	}
+
+	/* k-means cluster of the standardized log features */
+	isnull[C_CLUSTER] = isnull[C_CLUSTER_LABEL] = true;
+	if (has && s->cluster)
+	{
+		float8		raw[3] = {recency, frequency, Max(monetary, 0.0)};
+		float8		x[3];
+		int			c;
+
+		for (int i = 0; i < 3; i++)
+		{
+			if (!(s->stdz[2 * i + 1] != 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("features must not contain NULLs")));
+			x[i] = (log(1.0 + raw[i]) - s->stdz[2 * i]) / s->stdz[2 * i + 1];
+			if (!isfinite(x[i]))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("features must be finite")));
+		}
+		c = segtier_nearest_centroid(x, 3, s->centroids, s->k);
+		v[C_CLUSTER] = Int32GetDatum(c);
+		isnull[C_CLUSTER] = false;
+		if (c <= s->nlabels && !s->label_nulls[c - 1])
+		{
+			v[C_CLUSTER_LABEL] = s->labels[c - 1];
+			isnull[C_CLUSTER_LABEL] = false;
+		}
+	}
+
+	/*
+	 * Final tiers: an active override wins; a downgrade of value_class or
+	 * pyramid is held until the customer was below its tier for
+	 * hysteresis_runs consecutive rescorings or hysteresis_days days.
+	 */
+	if (s->noverrides > 0)
+		customer_text = OidOutputFunctionCall(s->customer_out, in[IN_CUSTOMER]);
+	initStringInfo(&hold);
+	appendStringInfoChar(&hold, '{');
+	for (int k = 0; k < NSCHEMES; k++)
+	{
+		TierColumn col = scheme_column[k];
+		const Override *o = customer_text ? find_override(s, customer_text, k) : NULL;
+		bool		live = o != NULL && o->live;
+		char	   *runs_text = json_scalar_text(hold_field(hold_old, scheme_names[k], "runs"));
+		char	   *since_text = json_scalar_text(hold_field(hold_old, scheme_names[k], "since"));
+		int32		runs = (runs_text ? pg_strtoint32(runs_text) : 0) + 1;
+		TimestampTz since = since_text ?
+			DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(since_text),
+													ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))) :
+			s->as_of;
+		bool		hyst = k != 2 && (s->hysteresis_runs > 1 || s->hysteresis_days > 0);
+		bool		keep = hyst && existed && !live && !overridden_old[k] &&
+			!oldnull[col] && !scored_null[k] &&
+			TIER_SCHEME(DatumGetTier(old[col])) == TIER_SCHEME(scored[k]) &&
+			segtier_tier_rank(scored[k]) < segtier_tier_rank(DatumGetTier(old[col])) &&
+			!((s->hysteresis_runs > 1 && runs >= s->hysteresis_runs) ||
+			  (s->hysteresis_days > 0 &&
+			   s->as_of - since >= (int64) s->hysteresis_days * USECS_PER_DAY));
+		const char *reason;
+		const char *who;
+		bool		cleared = overridden_old[k] && o != NULL && o->cleared_by != NULL;
+
+		if (live)
+		{
+			v[col] = TierGetDatum(o->tier);
+			isnull[col] = false;
+		}
+		else if (keep)
+		{
+			v[col] = old[col];
+			isnull[col] = false;
+		}
+		else
+		{
+			v[col] = TierGetDatum(scored[k]);
+			isnull[col] = scored_null[k];
+		}
+		if (!existed)
+			reason = "new customer";
+		else if (live)
+			reason = o->reason ? psprintf("override: %s", o->reason) : NULL;
+		else if (cleared)
+			reason = "override cleared";
+		else if (overridden_old[k])
+			reason = "override expired";
+		else if (keep)
+			reason = psprintf("hysteresis hold: scored %s, run %d",
+							  segtier_tier_cstring(scored[k]), runs);
+		else if (hold_has(hold_old, scheme_names[k]))
+			reason = "hysteresis release";
+		else
+			reason = "score";
+		who = live ? o->set_by : cleared ? o->cleared_by : by;
+
+		if (live)
+			overridden[noverridden++] = CStringGetTextDatum(scheme_names[k]);
+		if (keep)
+		{
+			held[nheld++] = CStringGetTextDatum(scheme_names[k]);
+			appendStringInfo(&hold, "%s\"%s\": {\"runs\": %d, \"since\": \"%s\"}",
+							 nheld > 1 ? ", " : "", scheme_names[k], runs,
+							 JsonEncodeDateTime(NULL, TimestampTzGetDatum(since), TIMESTAMPTZOID, NULL));
+		}
+		if (!values_same(K_INT64, old[col], oldnull[col] || !existed, v[col], isnull[col]) ||
+			(reason != NULL && strncmp(reason, "hysteresis", 10) == 0))
+			history_add(h, k, oldnull[col] || !existed, DatumGetTier(old[col]),
+						isnull[col], DatumGetTier(v[col]), reason, who);
+	}
+	appendStringInfoChar(&hold, '}');
+	v[C_HELD] = text_array(held, nheld);
+	v[C_OVERRIDDEN] = text_array(overridden, noverridden);
+	v[C_HOLD] = DirectFunctionCall1(jsonb_in, CStringGetDatum(hold.data));
+	isnull[C_HELD] = isnull[C_OVERRIDDEN] = isnull[C_HOLD] = false;
+
+	if (!existed)
+		return true;
+	changed = h->n > 0;
+	for (int c = 0; c < NCOLS && !changed; c++)
+		changed = !values_same(column_kind[c], old[c], oldnull[c], v[c], isnull[c]);
+	return changed;
+}
+
+PG_FUNCTION_INFO_V1(segtier_rescore);
+Datum
+segtier_rescore(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HeapTupleHeader cfg = PG_GETARG_HEAPTUPLEHEADER(0);
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	MemoryContext per_query;
+	MemoryContext row_cxt;
+	MemoryContext old;
+	Tuplestorestate *store;
+	TupleDesc	outdesc;
+	Scoring		s;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	char	   *by = GetUserNameFromId(GetUserId(), false);
+	bool		typisvarlena;
+	bool		isnull;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize) || rsinfo->expectedDesc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("segtier._rescore must be called in FROM with a column definition list")));
+	if (rsinfo->expectedDesc->natts != OUT_NCOLS)
+		elog(ERROR, "segtier._rescore returns %d columns, not %d",
+			 OUT_NCOLS, rsinfo->expectedDesc->natts);
+
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	old = MemoryContextSwitchTo(per_query);
+	outdesc = CreateTupleDescCopy(rsinfo->expectedDesc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+
+	memset(&s, 0, sizeof(s));
+	read_config(&s, cfg, per_query);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	load_overrides(&s, DatumGetTextPP(GetAttributeByName(cfg, "model", &isnull)), per_query);
+
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the scoring query: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row",
+									ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		if (SPI_tuptable->tupdesc->natts != IN_NCOLS)
+			elog(ERROR, "the scoring query returns %d columns, not %d",
+				 SPI_tuptable->tupdesc->natts, IN_NCOLS);
+		if (s.customer_out == InvalidOid)
+			getTypeOutputInfo(SPI_gettypeid(SPI_tuptable->tupdesc, IN_CUSTOMER + 1),
+							  &s.customer_out, &typisvarlena);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		out[OUT_NCOLS];
+			bool		outnull[OUT_NCOLS];
+			History		h;
+			bool		present;
+
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(row_cxt);
+			memset(outnull, true, sizeof(outnull));
+			if (rescore_row(&s, SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							out + OUT_ROW, outnull + OUT_ROW, &h, by))
+			{
+				bool		existed;
+
+				present = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+													 IN_PRESENT + 1, &isnull)) && !isnull;
+				existed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+													 IN_EXISTED + 1, &isnull)) && !isnull;
+				out[0] = CharGetDatum(!present ? 'd' : existed ? 'u' : 'i');
+				outnull[0] = false;
+				out[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+									   IN_CUSTOMER + 1, &outnull[1]);
+				for (int f = 0; f < HIST_FIELDS; f++)
+				{
+					out[OUT_HIST + f] = history_array(&h, f);
+					outnull[OUT_HIST + f] = false;
+				}
+				tuplestore_putvalues(store, outdesc, out, outnull);
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = outdesc;
+	return (Datum) 0;
+}

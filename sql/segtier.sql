@@ -1698,7 +1698,7 @@ BEGIN
 		CASE WHEN o->>'frequency' = 'days' THEN 's.purchase_days' ELSE 's.transactions' END,
 		CASE WHEN o->>'monetary' = 'total' THEN 's.total_amount' ELSE 's.total_amount / nullif(s.transactions, 0)' END,
 		CASE WHEN o->>'margin_column' IS NOT NULL THEN 'coalesce(s.margin, 0)' ELSE 's.total_amount' END,
-		sumt, CASE WHEN subset IS NOT NULL THEN format('WHERE s.customer IN (SELECT customer FROM %s)', subset) ELSE '' END);
+		sumt, CASE WHEN subset IS NOT NULL THEN format('WHERE s.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END);
 	IF o->>'customers_table' IS NOT NULL THEN
 		f := f || format($f$
 			UNION ALL
@@ -1707,7 +1707,7 @@ BEGIN
 			FROM %2$s c
 			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s$f$,
 			key, o->>'customers_table', sumt,
-			CASE WHEN subset IS NOT NULL THEN format('AND c.%I IN (SELECT customer FROM %s)', key, subset) ELSE '' END);
+			CASE WHEN subset IS NOT NULL THEN format('AND c.%I = ANY (ARRAY(SELECT customer FROM %s))', key, subset) ELSE '' END);
 	END IF;
 	RETURN f;
 END $$;
@@ -1839,8 +1839,9 @@ BEGIN
 		IF v_as_of > last.as_of THEN
 			EXECUTE format('INSERT INTO segtier_changed SELECT customer FROM %s WHERE future_rows > 0', sumt);
 		END IF;
-		EXECUTE format('DELETE FROM %s s USING segtier_changed c WHERE s.customer = c.customer', sumt);
-		filter := format('WHERE %s IN (SELECT customer FROM segtier_changed)', cust);
+		-- = ANY (an array) lets the planner use the indexes for a few customers
+		EXECUTE format('DELETE FROM %s s WHERE s.customer = ANY (ARRAY(SELECT customer FROM segtier_changed))', sumt);
+		filter := format('WHERE %s = ANY (ARRAY(SELECT customer FROM segtier_changed))', cust);
 	END IF;
 	EXECUTE format($f$
 		WITH g AS (
@@ -1944,11 +1945,12 @@ BEGIN
 			 cluster_label text, held text[], overridden text[], hold jsonb,
 			 h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$f$,
 		segtier._features(m, o, v_as_of, subset), tbl,
-		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer IN (SELECT customer FROM %s)', subset) ELSE '' END,
+		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END,
 		regexp_replace(cols, '(\w+)', 't.\1', 'g'), ctype)
 	USING segtier._scoring_settings(m, o, v_as_of, params);
 
 	PERFORM segtier.report_progress(m.name, 'write', n_customers, n_customers);
+	ANALYZE segtier_out;
 	INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason, changed_by)
 	SELECT m.name, x.customer::text, h.scheme, h.from_tier, h.to_tier, v_run, h.reason, coalesce(h.by, current_user)
 	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by);

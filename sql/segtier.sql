@@ -1282,7 +1282,7 @@ BEGIN
 			overridden text[],
 			hold jsonb,
 			computed_at timestamptz,
-			run_id bigint)$f$, t, ctype);
+			run_id bigint) WITH (fillfactor = 45)$f$, t, ctype);
 	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', t,
 		format('segtier model %s: current tiers, one row per customer', m.name));
 	EXECUTE format($f$
@@ -1683,15 +1683,15 @@ DECLARE
 BEGIN
 	f := format($f$
 		SELECT s.customer, s.first_purchase, s.last_purchase,
-			   (extract(epoch FROM %1$L::timestamptz - s.last_purchase) / 86400)::float8 AS recency_days,
+			   date_part('epoch', %1$L::timestamptz - s.last_purchase) / 86400 AS recency_days,
 			   %2$s AS frequency, %3$s AS monetary, %4$s AS value, s.transactions,
 			   s.month_spend::float8[] AS month_spend,
 			   -- BG/NBD and Gamma-Gamma in whole days (so the fit's histogram of
 			   -- distinct histories stays small): repeat purchase days, days from
 			   -- the first to the last purchase and to as_of, mean repeat spend
 			   (s.purchase_days - 1)::float8 AS x,
-			   floor(extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
-			   floor(extract(epoch FROM %1$L::timestamptz - s.first_purchase) / 86400)::float8 AS t_age,
+			   floor(date_part('epoch', s.last_purchase - s.first_purchase) / 86400) AS t_x,
+			   floor(date_part('epoch', %1$L::timestamptz - s.first_purchase) / 86400) AS t_age,
 			   (s.repeat_amount / nullif(s.purchase_days - 1, 0))::float8 AS mean_repeat
 		FROM %5$s s %6$s$f$,
 		as_of,
@@ -1870,8 +1870,8 @@ BEGIN
 				   segtier.cuts(monetary::float8, $1) FILTER (WHERE b AND monetary > 0) AS m_cuts,
 				   segtier.share_cuts(value::float8, $2, $3) FILTER (WHERE b) AS v_cuts,
 				   segtier.share_cuts(value::float8, $4, 'count') FILTER (WHERE b) AS p_cuts,
-				   ARRAY[avg(recency_days) FILTER (WHERE b), avg(frequency) FILTER (WHERE b),
-						 avg(monetary) FILTER (WHERE b)]::float8[] AS means,
+				   ARRAY[avg(recency_days) FILTER (WHERE b), avg(frequency::float8) FILTER (WHERE b),
+						 avg(monetary::float8) FILTER (WHERE b)] AS means,
 				   %2$s AS bg, %3$s AS gg, %4$s AS stdz
 			FROM (SELECT f.*, f.last_purchase IS NOT NULL AS b FROM (%1$s) f) f$f$,
 			feat,
@@ -1950,7 +1950,7 @@ BEGIN
 	USING segtier._scoring_settings(m, o, v_as_of, params);
 
 	PERFORM segtier.report_progress(m.name, 'write', n_customers, n_customers);
-	ANALYZE segtier_out;
+	ANALYZE segtier_out (op, customer);
 	INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason, changed_by)
 	SELECT m.name, x.customer::text, h.scheme, h.from_tier, h.to_tier, v_run, h.reason, coalesce(h.by, current_user)
 	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by);

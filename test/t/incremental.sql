@@ -89,10 +89,10 @@ CREATE FUNCTION pg_temp.off_reference(model text) RETURNS bigint LANGUAGE sql AS
 				FROM jsonb_array_elements(r.params->'clusters') c) AS centroids
 		FROM segtier.refresh_runs r WHERE r.model = $1 ORDER BY r.run_id DESC LIMIT 1
 	), f AS (
-		SELECT s.customer, (extract(epoch FROM p.as_of - s.last_purchase) / 86400)::float8 AS rec,
+		SELECT s.customer, date_part('epoch', p.as_of - s.last_purchase) / 86400 AS rec,
 			   s.purchase_days::float8 AS freq, s.total_amount AS mon, (s.purchase_days - 1)::float8 AS x,
-			   floor(extract(epoch FROM s.last_purchase - s.first_purchase) / 86400)::float8 AS t_x,
-			   floor(extract(epoch FROM p.as_of - s.first_purchase) / 86400)::float8 AS t
+			   floor(date_part('epoch', s.last_purchase - s.first_purchase) / 86400) AS t_x,
+			   floor(date_part('epoch', p.as_of - s.first_purchase) / 86400) AS t
 		FROM segtier_data.kept_summary s, p
 	)
 	SELECT count(*) FROM f JOIN segtier_data.kept_tiers k USING (customer), p

@@ -437,6 +437,33 @@ COMMENT ON AGGREGATE segtier.purchase_summary(timestamptz, numeric) IS 'per-cust
 COMMENT ON AGGREGATE segtier.purchase_summary(timestamptz, numeric, text) IS 'per-customer purchase summary, calendar days in time_zone (an IANA name, else 22023; NULL is 22004; the same zone for all rows of a group).  Rules: a row with NULL ts or NULL amount is ignored and counted in null_rows; a NaN or infinite amount or an infinite ts is an error (22023); a negative amount is a refund: it lowers total_amount and refund_amount, is counted in refunds, and is not a transaction, a purchase day, a first/last purchase or part of repeat_amount; a zero amount is a purchase; repeat_amount = the non-negative amounts on calendar days after the first purchase day; without purchases first/last are NULL and transactions 0; no rows gives NULL';
 COMMENT ON AGGREGATE segtier.purchase_summary(timestamptz, numeric, text, timestamptz) IS 'per-customer purchase summary as of a time, calendar days in time_zone (an IANA name, else 22023; NULL zone or as_of is 22004).  Rules: a row with NULL ts or NULL amount is ignored and counted in null_rows; a NaN or infinite amount or an infinite ts is an error (22023); then a row with ts > as_of (purchase or refund) is ignored and counted in future_rows; a negative amount is a refund: it lowers total_amount and refund_amount, is counted in refunds, and is not a transaction, a purchase day, a first/last purchase or part of repeat_amount; a zero amount is a purchase; repeat_amount = the non-negative amounts on calendar days after the first purchase day; without purchases first/last are NULL and transactions 0; no rows gives NULL';
 
+-- period_spend: amounts per period (periodspend.c)
+CREATE FUNCTION segtier.period_spend_add(internal, timestamptz, numeric, timestamptz[]) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.period_spend_add(internal, timestamptz, numeric, timestamptz[]) IS 'period_spend transition';
+CREATE FUNCTION segtier.period_spend_combine(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.period_spend_combine(internal, internal) IS 'merge two period_spend states';
+CREATE FUNCTION segtier.period_spend_final(internal) RETURNS numeric[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.period_spend_final(internal) IS 'the sums of a period_spend state';
+CREATE FUNCTION segtier.period_spend_serialize(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.period_spend_serialize(internal) IS 'period_spend state for parallel aggregation';
+CREATE FUNCTION segtier.period_spend_deserialize(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.period_spend_deserialize(bytea, internal) IS 'period_spend state from parallel aggregation';
+CREATE AGGREGATE segtier.period_spend(ts timestamptz, amount numeric, bounds timestamptz[]) (
+	SFUNC = segtier.period_spend_add,
+	STYPE = internal,
+	FINALFUNC = segtier.period_spend_final,
+	COMBINEFUNC = segtier.period_spend_combine,
+	SERIALFUNC = segtier.period_spend_serialize,
+	DESERIALFUNC = segtier.period_spend_deserialize,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE segtier.period_spend(timestamptz, numeric, timestamptz[]) IS 'exact sum of the amounts in each period [bounds[i], bounds[i + 1]): numeric[] of one element per period, 0 for a period without rows; rows with a NULL time or amount, or outside the periods, are skipped; bounds (at least two, finite, strictly increasing, the same for every row of a group) are read from the first row; a NaN or infinite amount in a period is an error (22023)';
+
 ------------------------------------------------------------------------------
 -- @cuts: cuts aggregate (cuts.c)
 ------------------------------------------------------------------------------
@@ -1752,7 +1779,6 @@ DECLARE
 	margin text;
 	months int;
 	mstarts timestamptz[];
-	spend text;
 	filter text := '';
 	null_customer_rows bigint;
 	tbl text := format('segtier_data.%I', model || '_tiers');
@@ -1825,9 +1851,6 @@ BEGIN
 	-- spend in the months + 1 complete calendar months before the as-of month
 	SELECT array_agg((date_trunc('month', v_as_of AT TIME ZONE v_tz) - (months + 1 - k) * interval '1 month') AT TIME ZONE v_tz ORDER BY k)
 	INTO mstarts FROM generate_series(0, months + 1) k;
-	SELECT 'ARRAY[' || string_agg(format('coalesce(sum(%s) FILTER (WHERE %s >= $3[%s] AND %s < $3[%s]), 0)',
-										 amt, tcol, k + 1, tcol, k + 2), ', ' ORDER BY k) || ']'
-	INTO spend FROM generate_series(0, months) k;
 
 	-- consume the queue first: changes committed after this are either in
 	-- the scan below or stay queued for the next run
@@ -1846,17 +1869,17 @@ BEGIN
 	EXECUTE format($f$
 		WITH g AS (
 			SELECT %1$s AS customer, segtier.purchase_summary(%2$s, %3$s, $1, $2) AS s,
-				   %4$s AS margin, %5$s AS month_spend, count(*) AS n
-			FROM %6$s %7$s GROUP BY 1
+				   %4$s AS margin, segtier.period_spend(%2$s, %3$s, $3) AS month_spend, count(*) AS n
+			FROM %5$s %6$s GROUP BY 1
 		), ins AS (
-			INSERT INTO %8$s
+			INSERT INTO %7$s
 			SELECT customer, (s).first_purchase, (s).last_purchase, (s).transactions, (s).purchase_days,
 				   (s).total_amount, (s).repeat_amount, (s).refund_amount, (s).null_rows, (s).refunds,
 				   (s).future_rows, margin, month_spend
 			FROM g WHERE customer IS NOT NULL
 		)
 		SELECT coalesce(sum(n), 0) FROM g WHERE customer IS NULL$f$,
-		cust, tcol, amt, margin, spend, src, filter, sumt)
+		cust, tcol, amt, margin, src, filter, sumt)
 	INTO null_customer_rows USING v_tz, v_as_of, mstarts;
 
 	IF v_restat THEN

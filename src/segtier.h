@@ -65,6 +65,32 @@ extern int	segtier_get_cuts(ArrayType *arr, const float8 **cuts);
 extern int	segtier_score(float8 value, const float8 *cuts, int ncuts,
 						  bool higher_is_better);
 
+/* summary.c: exact amount sums, shared with the period_spend aggregate */
+#include "utils/numeric.h"
+
+#define MAX_FAST_SCALE 38		/* 10^38 still fits an int128 */
+
+typedef struct PurchaseSum
+{
+	int128		value;			/* the sum times 10^scale */
+	int32		scale;
+	int32		reserved;
+} PurchaseSum;
+
+/* One input amount, decoded. */
+typedef struct Amount
+{
+	bool		negative;
+	bool		fast;			/* value and scale hold it exactly */
+	int128		value;
+	int32		scale;
+	Datum		datum;			/* the numeric itself, for the slow path */
+} Amount;
+
+extern void AmountRead(Datum d, Amount *a);
+extern bool SumAdd(PurchaseSum *acc, int128 value, int32 scale);
+extern Numeric SumToNumeric(const PurchaseSum *sum);
+
 /* tier.c */
 extern Tier segtier_tier(const char *scheme, const char *level);
 extern char *segtier_tier_cstring(Tier t);

@@ -30,15 +30,8 @@
 
 #define PS_NUMERIC		0x0001	/* sums are numerics after days[maxdays] */
 #define PS_TEXT_VERSION 1
-#define MAX_FAST_SCALE	38		/* 10^38 still fits an int128 */
 #define MIN_DAYS_ALLOC	4
 
-typedef struct PurchaseSum
-{
-	int128		value;			/* the sum times 10^scale */
-	int32		scale;
-	int32		reserved;
-} PurchaseSum;
 
 typedef struct PurchaseState
 {
@@ -59,15 +52,6 @@ typedef struct PurchaseState
 
 #define STATE_HDRSZ offsetof(PurchaseState, days)
 
-/* One input amount, decoded. */
-typedef struct Amount
-{
-	bool		negative;
-	bool		fast;			/* value and scale hold it exactly */
-	int128		value;
-	int32		scale;
-	Datum		datum;			/* the numeric itself, for the slow path */
-} Amount;
 
 /* Per-call cache: the zone of the rows and an interval of constant offset. */
 typedef struct ZoneCache
@@ -106,7 +90,7 @@ Rescale(int128 *v, int k)
 }
 
 /* Adds value/10^scale to the sum at the larger scale; false on overflow. */
-static bool
+bool
 SumAdd(PurchaseSum *acc, int128 value, int32 scale)
 {
 	PurchaseSum r = *acc;
@@ -183,7 +167,7 @@ SumFromCString(const char *s, PurchaseSum *sum)
 }
 
 /* The exact numeric of a fast sum. */
-static Numeric
+Numeric
 SumToNumeric(const PurchaseSum *sum)
 {
 	if (sum->value >= PG_INT64_MIN && sum->value <= PG_INT64_MAX)
@@ -203,7 +187,7 @@ SumToNumeric(const PurchaseSum *sum)
  * weight; the long form is sign and scale in 16 bits, then an int16 weight;
  * then base-10000 digits, most significant first, of weight "weight".
  */
-static void
+void
 AmountRead(Datum d, Amount *a)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(d);

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(39);
+SELECT plan(47);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -134,6 +134,47 @@ SELECT is(array_agg((s).purchase_days ORDER BY ts)::text, '{1,1,2,2}',
 FROM (SELECT ts, segtier.purchase_summary(ts, amount) OVER (ORDER BY ts) AS s
 	  FROM (VALUES ('2024-01-01 01:00'::timestamptz, 1), ('2024-01-01 02:00', 2),
 				   ('2024-01-02 01:00', 3), ('2024-01-02 03:00', -3)) AS v(ts, amount)) AS w;
+
+-- period_spend: the sums of FILTER (WHERE ts in period) as a reference
+CREATE TABLE ps (g int, ts timestamptz, amount numeric);
+INSERT INTO ps SELECT i % 50, '2024-01-01 00:00+00'::timestamptz + (i * 7919 % 20000) * interval '30 minutes',
+	CASE WHEN i % 97 = 0 THEN NULL WHEN i % 13 = 0 THEN -round((i % 70)::numeric / 3, 3) ELSE round((i % 1000)::numeric / 7, 2) END
+FROM generate_series(1, 20000) i;
+INSERT INTO ps VALUES (7, NULL, 5), (8, '2024-02-10 00:00+00', 1e40), (8, '2024-02-11 00:00+00', 1e40), (8, '2024-02-12 00:00+00', -3.5);
+CREATE TEMP TABLE ps_bounds AS SELECT ARRAY['2024-01-01 00:00+00', '2024-02-01 00:00+00', '2024-03-01 00:00+00',
+	'2024-03-15 12:00+00']::timestamptz[] AS b;
+CREATE TEMP TABLE ps_ref AS
+SELECT g, ARRAY[coalesce(sum(amount) FILTER (WHERE ts >= b[1] AND ts < b[2]), 0),
+				coalesce(sum(amount) FILTER (WHERE ts >= b[2] AND ts < b[3]), 0),
+				coalesce(sum(amount) FILTER (WHERE ts >= b[3] AND ts < b[4]), 0)] AS s
+FROM ps, ps_bounds GROUP BY g;
+SELECT is((SELECT count(*) FROM ps_ref r JOIN (SELECT g, period_spend(ts, amount, b) AS s FROM ps, ps_bounds GROUP BY g) x USING (g)
+		   WHERE r.s::text = x.s::text), 50::bigint, 'period_spend equals the FILTER sums, scales and int128 overflow included');
+SELECT is((SELECT period_spend(ts, amount, '{2024-01-01, 2024-01-02}') FROM ps WHERE false), NULL,
+	'no rows: NULL');
+SELECT is((SELECT period_spend(ts, amount, '{2030-01-01, 2030-01-02}')::text FROM ps WHERE g = 1), '{0}',
+	'no rows in the periods: zeros');
+ALTER TABLE ps SET (parallel_workers = 2);
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+CREATE FUNCTION pg_temp.ps_plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || q;
+END $$;
+SELECT ok((SELECT bool_or(p ~ 'Partial Aggregate') FROM pg_temp.ps_plan(
+	'SELECT segtier.period_spend(ts, amount, ''{2024-01-01, 2024-02-01, 2024-03-01}'') FROM ps') p),
+	'EXPLAIN shows a Partial Aggregate');
+SELECT is((SELECT period_spend(ts, amount, b)::text FROM ps, ps_bounds),
+	(SELECT ARRAY[sum(s[1]), sum(s[2]), sum(s[3])]::text FROM ps_ref), 'parallel equals the reference');
+RESET max_parallel_workers_per_gather;
+SELECT throws_ok($$SELECT segtier.period_spend(now(), 1, '{2024-01-01}')$$, '22023',
+	'period bounds need at least two times', 'one bound');
+SELECT throws_ok($$SELECT segtier.period_spend(now(), 1, '{2024-02-01, 2024-01-01}')$$, '22023',
+	'period bounds must be finite and strictly increasing', 'bounds out of order');
+SELECT throws_ok($$SELECT segtier.period_spend(now(), 1, '{2024-01-01, NULL}')$$, '22004',
+	'period bounds must not contain NULLs', 'a NULL bound');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -456,6 +456,7 @@ COMMENT ON FUNCTION segtier.period_spend_deserialize(bytea, internal) IS 'period
 CREATE AGGREGATE segtier.period_spend(ts timestamptz, amount numeric, bounds timestamptz[]) (
 	SFUNC = segtier.period_spend_add,
 	STYPE = internal,
+	SSPACE = 200,  -- a few periods; the default (8 kB) keeps the planner off hash aggregation
 	FINALFUNC = segtier.period_spend_final,
 	COMBINEFUNC = segtier.period_spend_combine,
 	SERIALFUNC = segtier.period_spend_serialize,
@@ -1869,7 +1870,7 @@ BEGIN
 	EXECUTE format($f$
 		WITH g AS (
 			SELECT %1$s AS customer, segtier.purchase_summary(%2$s, %3$s, $1, $2) AS s,
-				   %4$s AS margin, segtier.period_spend(%2$s, %3$s, $3) AS month_spend, count(*) AS n
+				   %4$s AS margin, segtier.period_spend(%2$s, %3$s, $3) AS month_spend
 			FROM %5$s %6$s GROUP BY 1
 		), ins AS (
 			INSERT INTO %7$s
@@ -1878,7 +1879,7 @@ BEGIN
 				   (s).future_rows, margin, month_spend
 			FROM g WHERE customer IS NOT NULL
 		)
-		SELECT coalesce(sum(n), 0) FROM g WHERE customer IS NULL$f$,
+		SELECT coalesce(sum((s).transactions + (s).refunds + (s).null_rows + (s).future_rows), 0) FROM g WHERE customer IS NULL$f$,
 		cust, tcol, amt, margin, src, filter, sumt)
 	INTO null_customer_rows USING v_tz, v_as_of, mstarts;
 

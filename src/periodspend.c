@@ -12,27 +12,28 @@
 #include "utils/datum.h"
 #include "utils/timestamp.h"
 
-typedef struct SpendBucket
-{
-	PurchaseSum fast;
-	Numeric		slow;			/* NULL, or the part that overflowed int128 */
-} SpendBucket;
-
+/*
+ * One allocation per group (hash aggregation keeps a state per customer):
+ * the exact sums, the bounds after them, and numeric overflow parts only
+ * when a sum ever outgrew int128.
+ */
 typedef struct SpendState
 {
 	int32		nbuckets;
+	Numeric    *slow;			/* NULL, or per period NULL or the overflow */
 	TimestampTz *bounds;		/* nbuckets + 1, strictly increasing */
-	SpendBucket *buckets;
+	PurchaseSum fast[FLEXIBLE_ARRAY_MEMBER];
 } SpendState;
 
 static SpendState *
 spend_new(MemoryContext cxt, int32 nbuckets)
 {
-	SpendState *st = MemoryContextAllocZero(cxt, sizeof(SpendState));
+	SpendState *st = MemoryContextAllocZero(cxt, offsetof(SpendState, fast) +
+											sizeof(PurchaseSum) * nbuckets +
+											sizeof(TimestampTz) * (nbuckets + 1));
 
 	st->nbuckets = nbuckets;
-	st->bounds = MemoryContextAlloc(cxt, sizeof(TimestampTz) * (nbuckets + 1));
-	st->buckets = MemoryContextAllocZero(cxt, sizeof(SpendBucket) * nbuckets);
+	st->bounds = (TimestampTz *) &st->fast[nbuckets];
 	return st;
 }
 
@@ -71,18 +72,32 @@ spend_from_bounds(MemoryContext cxt, ArrayType *arr)
 	return st;
 }
 
-/* Adds an exact amount (fast part, or numeric when int128 will not do). */
+/* Adds an exact amount to period i (fast, or numeric when int128 will not do). */
 static void
-bucket_add(SpendBucket *b, MemoryContext cxt, bool fast, int128 value, int32 scale, Numeric num)
+spend_add(SpendState *st, int i, MemoryContext cxt, bool fast, int128 value, int32 scale,
+		  Numeric num)
 {
 	MemoryContext old;
 
-	if (fast && SumAdd(&b->fast, value, scale))
+	if (fast && SumAdd(&st->fast[i], value, scale))
 		return;
 	old = MemoryContextSwitchTo(cxt);
-	b->slow = b->slow == NULL ? DatumGetNumeric(datumCopy(NumericGetDatum(num), false, -1)) :
-		numeric_add_opt_error(b->slow, num, NULL);
+	if (st->slow == NULL)
+		st->slow = palloc0(sizeof(Numeric) * st->nbuckets);
+	st->slow[i] = st->slow[i] == NULL ? DatumGetNumeric(datumCopy(NumericGetDatum(num), false, -1)) :
+		numeric_add_opt_error(st->slow[i], num, NULL);
 	MemoryContextSwitchTo(old);
+}
+
+/* The sum of period i. */
+static Numeric
+spend_sum(const SpendState *st, int i)
+{
+	Numeric		n = SumToNumeric(&st->fast[i]);
+
+	if (st->slow != NULL && st->slow[i] != NULL)
+		n = numeric_add_opt_error(n, st->slow[i], NULL);
+	return n;
 }
 
 PG_FUNCTION_INFO_V1(period_spend_add);
@@ -126,7 +141,7 @@ period_spend_add(PG_FUNCTION_ARGS)
 			hi = mid - 1;
 	}
 	AmountRead(PG_GETARG_DATUM(2), &a);
-	bucket_add(&st->buckets[lo], aggcxt, a.fast, a.value, a.scale, DatumGetNumeric(a.datum));
+	spend_add(st, lo, aggcxt, a.fast, a.value, a.scale, DatumGetNumeric(a.datum));
 	PG_RETURN_POINTER(st);
 }
 
@@ -154,12 +169,9 @@ period_spend_combine(PG_FUNCTION_ARGS)
 				 errmsg("period bounds differ between rows of one group")));
 	for (int i = 0; i < a->nbuckets; i++)
 	{
-		SpendBucket *x = &b->buckets[i];
-
-		bucket_add(&a->buckets[i], aggcxt, true, x->fast.value, x->fast.scale,
-				   SumToNumeric(&x->fast));
-		if (x->slow != NULL)
-			bucket_add(&a->buckets[i], aggcxt, false, 0, 0, x->slow);
+		spend_add(a, i, aggcxt, true, b->fast[i].value, b->fast[i].scale, SumToNumeric(&b->fast[i]));
+		if (b->slow != NULL && b->slow[i] != NULL)
+			spend_add(a, i, aggcxt, false, 0, 0, b->slow[i]);
 	}
 	PG_RETURN_POINTER(a);
 }
@@ -177,13 +189,7 @@ period_spend_final(PG_FUNCTION_ARGS)
 	st = (SpendState *) PG_GETARG_POINTER(0);
 	sums = palloc(sizeof(Datum) * st->nbuckets);
 	for (int i = 0; i < st->nbuckets; i++)
-	{
-		Numeric		n = SumToNumeric(&st->buckets[i].fast);
-
-		if (st->buckets[i].slow != NULL)
-			n = numeric_add_opt_error(n, st->buckets[i].slow, NULL);
-		sums[i] = NumericGetDatum(n);
-	}
+		sums[i] = NumericGetDatum(spend_sum(st, i));
 	PG_RETURN_ARRAYTYPE_P(construct_array(sums, st->nbuckets, NUMERICOID, -1, false, TYPALIGN_INT));
 }
 
@@ -200,13 +206,8 @@ period_spend_serialize(PG_FUNCTION_ARGS)
 	for (int i = 0; i <= st->nbuckets; i++)
 		pq_sendint64(&buf, st->bounds[i]);
 	for (int i = 0; i < st->nbuckets; i++)
-	{
-		Numeric		n = SumToNumeric(&st->buckets[i].fast);
-
-		if (st->buckets[i].slow != NULL)
-			n = numeric_add_opt_error(n, st->buckets[i].slow, NULL);
-		pq_sendstring(&buf, DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n))));
-	}
+		pq_sendstring(&buf, DatumGetCString(DirectFunctionCall1(numeric_out,
+																NumericGetDatum(spend_sum(st, i)))));
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
@@ -239,7 +240,7 @@ period_spend_deserialize(PG_FUNCTION_ARGS)
 		Amount		a;
 
 		AmountRead(num, &a);
-		bucket_add(&st->buckets[i], aggcxt, a.fast, a.value, a.scale, DatumGetNumeric(num));
+		spend_add(st, i, aggcxt, a.fast, a.value, a.scale, DatumGetNumeric(num));
 	}
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(30);
+SELECT plan(31);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -112,6 +112,14 @@ SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE
 TRUNCATE shop_orders;
 SELECT is((SELECT needs_full FROM segtier.model WHERE name = 'shop'), true, 'TRUNCATE marks the model for a full refresh');
 SELECT lives_ok($$SELECT segtier.drop_model('shop')$$, 'drop the model');
+
+CREATE TABLE nulls_src (who int, at timestamptz, amount numeric);
+INSERT INTO nulls_src VALUES (1, '2025-01-01', 10), (NULL, '2025-01-01', 5), (NULL, NULL, 5), (NULL, '2025-01-01', -2),
+	(NULL, '2030-01-01', 1);
+SELECT create_model('nulls', 'nulls_src', 'who', 'at', 'amount', '{"as_of": "2025-02-01 00:00+00", "time_zone": "UTC"}');
+SELECT refresh('nulls');
+SELECT is((SELECT params->>'null_customer_rows' FROM refresh_runs WHERE model = 'nulls' ORDER BY run_id DESC LIMIT 1), '4',
+	'rows without a customer are counted, NULL-time, refund and future rows among them');
 
 SELECT * FROM finish();
 ROLLBACK;

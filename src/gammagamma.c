@@ -338,15 +338,15 @@ clv_argument(const char *what, float8 v, float8 above, bool inclusive)
 #define CLV_MAX_MONTHS 12000
 
 /*
- * The CLV of one customer (key checked by the caller).  Argument checks here,
- * so the refresh and segtier.clv reject the same values.
+ * The discounted expected purchases of a CLV: the sum over months of
+ * (E[Y(i u)] - E[Y((i-1) u)]) / (1 + rate)^i.  It depends on the customer's
+ * (x, t_x, T) only, so the refresh computes it once per distinct history.
+ * Argument checks here, so the refresh and segtier.clv reject the same values.
  */
 float8
-segtier_clv_value(const BgnbdParams *bg, const float8 *gg, const float8 *key,
-				  float8 monetary, float8 horizon, float8 rate, float8 margin,
-				  float8 unit)
+segtier_clv_purchases(const BgnbdParams *bg, const float8 *key, float8 horizon,
+					  float8 rate, float8 unit)
 {
-	float8		spend = gg_expected_spend(gg, key[0], monetary);
 	float8		prev = 0.0,
 				total = 0.0;
 
@@ -357,7 +357,6 @@ segtier_clv_value(const BgnbdParams *bg, const float8 *gg, const float8 *key,
 				 errmsg("horizon must be at most %d months", CLV_MAX_MONTHS),
 				 errdetail("Got horizon %g.", horizon)));
 	clv_argument("discount_rate", rate, -1.0, false);
-	segtier_check_finite("margin", margin);
 	clv_argument("time_units_per_month", unit, 0.0, false);
 
 	for (int32 i = 1; i < horizon + 1.0; i++)
@@ -366,10 +365,20 @@ segtier_clv_value(const BgnbdParams *bg, const float8 *gg, const float8 *key,
 		float8		cum = bgnbd_expected(bg, month * unit, key);
 
 		CHECK_FOR_INTERRUPTS();
-		total += spend * (cum - prev) / pow(1.0 + rate, month);
+		total += (cum - prev) / pow(1.0 + rate, month);
 		prev = cum;
 	}
-	return margin * total;
+	return total;
+}
+
+/* CLV from the discounted expected purchases: margin * E[spend] * purchases. */
+float8
+segtier_clv_from(const float8 *gg, float8 x, float8 monetary, float8 margin, float8 purchases)
+{
+	float8		spend = gg_expected_spend(gg, x, monetary);
+
+	segtier_check_finite("margin", margin);
+	return margin * spend * purchases;
 }
 
 PG_FUNCTION_INFO_V1(segtier_clv);
@@ -379,6 +388,7 @@ segtier_clv(PG_FUNCTION_ARGS)
 	BgnbdParams bg;
 	float8		gg[3];
 	float8		key[3];
+	float8		purchases;
 
 	bgnbd_get_params(PG_GETARG_HEAPTUPLEHEADER(0), &bg);
 	gg_get_params(PG_GETARG_HEAPTUPLEHEADER(1), gg);
@@ -386,7 +396,8 @@ segtier_clv(PG_FUNCTION_ARGS)
 	key[1] = PG_GETARG_FLOAT8(3);
 	key[2] = PG_GETARG_FLOAT8(4);
 	bgnbd_check_customer(key);
-	PG_RETURN_FLOAT8(segtier_clv_value(&bg, gg, key, PG_GETARG_FLOAT8(5),
-									   PG_GETARG_FLOAT8(6), PG_GETARG_FLOAT8(7),
-									   PG_GETARG_FLOAT8(8), PG_GETARG_FLOAT8(9)));
+	purchases = segtier_clv_purchases(&bg, key, PG_GETARG_FLOAT8(6), PG_GETARG_FLOAT8(7),
+									  PG_GETARG_FLOAT8(9));
+	PG_RETURN_FLOAT8(segtier_clv_from(gg, key[0], PG_GETARG_FLOAT8(5), PG_GETARG_FLOAT8(8),
+									  purchases));
 }

@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/float.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -175,7 +176,21 @@ typedef struct Scoring
 	int			noverrides;
 	Override   *overrides;		/* sorted by customer, then scheme */
 	Oid			customer_out;
+	HTAB	   *predictions;	/* Prediction by (x, t_x, T) */
 } Scoring;
+
+/*
+ * The BG/NBD numbers of one purchase history (x, t_x, T).  Many customers
+ * share a history (whole days), and each costs hypergeometric series, so
+ * they are computed once per history and pass.
+ */
+typedef struct Prediction
+{
+	float8		key[3];
+	float8		p_alive;
+	float8		expected;
+	float8		clv_purchases;
+} Prediction;
 
 static Datum
 cfg_field(HeapTupleHeader cfg, const char *name, bool *isnull)
@@ -719,15 +734,26 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 	if (has)
 	{
 		float8		key[3];
+		Prediction *pred = NULL;
 
 		key[0] = DatumGetFloat8(in[IN_X]);
 		key[1] = DatumGetFloat8(in[IN_T_X]);
 		key[2] = DatumGetFloat8(in[IN_T_AGE]);
 		if (s->predict)
 		{
+			bool		found;
+
 			bgnbd_check_customer(key);
-			v[C_P_ALIVE] = Float8GetDatum(bgnbd_p_alive_key(&s->bg, key));
-			v[C_EXPECTED] = Float8GetDatum(bgnbd_expected(&s->bg, s->horizon_days, key));
+			pred = hash_search(s->predictions, key, HASH_ENTER, &found);
+			if (!found)
+			{
+				pred->p_alive = bgnbd_p_alive_key(&s->bg, key);
+				pred->expected = bgnbd_expected(&s->bg, s->horizon_days, key);
+				pred->clv_purchases = s->has_gg ?
+					segtier_clv_purchases(&s->bg, key, s->horizon_months, s->discount_rate, 30.0) : 0.0;
+			}
+			v[C_P_ALIVE] = Float8GetDatum(pred->p_alive);
+			v[C_EXPECTED] = Float8GetDatum(pred->expected);
 			isnull[C_P_ALIVE] = isnull[C_EXPECTED] = false;
 		}
 		/* Gamma-Gamma has no spend for repeat purchases that were all free */
@@ -738,9 +764,9 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 		}
 		else if (s->predict && s->has_gg)
 		{
-			v[C_CLV] = Float8GetDatum(segtier_clv_value(&s->bg, s->gg, key,
-														nul[IN_MEAN_REPEAT] ? 0.0 : DatumGetFloat8(in[IN_MEAN_REPEAT]),
-														s->horizon_months, s->discount_rate, 1.0, 30.0));
+			v[C_CLV] = Float8GetDatum(segtier_clv_from(s->gg, key[0],
+													   nul[IN_MEAN_REPEAT] ? 0.0 : DatumGetFloat8(in[IN_MEAN_REPEAT]),
+													   1.0, pred->clv_purchases));
 			isnull[C_CLV] = false;
 		}
 	}
@@ -940,6 +966,14 @@ segtier_rescore(PG_FUNCTION_ARGS)
 
 	memset(&s, 0, sizeof(s));
 	read_config(&s, cfg, per_query);
+	if (s.predict)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(float8) * 3, .entrysize = sizeof(Prediction),
+		.hcxt = per_query};
+
+		s.predictions = hash_create("segtier predictions", 1024, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -8,7 +8,8 @@ MODULE_big = segtier
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+# earlier releases' install scripts and the upgrade scripts between them
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 TESTS = $(sort $(wildcard test/sql/*.sql))
 REGRESS = $(patsubst test/sql/%.sql,%,$(TESTS))

@@ -1,0 +1,48 @@
+#!/bin/bash
+# TAP: ALTER EXTENSION UPDATE along the chain of released versions gives the
+# same extension as a fresh install, and a model created under the first
+# release keeps its tiers, runs and grants.  Runs against the harness's cluster.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+n=0
+failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+first=0.1.0
+current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" segtier.control)
+echo "1..7"
+
+for db in su_old su_new; do q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null; done
+q -d postgres -c "CREATE DATABASE su_old" -c "CREATE DATABASE su_new"
+q -d postgres -c "DROP ROLE IF EXISTS segtier_upgrade_admin" -c "CREATE ROLE segtier_upgrade_admin"
+
+q -d su_old -v customers=400 -f test/gen/crm.sql >/dev/null
+q -d su_old <<SQL >/dev/null
+CREATE EXTENSION segtier VERSION '$first';
+SELECT segtier.grant_admin('segtier_upgrade_admin');
+SELECT segtier.create_model('crm', 'crm.orders', 'customer_id', 'ordered_at', 'amount',
+	'{"as_of": "2025-01-01 00:00+00", "time_zone": "UTC", "customers_table": "crm.customers", "hysteresis_runs": 2,
+	  "predict": true, "penalizer": 0.001, "clusters": 3}');
+SELECT segtier.refresh('crm');
+SQL
+tiers() { q -d su_old -c "SELECT md5(string_agg(format('%s %s %s %s %s %s', customer, rfm, value_class, pyramid, lifecycle, cluster), '|' ORDER BY customer)) FROM segtier_data.crm_tiers"; }
+before=$(tiers)
+q -d su_old -c "ALTER EXTENSION segtier UPDATE" >/dev/null
+ok $? "ALTER EXTENSION segtier UPDATE from $first"
+ok "$([ "$(q -d su_old -c "SELECT extversion FROM pg_extension WHERE extname = 'segtier'")" = "$current" ]; echo $?)" \
+	"the update reaches $current"
+q -d su_new -c "CREATE EXTENSION segtier" -c "SELECT segtier.grant_admin('segtier_upgrade_admin')" >/dev/null
+diff <(q -d su_old -f test/shell/catalog.sql) <(q -d su_new -f test/shell/catalog.sql) > /tmp/segtier-upgrade.diff
+ok $? "the updated extension equals a fresh install of $current (functions, types, relations, ACLs, comments, options)$(
+	[ -s /tmp/segtier-upgrade.diff ] && echo ': '$(head -c 300 /tmp/segtier-upgrade.diff))"
+q -d su_old -c "SELECT segtier.refresh('crm')" >/dev/null
+ok $? "the model created under $first refreshes after the update"
+ok "$([ "$(tiers)" = "$before" ]; echo $?)" "with the same tiers on the same data"
+ok "$([ "$(q -d su_old -c "SELECT reloptions::text FROM pg_class WHERE oid = 'segtier_data.crm_tiers'::regclass")" = "{fillfactor=45}" ]; echo $?)" \
+	"its tiers table now leaves room for HOT updates"
+ok "$([ "$(q -d su_old -c "SELECT has_function_privilege('segtier_upgrade_admin', 'segtier._rescore(segtier._scoring, text)', 'EXECUTE')")" = t ]; echo $?)" \
+	"roles granted admin before keep every function a refresh needs"
+
+for db in su_old su_new; do q -d postgres -c "DROP DATABASE $db" >/dev/null; done
+q -d postgres -c "DROP ROLE segtier_upgrade_admin" >/dev/null
+exit $failed

@@ -1713,7 +1713,7 @@ BEGIN
 		SELECT s.customer, s.first_purchase, s.last_purchase,
 			   date_part('epoch', %1$L::timestamptz - s.last_purchase) / 86400 AS recency_days,
 			   %2$s AS frequency, %3$s AS monetary, %4$s AS value, s.transactions,
-			   s.month_spend::float8[] AS month_spend,
+			   s.month_spend,
 			   -- BG/NBD and Gamma-Gamma in whole days (so the fit's histogram of
 			   -- distinct histories stays small): repeat purchase days, days from
 			   -- the first to the last purchase and to as_of, mean repeat spend
@@ -1731,7 +1731,7 @@ BEGIN
 		f := f || format($f$
 			UNION ALL
 			SELECT DISTINCT c.%1$I, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
-				   0::numeric, 0::bigint, NULL::float8[], NULL::float8, NULL::float8, NULL::float8, NULL::float8
+				   0::numeric, 0::bigint, NULL::numeric[], NULL::float8, NULL::float8, NULL::float8, NULL::float8
 			FROM %2$s c
 			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s$f$,
 			key, o->>'customers_table', sumt,
@@ -1878,6 +1878,7 @@ BEGIN
 				   (s).total_amount, (s).repeat_amount, (s).refund_amount, (s).null_rows, (s).refunds,
 				   (s).future_rows, margin, month_spend
 			FROM g WHERE customer IS NOT NULL
+			ORDER BY customer  -- the primary key index grows at its right edge
 		)
 		SELECT coalesce(sum((s).transactions + (s).refunds + (s).null_rows + (s).future_rows), 0) FROM g WHERE customer IS NULL$f$,
 		cust, tcol, amt, margin, src, filter, sumt)
@@ -1977,7 +1978,8 @@ BEGIN
 	ANALYZE segtier_out (op, customer);
 	INSERT INTO segtier.tier_history (model, customer, scheme, from_tier, to_tier, run_id, reason, changed_by)
 	SELECT m.name, x.customer::text, h.scheme, h.from_tier, h.to_tier, v_run, h.reason, coalesce(h.by, current_user)
-	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by);
+	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by)
+	WHERE x.h_scheme <> '{}';
 	GET DIAGNOSTICS n_changed = ROW_COUNT;
 	EXECUTE format('DELETE FROM %s t USING segtier_out x WHERE x.op = %L AND t.customer = x.customer', tbl, 'd');
 	EXECUTE format('UPDATE %s t SET (%s, computed_at, run_id) = (%s, now(), $1)

@@ -591,9 +591,23 @@ level_at(const Levels *l, int score, Tier *t)
 	return true;
 }
 
+/*
+ * numeric to float8 as numeric_float8 does (correctly rounded), without its
+ * detour through text when the value is an integer below 2^53 over 10^scale
+ * with scale <= 22: both are exact doubles, so their IEEE quotient is the
+ * correctly rounded result too.
+ */
 static float8
 numeric_to_float8(Datum n)
 {
+	static const float8 pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	Amount		a;
+
+	AmountRead(n, &a);
+	if (a.fast && a.scale < lengthof(pow10) &&
+		a.value < ((int128) 1 << 53) && a.value > -((int128) 1 << 53))
+		return (float8) (int64) a.value / pow10[a.scale];
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, n));
 }
 
@@ -785,7 +799,24 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 			DatumGetFloat8(v[C_P_ALIVE]) < s->p_alive_threshold;
 
 		if (!nul[IN_MONTH_SPEND])
-			nspend = segtier_churn_spend(DatumGetArrayTypeP(in[IN_MONTH_SPEND]), &spend);
+		{
+			Datum	   *e;
+			bool	   *n;
+			float8	   *f;
+
+			deconstruct_array(DatumGetArrayTypeP(in[IN_MONTH_SPEND]), NUMERICOID, -1, false,
+							  TYPALIGN_INT, &e, &n, &nspend);
+			f = palloc(sizeof(float8) * Max(nspend, 1));
+			for (int i = 0; i < nspend; i++)
+			{
+				if (n[i])
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("monthly spend must be a one-dimensional array without NULLs")));
+				f[i] = numeric_to_float8(e[i]);
+			}
+			spend = f;
+		}
 		at_risk = segtier_churn(spend, nspend, recency, s->windows.active_days,
 								s->churn_decline, s->churn_months, &reason);
 		if (low)

@@ -282,7 +282,7 @@ segtier_churn(const float8 *spend, int nspend, float8 silent, float8 at_risk_day
 }
 
 /* The monthly spend of churn_rule: a one-dimensional float8[] without NULLs. */
-int
+static int
 segtier_churn_spend(ArrayType *arr, const float8 **spend)
 {
 	if (ARR_NDIM(arr) > 1 || (ARR_HASNULL(arr) && array_contains_nulls(arr)))

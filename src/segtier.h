@@ -131,7 +131,6 @@ extern int	segtier_lifecycle(bool has_times, TimestampTz first, TimestampTz last
 extern bool segtier_churn(const float8 *spend, int nspend, float8 silent,
 						  float8 at_risk_days, float8 min_decline, int32 months,
 						  char **reason);
-extern int	segtier_churn_spend(ArrayType *arr, const float8 **spend);
 
 /* kmeans.c */
 extern int	segtier_nearest_centroid(const float8 *x, int d, const float8 *cent, int k);

@@ -27,7 +27,7 @@ COMMENT ON FUNCTION segtier.period_spend_deserialize(bytea, internal) IS 'period
 CREATE AGGREGATE segtier.period_spend(ts timestamptz, amount numeric, bounds timestamptz[]) (
 	SFUNC = segtier.period_spend_add,
 	STYPE = internal,
-	SSPACE = 200,  -- a few periods; the default (8 kB) keeps the planner off hash aggregation
+	SSPACE = 128,  -- a few periods; the default (8 kB) keeps the planner off hash aggregation
 	FINALFUNC = segtier.period_spend_final,
 	COMBINEFUNC = segtier.period_spend_combine,
 	SERIALFUNC = segtier.period_spend_serialize,

@@ -13,28 +13,55 @@
 #include "utils/timestamp.h"
 
 /*
- * One allocation per group (hash aggregation keeps a state per customer):
- * the exact sums, the bounds after them, and numeric overflow parts only
- * when a sum ever outgrew int128.
+ * One allocation per group, as small as it goes (hash aggregation keeps a
+ * state per customer): int64 sums at the amounts' scale, the bounds after
+ * them, and numeric parts only for a sum that ever outgrew int64.
  */
+typedef struct SpendSum
+{
+	int64		value;			/* the sum times 10^scale */
+	int32		scale;
+} SpendSum;
+
 typedef struct SpendState
 {
 	int32		nbuckets;
 	Numeric    *slow;			/* NULL, or per period NULL or the overflow */
 	TimestampTz *bounds;		/* nbuckets + 1, strictly increasing */
-	PurchaseSum fast[FLEXIBLE_ARRAY_MEMBER];
+	SpendSum	fast[FLEXIBLE_ARRAY_MEMBER];
 } SpendState;
 
 static SpendState *
 spend_new(MemoryContext cxt, int32 nbuckets)
 {
 	SpendState *st = MemoryContextAllocZero(cxt, offsetof(SpendState, fast) +
-											sizeof(PurchaseSum) * nbuckets +
+											sizeof(SpendSum) * nbuckets +
 											sizeof(TimestampTz) * (nbuckets + 1));
 
 	st->nbuckets = nbuckets;
 	st->bounds = (TimestampTz *) &st->fast[nbuckets];
 	return st;
+}
+
+/* sum += value / 10^scale at the larger scale; false when int64 will not do. */
+static bool
+spend_sum_add(SpendSum *sum, int128 value, int32 scale)
+{
+	PurchaseSum wide = {.value = sum->value, .scale = sum->scale};
+
+	if (!SumAdd(&wide, value, scale) || wide.value > PG_INT64_MAX || wide.value < PG_INT64_MIN)
+		return false;
+	sum->value = (int64) wide.value;
+	sum->scale = wide.scale;
+	return true;
+}
+
+static Numeric
+spend_fast_numeric(const SpendSum *sum)
+{
+	PurchaseSum wide = {.value = sum->value, .scale = sum->scale};
+
+	return SumToNumeric(&wide);
 }
 
 static SpendState *
@@ -79,7 +106,7 @@ spend_add(SpendState *st, int i, MemoryContext cxt, bool fast, int128 value, int
 {
 	MemoryContext old;
 
-	if (fast && SumAdd(&st->fast[i], value, scale))
+	if (fast && spend_sum_add(&st->fast[i], value, scale))
 		return;
 	old = MemoryContextSwitchTo(cxt);
 	if (st->slow == NULL)
@@ -93,7 +120,7 @@ spend_add(SpendState *st, int i, MemoryContext cxt, bool fast, int128 value, int
 static Numeric
 spend_sum(const SpendState *st, int i)
 {
-	Numeric		n = SumToNumeric(&st->fast[i]);
+	Numeric		n = spend_fast_numeric(&st->fast[i]);
 
 	if (st->slow != NULL && st->slow[i] != NULL)
 		n = numeric_add_opt_error(n, st->slow[i], NULL);
@@ -169,7 +196,8 @@ period_spend_combine(PG_FUNCTION_ARGS)
 				 errmsg("period bounds differ between rows of one group")));
 	for (int i = 0; i < a->nbuckets; i++)
 	{
-		spend_add(a, i, aggcxt, true, b->fast[i].value, b->fast[i].scale, SumToNumeric(&b->fast[i]));
+		spend_add(a, i, aggcxt, true, b->fast[i].value, b->fast[i].scale,
+				  spend_fast_numeric(&b->fast[i]));
 		if (b->slow != NULL && b->slow[i] != NULL)
 			spend_add(a, i, aggcxt, false, 0, 0, b->slow[i]);
 	}

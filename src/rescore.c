@@ -177,6 +177,8 @@ typedef struct Scoring
 	Override   *overrides;		/* sorted by customer, then scheme */
 	Oid			customer_out;
 	HTAB	   *predictions;	/* Prediction by (x, t_x, T) */
+	Datum		empty_array;	/* '{}'::text[] and '{}'::jsonb, built once */
+	Datum		empty_object;
 } Scoring;
 
 /*
@@ -465,21 +467,21 @@ history_add(History *h, int scheme, bool old_null, Tier old, bool new_null, Tier
 }
 
 static Datum
-text_array(Datum *elems, int n)
+text_array(const Scoring *s, Datum *elems, int n)
 {
 	if (n == 0)
-		return PointerGetDatum(construct_empty_array(TEXTOID));
+		return s->empty_array;
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 static Datum
-history_array(const History *h, int field)
+history_array(const Scoring *s, const History *h, int field)
 {
 	int			dims[1] = {h->n};
 	int			lbs[1] = {1};
 
 	if (h->n == 0)
-		return PointerGetDatum(construct_empty_array(TEXTOID));
+		return s->empty_array;
 	return PointerGetDatum(construct_md_array((Datum *) h->field[field], (bool *) h->null[field],
 											  1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 }
@@ -530,9 +532,10 @@ values_same(Kind kind, Datum a, bool an, Datum b, bool bn)
 		case K_TEXT:
 			return datum_image_eq(a, b, false, -1);
 		case K_TEXTARR:
-			return text_arrays_same(a, b);
+			return datum_image_eq(a, b, false, -1) || text_arrays_same(a, b);
 		case K_JSONB:
-			return DatumGetBool(DirectFunctionCall2(jsonb_eq, a, b));
+			return datum_image_eq(a, b, false, -1) ||
+				DatumGetBool(DirectFunctionCall2(jsonb_eq, a, b));
 	}
 	return false;
 }
@@ -948,9 +951,9 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 						isnull[col], DatumGetTier(v[col]), reason, who);
 	}
 	appendStringInfoChar(&hold, '}');
-	v[C_HELD] = text_array(held, nheld);
-	v[C_OVERRIDDEN] = text_array(overridden, noverridden);
-	v[C_HOLD] = DirectFunctionCall1(jsonb_in, CStringGetDatum(hold.data));
+	v[C_HELD] = text_array(s, held, nheld);
+	v[C_OVERRIDDEN] = text_array(s, overridden, noverridden);
+	v[C_HOLD] = nheld == 0 ? s->empty_object : DirectFunctionCall1(jsonb_in, CStringGetDatum(hold.data));
 	isnull[C_HELD] = isnull[C_OVERRIDDEN] = isnull[C_HOLD] = false;
 
 	if (!existed)
@@ -997,6 +1000,10 @@ segtier_rescore(PG_FUNCTION_ARGS)
 
 	memset(&s, 0, sizeof(s));
 	read_config(&s, cfg, per_query);
+	old = MemoryContextSwitchTo(per_query);
+	s.empty_array = PointerGetDatum(construct_empty_array(TEXTOID));
+	s.empty_object = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	MemoryContextSwitchTo(old);
 	if (s.predict)
 	{
 		HASHCTL		ctl = {.keysize = sizeof(float8) * 3, .entrysize = sizeof(Prediction),
@@ -1052,7 +1059,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 									   IN_CUSTOMER + 1, &outnull[1]);
 				for (int f = 0; f < HIST_FIELDS; f++)
 				{
-					out[OUT_HIST + f] = history_array(&h, f);
+					out[OUT_HIST + f] = history_array(&s, &h, f);
 					outnull[OUT_HIST + f] = false;
 				}
 				tuplestore_putvalues(store, outdesc, out, outnull);

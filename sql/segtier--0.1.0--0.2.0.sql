@@ -36,6 +36,7 @@ CREATE AGGREGATE segtier.period_spend(ts timestamptz, amount numeric, bounds tim
 );
 COMMENT ON AGGREGATE segtier.period_spend(timestamptz, numeric, timestamptz[]) IS 'exact sum of the amounts in each period [bounds[i], bounds[i + 1]): numeric[] of one element per period, 0 for a period without rows; rows with a NULL time or amount, or outside the periods, are skipped; bounds (at least two, finite, strictly increasing, the same for every row of a group) are read from the first row; a NaN or infinite amount in a period is an error (22023)';
 
+UPDATE segtier.model_option SET description = 'fit BG/NBD and Gamma-Gamma with the population statistics and fill p_alive, expected_purchases and clv' WHERE key = 'predict';
 INSERT INTO segtier.model_option VALUES
 	('statistics_interval', '"1 day"', 'population statistics (cut points, means, fits, centroids) are recomputed once the as-of time has moved this far since they were, on a full refresh and when a scoring option changes; in between, a refresh scores against the kept ones (an interval; "0" recomputes them every run)');
 
@@ -669,6 +670,45 @@ END $$;
 
 COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb) IS 'the settings of a scoring pass: the model''s options and the statistics in a run''s params';
 COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table)';
+
+CREATE OR REPLACE FUNCTION segtier._alter_model(name text, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	m segtier.model;
+	o jsonb := segtier._check_options(options);
+	before jsonb;
+	capture_was boolean;
+BEGIN
+	-- wait for a running refresh of the model rather than deadlock with it,
+	-- then read the model as it is now
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
+	m := segtier._get_model(name);
+	before := segtier._effective_options(m);
+	capture_was := (segtier._effective_options(m)->>'capture')::boolean;
+	m.options := jsonb_strip_nulls(m.options || o);
+	IF NOT m.options ? 'time_zone' THEN
+		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
+	END IF;
+	PERFORM segtier._effective_options(m);
+	IF (o->>'capture')::boolean AND NOT has_table_privilege(m.source, 'TRIGGER') THEN
+		RAISE EXCEPTION 'capture needs the TRIGGER privilege on %', m.source USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	-- options that shape the stored per-customer summaries need a rescan;
+	-- the others only change scoring: the next run recomputes the statistics
+	UPDATE segtier.model x SET options = m.options, changed_at = now(),
+		needs_full = x.needs_full OR EXISTS (
+			SELECT 1 FROM unnest(ARRAY['time_zone', 'churn_months', 'margin_column', 'capture']) k
+			WHERE x.options->k IS DISTINCT FROM m.options->k)
+	WHERE x.name = m.name;
+	IF (segtier._effective_options(m)->>'capture')::boolean IS DISTINCT FROM capture_was THEN
+		PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
+	END IF;
+	-- overrides of a column whose tier scheme changed no longer fit it
+	UPDATE segtier.tier_override x SET cleared_by = current_user
+	WHERE x.model = m.name AND x.cleared_by IS NULL
+	  AND ((x.scheme = 'value_class' AND before->>'value_scheme' <> segtier._effective_options(m)->>'value_scheme')
+		OR (x.scheme = 'pyramid' AND before->>'pyramid_scheme' <> segtier._effective_options(m)->>'pyramid_scheme'));
+END $$;
 
 DROP FUNCTION segtier._apply_overrides_and_hysteresis(text, timestamptz, int, int);
 

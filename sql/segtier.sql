@@ -865,7 +865,7 @@ INSERT INTO segtier.model_option VALUES
 	('hysteresis_runs', '0', 'a downgrade of value class or pyramid tier waits until the customer was below its tier this many consecutive runs (0 = off)'),
 	('hysteresis_days', '0', 'or until it was below its tier this many days (0 = off)'),
 	('history_retention', 'null', 'purge_history() deletes history older than this interval (null = keep)'),
-	('predict', 'false', 'fit BG/NBD and Gamma-Gamma each run and fill p_alive, expected_purchases and clv'),
+	('predict', 'false', 'fit BG/NBD and Gamma-Gamma with the population statistics and fill p_alive, expected_purchases and clv'),
 	('horizon_days', '365', 'horizon of expected purchases and CLV, in days'),
 	('discount_rate', '0.01', 'monthly discount rate of CLV'),
 	('p_alive_threshold', 'null', 'churn_risk is also set when p_alive is below this (needs predict)'),
@@ -1567,7 +1567,7 @@ BEGIN
 		RAISE EXCEPTION 'capture needs the TRIGGER privilege on %', m.source USING ERRCODE = 'insufficient_privilege';
 	END IF;
 	-- options that shape the stored per-customer summaries need a rescan;
-	-- the others only change scoring, which every run redoes
+	-- the others only change scoring: the next run recomputes the statistics
 	UPDATE segtier.model x SET options = m.options, changed_at = now(),
 		needs_full = x.needs_full OR EXISTS (
 			SELECT 1 FROM unnest(ARRAY['time_zone', 'churn_months', 'margin_column', 'capture']) k

@@ -1700,7 +1700,7 @@ $$;
 /*
  * The features of the customers in <model>_summary (and, with a customers
  * table, of the prospects) as SQL text: one definition for the statistics
- * and for the scoring pass.  only names a table of customers to keep.
+ * and for the scoring pass.  subset names a table of the customers to keep.
  */
 CREATE FUNCTION segtier._features(m segtier.model, o jsonb, as_of timestamptz, subset text) RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
@@ -1748,9 +1748,10 @@ END $$;
  *    source.
  * 2. Population statistics (cut points, means, the BG/NBD and Gamma-Gamma
  *    fits, k-means centroids) are recomputed from the summaries on a full
- *    refresh and when a scoring option changed; otherwise the run keeps
- *    those of the last run, so that a few changed customers do not move
- *    everybody's scores.
+ *    refresh, when a scoring option changed and once the as-of time moved
+ *    statistics_interval past them; otherwise the run keeps those of the
+ *    last run, so that a few changed customers do not move everybody's
+ *    scores.
  * 3. The scoring pass (segtier._rescore) scores the changed customers (and
  *    those with overrides), or everybody when the statistics or the as-of
  *    time moved, applies overrides and hysteresis, and returns only the

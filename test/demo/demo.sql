@@ -89,6 +89,17 @@ SELECT customer, scheme, from_tier, to_tier, run_id, reason, changed_by FROM tie
 WHERE model = 'crm' AND customer = '42' ORDER BY run_id, scheme;
 
 \echo
+\echo '== The same evening 1 % of the customers order again: scored against the kept statistics, only they are rewritten'
+INSERT INTO crm.orders (customer_id, ordered_at, amount)
+SELECT customer_id, '2025-01-30 18:00+00', 120 FROM crm.customers WHERE customer_id % 100 = 11;
+SELECT refresh('crm') AS run_id \gset
+SELECT r.run_id, r.full_refresh, r.params->>'statistics_run' AS statistics_of_run,
+	   r.params->>'incremental_customers' AS changed_customers,
+	   (SELECT count(*) FROM segtier_data.crm_tiers t WHERE t.run_id = r.run_id) AS rows_written,
+	   r.changed AS tier_changes, round(extract(epoch FROM r.finished - r.started) * 1000) AS ms
+FROM refresh_runs r WHERE r.run_id = :run_id;
+
+\echo
 \echo '== The background worker: switched on, the model due every 2 seconds; new orders arrive and nobody calls refresh()'
 ALTER SYSTEM SET segtier.enabled = on;
 SELECT pg_reload_conf();

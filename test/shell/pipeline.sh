@@ -2,12 +2,7 @@
 # TAP: what needs real sessions and whole databases: pg_dump/pg_restore of
 # configuration, tiers and history; readers and writers during a refresh;
 # a second refresh waiting; NOTIFY.  Runs against the harness's cluster.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-n=0
-failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/tap.inc"
 echo "1..12"
 
 for db in st_dump st_restore st_conc; do q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null; done

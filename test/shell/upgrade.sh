@@ -2,12 +2,7 @@
 # TAP: ALTER EXTENSION UPDATE along the chain of released versions gives the
 # same extension as a fresh install, and a model created under the first
 # release keeps its tiers, runs and grants.  Runs against the harness's cluster.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-n=0
-failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
-q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+source "$(dirname "$0")/tap.inc"
 first=0.1.0
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" segtier.control)
 echo "1..7"

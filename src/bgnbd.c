@@ -183,6 +183,14 @@ float8_cmp(const void *pa, const void *pb)
 	return a < b ? -1 : (a > b ? 1 : 0);
 }
 
+/* float8_cmp inlined into a sort: the time table has two entries a history */
+#define ST_SORT float8_sort
+#define ST_ELEMENT_TYPE float8
+#define ST_COMPARE(a, b) float8_cmp(a, b)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
 static int
 time_index(const BgnbdData *d, float8 t)
 {
@@ -217,7 +225,7 @@ bgnbd_prepare(BgnbdData *d, const HistEntry *e, int m, float8 penalizer)
 			d->times[nt++] = e[i].key[1];
 		maxT = Max(maxT, e[i].key[2]);
 	}
-	qsort(d->times, nt, sizeof(float8), float8_cmp);
+	float8_sort(d->times, nt);
 	d->ntimes = 0;
 	for (int i = 0; i < nt; i++)
 	{

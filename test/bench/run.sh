@@ -201,14 +201,20 @@ incremental "4b incremental refresh, 0.1 % changed" 1000
 sql -c "SELECT changed, params->'incremental_customers' FROM segtier.refresh_runs ORDER BY run_id DESC LIMIT 1" >&2
 
 say "5: predictive models"
+# whole days, as the refresh fits them (t_x, t), and exact times (every
+# customer a history of its own, as a fit on raw timestamps would see them)
 sql -c "CREATE TABLE bench_features AS
 	SELECT customer, (purchase_days - 1)::float8 AS x,
-		   extract(epoch FROM last_purchase - first_purchase)::float8 / 86400 AS t_x,
-		   extract(epoch FROM timestamptz '$FINAL_AS_OF' - first_purchase)::float8 / 86400 AS t,
+		   floor(date_part('epoch', last_purchase - first_purchase) / 86400) AS t_x,
+		   floor(date_part('epoch', timestamptz '$FINAL_AS_OF' - first_purchase) / 86400) AS t,
+		   date_part('epoch', last_purchase - first_purchase) / 86400 AS t_x_exact,
+		   date_part('epoch', timestamptz '$FINAL_AS_OF' - first_purchase) / 86400 AS t_exact,
 		   coalesce(repeat_amount::float8 / nullif(purchase_days - 1, 0), 0) AS monetary,
 		   purchase_days, first_purchase, last_purchase, repeat_amount
 	FROM segtier_data.bench_summary" -c "ANALYZE bench_features"
-measure "5a bgnbd_fit, every customer" "$REPS" "" "SELECT segtier.bgnbd_fit(x, t_x, t, 0.001) FROM bench_features;"
+measure "5a bgnbd_fit, every customer (whole days)" "$REPS" "" "SELECT segtier.bgnbd_fit(x, t_x, t, 0.001) FROM bench_features;"
+measure "5a bgnbd_fit, every customer (exact times)" "$REPS" "" \
+	"SELECT segtier.bgnbd_fit(x, t_x_exact, t_exact, 0.001) FROM bench_features;"
 measure "5b gamma_gamma_fit, every customer" "$REPS" "" "SELECT segtier.gamma_gamma_fit(x, monetary, 0.001) FROM bench_features;"
 sql -c "CREATE TABLE bench_fit AS SELECT (SELECT segtier.bgnbd_fit(x, t_x, t, 0.001) FROM bench_features) AS bg,
 	(SELECT segtier.gamma_gamma_fit(x, monetary, 0.001) FROM bench_features) AS gg"

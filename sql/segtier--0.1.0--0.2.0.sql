@@ -206,6 +206,9 @@ BEGIN
 			hold jsonb,
 			computed_at timestamptz,
 			run_id bigint) WITH (fillfactor = 45)$f$, t, ctype);
+	-- the few rows an incremental run rescores whatever changed
+	EXECUTE format('CREATE INDEX %I ON segtier_data.%I (customer) WHERE held <> ''{}'' OR overridden <> ''{}''',
+				   t || '_pending', t);
 	EXECUTE format('COMMENT ON TABLE segtier_data.%I IS %L', t,
 		format('segtier model %s: current tiers, one row per customer', m.name));
 	EXECUTE format($f$
@@ -277,8 +280,9 @@ END $$;
 
 CREATE OR REPLACE FUNCTION segtier._jsonb_floats(v jsonb) RETURNS float8[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
-	SELECT array_agg((e #>> '{}')::float8 ORDER BY n)
-	FROM jsonb_array_elements(CASE WHEN jsonb_typeof(v) = 'array' THEN v END) WITH ORDINALITY a(e, n)
+	SELECT CASE WHEN jsonb_typeof(v) = 'array' THEN
+		coalesce((SELECT array_agg((e #>> '{}')::float8 ORDER BY n)
+				  FROM jsonb_array_elements(v) WITH ORDINALITY a(e, n)), '{}') END
 $$;
 
 /*
@@ -338,8 +342,10 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp
 		o->>'segment_scheme', o->>'rfm8_basis' = 'mean', segtier._jsonb_floats(params->'means'), o->>'segment_lang',
 		(o->>'new_days')::int, (o->>'active_days')::int, (o->>'churn_days')::int, (o->>'loyal_purchases')::int,
 		(o->>'churn_decline')::float8, (o->>'churn_months')::int, (o->>'p_alive_threshold')::float8,
-		CASE WHEN params ? 'bgnbd' THEN jsonb_populate_record(NULL::segtier.bgnbd, params->'bgnbd') END,
-		CASE WHEN params ? 'gamma_gamma' THEN jsonb_populate_record(NULL::segtier.gamma_gamma, params->'gamma_gamma') END,
+		-- a fit without data is NULL
+		CASE WHEN jsonb_typeof(params->'bgnbd') = 'object' THEN jsonb_populate_record(NULL::segtier.bgnbd, params->'bgnbd') END,
+		CASE WHEN jsonb_typeof(params->'gamma_gamma') = 'object'
+			 THEN jsonb_populate_record(NULL::segtier.gamma_gamma, params->'gamma_gamma') END,
 		(o->>'horizon_days')::int, (o->>'horizon_days')::int / 30.0, (o->>'discount_rate')::float8,
 		segtier._jsonb_floats(params->'stdz'),
 		(SELECT array_agg(segtier._jsonb_floats(c->'centroid')
@@ -360,6 +366,7 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_
 DECLARE
 	sumt text := format('segtier_data.%I', m.name || '_summary');
 	key text := coalesce(o->>'customers_key', m.customer_column);
+	ctype regtype := segtier._column_type(m.source, m.customer_column, 'customer');
 	f text;
 BEGIN
 	f := format($f$
@@ -383,12 +390,13 @@ BEGIN
 	IF o->>'customers_table' IS NOT NULL THEN
 		f := f || format($f$
 			UNION ALL
-			SELECT DISTINCT c.%1$I, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
+			SELECT DISTINCT c.%1$I::%5$s, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
 				   0::numeric, 0::bigint, NULL::numeric[], NULL::float8, NULL::float8, NULL::float8, NULL::float8
 			FROM %2$s c
 			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s$f$,
 			key, o->>'customers_table', sumt,
-			CASE WHEN subset IS NOT NULL THEN format('AND c.%I = ANY (ARRAY(SELECT customer FROM %s))', key, subset) ELSE '' END);
+			CASE WHEN subset IS NOT NULL THEN format('AND c.%I = ANY (ARRAY(SELECT customer FROM %s))', key, subset) ELSE '' END,
+			ctype);
 	END IF;
 	RETURN f;
 END $$;
@@ -415,7 +423,9 @@ END $$;
  * of the model waits on the advisory lock.
  */
 CREATE OR REPLACE FUNCTION segtier._refresh_model(model text, force_full boolean, run_id bigint) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp
+-- statistics make a round trip through refresh_runs.params: exact float8 text
+SET extra_float_digits = 3 AS $$
 DECLARE
 	m segtier.model;
 	o jsonb;
@@ -549,8 +559,8 @@ BEGIN
 				   segtier.cuts(monetary::float8, $1) FILTER (WHERE b AND monetary > 0) AS m_cuts,
 				   segtier.share_cuts(value::float8, $2, $3) FILTER (WHERE b) AS v_cuts,
 				   segtier.share_cuts(value::float8, $4, 'count') FILTER (WHERE b) AS p_cuts,
-				   ARRAY[avg(recency_days) FILTER (WHERE b), avg(frequency::float8) FILTER (WHERE b),
-						 avg(monetary::float8) FILTER (WHERE b)] AS means,
+				   ARRAY[avg(recency_days) FILTER (WHERE b), avg(frequency) FILTER (WHERE b),
+						 avg(monetary) FILTER (WHERE b)]::float8[] AS means,
 				   %2$s AS bg, %3$s AS gg, %4$s AS stdz
 			FROM (SELECT f.*, f.last_purchase IS NOT NULL AS b FROM (%1$s) f) f$f$,
 			feat,
@@ -601,11 +611,13 @@ BEGIN
 		'null_customer_rows', CASE WHEN v_full THEN null_customer_rows END,
 		'incremental_customers', CASE WHEN v_full THEN NULL ELSE (SELECT count(*) FROM segtier_changed) END);
 
-	-- whom to score: everybody, or the changed customers and those with overrides
+	-- whom to score: everybody, or the changed customers, those with overrides
+	-- set, cleared or deleted, and those held by hysteresis (counting runs)
 	IF NOT v_all THEN
 		EXECUTE format('CREATE TEMP TABLE segtier_rescore AS
 						SELECT customer FROM segtier_changed
-						UNION SELECT o.customer::%s FROM segtier.tier_override o WHERE o.model = $1', ctype)
+						UNION SELECT o.customer::%s FROM segtier.tier_override o WHERE o.model = $1
+						UNION SELECT t.customer FROM %s t WHERE t.held <> ''{}'' OR t.overridden <> ''{}''', ctype, tbl)
 		USING m.name;
 		subset := 'segtier_rescore';
 	END IF;
@@ -746,12 +758,15 @@ BEGIN
 	END LOOP;
 END $$;
 
--- existing tiers tables: new and updated rows leave room for HOT updates
+-- existing tiers tables: room for HOT updates, and the index of the rows
+-- an incremental run rescores whatever changed
 DO $$
 DECLARE
 	m text;
 BEGIN
 	FOR m IN SELECT name FROM segtier.model LOOP
 		EXECUTE format('ALTER TABLE segtier_data.%I SET (fillfactor = 45)', m || '_tiers');
+		EXECUTE format('CREATE INDEX %I ON segtier_data.%I (customer) WHERE held <> ''{}'' OR overridden <> ''{}''',
+					   m || '_tiers_pending', m || '_tiers');
 	END LOOP;
 END $$;

@@ -15,7 +15,9 @@
 
 #include <math.h>
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -28,6 +30,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/syscache.h"
 
 /* The columns of a <model>_tiers row that the pass computes, in table order. */
 typedef enum TierColumn
@@ -73,6 +76,13 @@ static const Kind column_kind[NCOLS] = {
 	K_INT64, K_INT64, K_FLOAT8, K_INT64, K_NUMERIC, K_NUMERIC, K_INT32, K_TEXT,
 	K_INT64, K_INT64, K_INT64, K_BOOL, K_TEXT, K_FLOAT8, K_FLOAT8, K_FLOAT8,
 	K_INT32, K_TEXT, K_TEXTARR, K_TEXTARR, K_JSONB
+};
+
+/* The SQL type of each row column; InvalidOid: segtier.rfm or segtier.tier. */
+static const Oid column_type[NCOLS] = {
+	TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, INT8OID, NUMERICOID, NUMERICOID, InvalidOid, TEXTOID,
+	InvalidOid, InvalidOid, InvalidOid, BOOLOID, TEXTOID, FLOAT8OID, FLOAT8OID, FLOAT8OID,
+	INT4OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBOID
 };
 
 /* Input columns of the query, 0-based; the old row follows at IN_OLD. */
@@ -232,6 +242,17 @@ cfg_levels(HeapTupleHeader cfg, const char *name)
 	return l;
 }
 
+static Datum
+cfg_text(HeapTupleHeader cfg, const char *name)
+{
+	bool		isnull;
+	Datum		d = cfg_field(cfg, name, &isnull);
+
+	if (isnull)
+		elog(ERROR, "scoring setting %s is NULL", name);
+	return d;
+}
+
 static int32
 cfg_int(HeapTupleHeader cfg, const char *name)
 {
@@ -343,13 +364,13 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 	s->value_levels = cfg_levels(cfg, "value_levels");
 	s->pyramid_levels = cfg_levels(cfg, "pyramid_levels");
 
-	segment_scheme = DatumGetTextPP(cfg_field(cfg, "segment_scheme", &isnull));
-	if (!isnull && !segtier_text_is(segment_scheme, "rfm11") && !segtier_text_is(segment_scheme, "rfm8"))
+	segment_scheme = DatumGetTextPP(cfg_text(cfg, "segment_scheme"));
+	if (!segtier_text_is(segment_scheme, "rfm11") && !segtier_text_is(segment_scheme, "rfm8"))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown segment scheme \"%s\"", text_to_cstring(segment_scheme)),
 				 errhint("Use 'rfm11' or 'rfm8'.")));
-	s->rfm8 = !isnull && segtier_text_is(segment_scheme, "rfm8");
+	s->rfm8 = segtier_text_is(segment_scheme, "rfm8");
 	d = cfg_field(cfg, "rfm8_mean", &isnull);
 	s->rfm8_mean = !isnull && DatumGetBool(d);
 	d = cfg_field(cfg, "means", &isnull);
@@ -369,7 +390,7 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 			s->means[i] = n[i] ? 0.0 : DatumGetFloat8(e[i]);
 		}
 	}
-	s->lang = segtier_parse_lang(DatumGetTextPP(cfg_field(cfg, "lang", &isnull)));
+	s->lang = segtier_parse_lang(DatumGetTextPP(cfg_text(cfg, "lang")));
 
 	s->windows.new_days = cfg_int(cfg, "new_days");
 	s->windows.active_days = cfg_int(cfg, "active_days");
@@ -578,6 +599,19 @@ json_scalar_text(JsonbValue *v)
 	return NULL;
 }
 
+/* The hysteresis run count after this run: the stored one plus one. */
+static int32
+next_run(const char *stored, int scheme)
+{
+	int32		runs = stored ? pg_strtoint32(stored) : 0;
+
+	if (pg_add_s32_overflow(runs, 1, &runs))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("hysteresis run count of column %s is out of range", scheme_names[scheme])));
+	return runs;
+}
+
 static int
 score_or_zero(const Cuts *c, float8 v, bool higher)
 {
@@ -607,6 +641,8 @@ numeric_to_float8(Datum n)
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 	Amount		a;
 
+	if (numeric_is_nan(DatumGetNumeric(n)) || numeric_is_inf(DatumGetNumeric(n)))
+		return DatumGetFloat8(DirectFunctionCall1(numeric_float8, n));
 	AmountRead(n, &a);
 	if (a.fast && a.scale < lengthof(pow10) &&
 		a.value < ((int128) 1 << 53) && a.value > -((int128) 1 << 53))
@@ -887,7 +923,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 		bool		live = o != NULL && o->live;
 		char	   *runs_text = json_scalar_text(hold_field(hold_old, scheme_names[k], "runs"));
 		char	   *since_text = json_scalar_text(hold_field(hold_old, scheme_names[k], "since"));
-		int32		runs = (runs_text ? pg_strtoint32(runs_text) : 0) + 1;
+		int32		runs = next_run(runs_text, k);
 		TimestampTz since = since_text ?
 			DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(since_text),
 													ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))) :
@@ -964,6 +1000,54 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 	return changed;
 }
 
+static Oid
+segtier_type(const char *name)
+{
+	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum(name),
+						   ObjectIdGetDatum(get_namespace_oid("segtier", false)));
+}
+
+static void
+check_type(const char *what, int col, Oid have, Oid want)
+{
+	if (have != want)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s column %d of segtier._rescore has type %s, not %s",
+						what, col + 1, format_type_be(have), format_type_be(want))));
+}
+
+/*
+ * The query's columns and the column definition list must have the types the
+ * pass reads and writes: it reads datums by position.
+ */
+static void
+check_types(TupleDesc in, TupleDesc out)
+{
+	static const Oid features[IN_OLD] = {
+		InvalidOid, TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, INT8OID, NUMERICOID, NUMERICOID,
+		INT8OID, NUMERICARRAYOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, BOOLOID, BOOLOID
+	};
+	Oid			rfm = segtier_type("rfm");
+	Oid			tier = segtier_type("tier");
+
+	if (in->natts != IN_NCOLS)
+		elog(ERROR, "the scoring query returns %d columns, not %d", in->natts, IN_NCOLS);
+	for (int i = 1; i < IN_OLD; i++)
+		check_type("input", i, TupleDescAttr(in, i)->atttypid, features[i]);
+	check_type("output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
+	check_type("output", 1, TupleDescAttr(out, 1)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
+	for (int c = 0; c < NCOLS; c++)
+	{
+		Oid			want = column_type[c] != InvalidOid ? column_type[c] : c == C_RFM ? rfm : tier;
+
+		check_type("input", IN_OLD + c, TupleDescAttr(in, IN_OLD + c)->atttypid, want);
+		check_type("output", OUT_ROW + c, TupleDescAttr(out, OUT_ROW + c)->atttypid, want);
+	}
+	for (int f = 0; f < HIST_FIELDS; f++)
+		check_type("output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid, TEXTARRAYOID);
+}
+
 PG_FUNCTION_INFO_V1(segtier_rescore);
 Datum
 segtier_rescore(PG_FUNCTION_ARGS)
@@ -981,7 +1065,6 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	Portal		portal;
 	char	   *by = GetUserNameFromId(GetUserId(), false);
 	bool		typisvarlena;
-	bool		isnull;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize) || rsinfo->expectedDesc == NULL)
@@ -1015,7 +1098,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	load_overrides(&s, DatumGetTextPP(GetAttributeByName(cfg, "model", &isnull)), per_query);
+	load_overrides(&s, DatumGetTextPP(cfg_text(cfg, "model")), per_query);
 
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
@@ -1028,18 +1111,17 @@ segtier_rescore(PG_FUNCTION_ARGS)
 		SPI_cursor_fetch(portal, true, 10000);
 		if (SPI_processed == 0)
 			break;
-		if (SPI_tuptable->tupdesc->natts != IN_NCOLS)
-			elog(ERROR, "the scoring query returns %d columns, not %d",
-				 SPI_tuptable->tupdesc->natts, IN_NCOLS);
 		if (s.customer_out == InvalidOid)
+		{
+			check_types(SPI_tuptable->tupdesc, outdesc);
 			getTypeOutputInfo(SPI_gettypeid(SPI_tuptable->tupdesc, IN_CUSTOMER + 1),
 							  &s.customer_out, &typisvarlena);
+		}
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			Datum		out[OUT_NCOLS];
 			bool		outnull[OUT_NCOLS];
 			History		h;
-			bool		present;
 
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(row_cxt);
@@ -1047,7 +1129,9 @@ segtier_rescore(PG_FUNCTION_ARGS)
 			if (rescore_row(&s, SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 							out + OUT_ROW, outnull + OUT_ROW, &h, by))
 			{
-				bool		existed;
+				bool		isnull;
+				bool		present,
+							existed;
 
 				present = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 													 IN_PRESENT + 1, &isnull)) && !isnull;

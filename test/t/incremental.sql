@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(19);
+SELECT plan(22);
 
 -- Two models on one source: "inc" refreshes from captured changes, "ful"
 -- rescans every time.  With statistics recomputed every run
@@ -142,6 +142,29 @@ SELECT ok((SELECT (params->>'statistics_run')::bigint = run_id AND rfm_scale(
 	'a scoring option change recomputes them');
 SELECT refresh('kept', full => true);
 SELECT is(pg_temp.off_reference('kept'), 0::bigint, 'and so does a full refresh');
+
+-- an override deleted behind segtier's back is undone by an incremental run
+SELECT set_override('kept', '21', 'pyramid:vip', 'test');
+SELECT refresh('kept');
+DELETE FROM segtier.tier_override WHERE model = 'kept';
+SELECT refresh('kept');
+SELECT is((SELECT overridden::text || ' ' || (pyramid = (segtier._levels('pyramid'))[
+			  CASE WHEN monetary > 0 THEN segtier.score(monetary::float8, segtier._jsonb_floats(
+				  (SELECT params->'pyramid_cuts' FROM refresh_runs WHERE model = 'kept' ORDER BY run_id DESC LIMIT 1))) ELSE 1 END])::text
+		   FROM segtier_data.kept_tiers WHERE customer = 21), '{} true',
+	'a deleted override: back to the score on the next incremental run');
+SELECT is((SELECT full_refresh FROM refresh_runs WHERE model = 'kept' ORDER BY run_id DESC LIMIT 1), false, 'which it was');
+
+-- statistics survive a session with few float digits
+CREATE TEMP TABLE kept_before AS SELECT * FROM segtier_data.kept_tiers;
+SET extra_float_digits = 0;
+SELECT refresh('kept', full => true);
+RESET extra_float_digits;
+SELECT is((SELECT count(*) FROM (SELECT customer, rfm::text, value_class::text, pyramid::text, p_alive, clv, cluster
+								 FROM kept_before
+								 EXCEPT SELECT customer, rfm::text, value_class::text, pyramid::text, p_alive, clv, cluster
+								 FROM segtier_data.kept_tiers) d), 0::bigint,
+	'a refresh under extra_float_digits = 0 gives the same tiers and predictions');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(31);
+SELECT plan(36);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -120,6 +120,34 @@ SELECT create_model('nulls', 'nulls_src', 'who', 'at', 'amount', '{"as_of": "202
 SELECT refresh('nulls');
 SELECT is((SELECT params->>'null_customer_rows' FROM refresh_runs WHERE model = 'nulls' ORDER BY run_id DESC LIMIT 1), '4',
 	'rows without a customer are counted, NULL-time, refund and future rows among them');
+
+-- found by review of the C scoring pass
+CREATE TABLE once_src (who int, at timestamptz, amount numeric);
+INSERT INTO once_src VALUES (1, '2025-01-01', 0.70), (2, '2025-01-05', 0.10), (3, '2025-01-09', 0.40);
+CREATE TABLE once_people (id numeric PRIMARY KEY);
+INSERT INTO once_people SELECT g FROM generate_series(1, 5) g;
+SELECT create_model('once', 'once_src', 'who', 'at', 'amount',
+	'{"as_of": "2025-02-01 00:00+00", "time_zone": "UTC", "predict": true, "customers_table": "once_people", "customers_key": "id"}');
+SELECT lives_ok($$SELECT segtier.refresh('once')$$,
+	'predict on customers without repeat purchases (no Gamma-Gamma fit): the refresh goes on');
+SELECT is((SELECT array_agg(rfm::text ORDER BY customer) FROM segtier_data.once_tiers WHERE rfm IS NOT NULL),
+	'{113,211,312}', 'one purchase each: F has no cut points (all score 1), R and M are still scored, as in 0.1.0');
+SELECT is((SELECT count(*) FROM segtier_data.once_tiers WHERE last_purchase IS NOT NULL AND clv IS NULL), 3::bigint,
+	'no CLV without a spend model');
+SELECT is((SELECT array_agg(customer ORDER BY customer) FROM segtier_data.once_tiers), '{1,2,3,4,5}',
+	'prospects keyed by a numeric column keep their ids in the int customer column');
+SELECT throws_ok($$SELECT * FROM segtier._rescore(
+		segtier._scoring_settings((SELECT m FROM segtier.model m WHERE name = 'once'),
+			segtier._effective_options((SELECT m FROM segtier.model m WHERE name = 'once')), now(), '{}'),
+		'SELECT ' || (SELECT string_agg(g::text, ', ') FROM generate_series(1, 36) g))
+	AS x(op "char", customer int, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
+		 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
+		 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,
+		 churn_reason text, p_alive float8, expected_purchases float8, clv float8, cluster int,
+		 cluster_label text, held text[], overridden text[], hold jsonb,
+		 h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$$,
+	'42804', 'input column 2 of segtier._rescore has type integer, not timestamp with time zone',
+	'the scoring pass checks the types of what it reads');
 
 SELECT * FROM finish();
 ROLLBACK;

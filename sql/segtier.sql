@@ -1805,6 +1805,7 @@ DECLARE
 	n_changed bigint;
 	targets oid[];
 	subset text;
+	seqscan text;
 	feat text;
 	cols text := 'first_purchase, last_purchase, recency_days, frequency, monetary, value, rfm, rfm_segment, '
 		'value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive, expected_purchases, clv, cluster, '
@@ -1961,11 +1962,16 @@ BEGIN
 	-- whom to score: everybody, or the changed customers, those with overrides
 	-- set, cleared or deleted, and those held by hysteresis (counting runs)
 	IF NOT v_all THEN
+		-- the partial index <model>_tiers_pending has those rows; without
+		-- statistics the planner would scan the whole table for them
+		seqscan := current_setting('enable_seqscan');
+		PERFORM set_config('enable_seqscan', 'off', true);
 		EXECUTE format('CREATE TEMP TABLE segtier_rescore AS
 						SELECT customer FROM segtier_changed
 						UNION SELECT o.customer::%s FROM segtier.tier_override o WHERE o.model = $1
 						UNION SELECT t.customer FROM %s t WHERE t.held <> ''{}'' OR t.overridden <> ''{}''', ctype, tbl)
 		USING m.name;
+		PERFORM set_config('enable_seqscan', seqscan, true);
 		subset := 'segtier_rescore';
 	END IF;
 	PERFORM segtier.report_progress(m.name, 'score', 0, n_customers);

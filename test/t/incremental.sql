@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(22);
+SELECT plan(23);
 
 -- Two models on one source: "inc" refreshes from captured changes, "ful"
 -- rescans every time.  With statistics recomputed every run
@@ -154,6 +154,7 @@ SELECT is((SELECT overridden::text || ' ' || (pyramid = (segtier._levels('pyrami
 		   FROM segtier_data.kept_tiers WHERE customer = 21), '{} true',
 	'a deleted override: back to the score on the next incremental run');
 SELECT is((SELECT full_refresh FROM refresh_runs WHERE model = 'kept' ORDER BY run_id DESC LIMIT 1), false, 'which it was');
+SELECT is(current_setting('enable_seqscan'), 'on', 'the planner settings an incremental run touches are restored');
 
 -- statistics survive a session with few float digits
 CREATE TEMP TABLE kept_before AS SELECT * FROM segtier_data.kept_tiers;

@@ -447,14 +447,14 @@ PG_FUNCTION_INFO_V1(tier_name);
 Datum
 tier_name(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(tier_level_of(PG_GETARG_TIER(0))->name));
+	PG_RETURN_TEXT_P(cstring_to_text(segtier_tier_level_name(PG_GETARG_TIER(0))));
 }
 
 PG_FUNCTION_INFO_V1(tier_rank);
 Datum
 tier_rank(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT32(tier_level_of(PG_GETARG_TIER(0))->position);
+	PG_RETURN_INT32(segtier_tier_rank(PG_GETARG_TIER(0)));
 }
 
 /* True when a text argument equals a short ASCII word (no palloc). */

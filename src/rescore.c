@@ -242,8 +242,9 @@ cfg_levels(HeapTupleHeader cfg, const char *name)
 	return l;
 }
 
+/* A setting that cannot be NULL. */
 static Datum
-cfg_text(HeapTupleHeader cfg, const char *name)
+cfg_required(HeapTupleHeader cfg, const char *name)
 {
 	bool		isnull;
 	Datum		d = cfg_field(cfg, name, &isnull);
@@ -256,12 +257,7 @@ cfg_text(HeapTupleHeader cfg, const char *name)
 static int32
 cfg_int(HeapTupleHeader cfg, const char *name)
 {
-	bool		isnull;
-	Datum		d = cfg_field(cfg, name, &isnull);
-
-	if (isnull)
-		elog(ERROR, "scoring setting %s is NULL", name);
-	return DatumGetInt32(d);
+	return DatumGetInt32(cfg_required(cfg, name));
 }
 
 static float8
@@ -352,9 +348,7 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 	text	   *segment_scheme;
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 
-	s->as_of = DatumGetTimestampTz(cfg_field(cfg, "as_of", &isnull));
-	if (isnull)
-		elog(ERROR, "scoring setting as_of is NULL");
+	s->as_of = DatumGetTimestampTz(cfg_required(cfg, "as_of"));
 	s->bins = cfg_int(cfg, "bins");
 	s->r_cuts = cfg_cuts(cfg, "recency_cuts");
 	s->f_cuts = cfg_cuts(cfg, "frequency_cuts");
@@ -364,7 +358,7 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 	s->value_levels = cfg_levels(cfg, "value_levels");
 	s->pyramid_levels = cfg_levels(cfg, "pyramid_levels");
 
-	segment_scheme = DatumGetTextPP(cfg_text(cfg, "segment_scheme"));
+	segment_scheme = DatumGetTextPP(cfg_required(cfg, "segment_scheme"));
 	if (!segtier_text_is(segment_scheme, "rfm11") && !segtier_text_is(segment_scheme, "rfm8"))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -390,16 +384,14 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 			s->means[i] = n[i] ? 0.0 : DatumGetFloat8(e[i]);
 		}
 	}
-	s->lang = segtier_parse_lang(DatumGetTextPP(cfg_text(cfg, "lang")));
+	s->lang = segtier_parse_lang(DatumGetTextPP(cfg_required(cfg, "lang")));
 
 	s->windows.new_days = cfg_int(cfg, "new_days");
 	s->windows.active_days = cfg_int(cfg, "active_days");
 	s->windows.churn_days = cfg_int(cfg, "churn_days");
 	s->windows.loyal_purchases = cfg_int(cfg, "loyal_purchases");
 	segtier_lifecycle_check(&s->windows);
-	s->churn_decline = cfg_float(cfg, "churn_decline", &isnull);
-	if (isnull)
-		elog(ERROR, "scoring setting churn_decline is NULL");
+	s->churn_decline = DatumGetFloat8(cfg_required(cfg, "churn_decline"));
 	s->churn_months = cfg_int(cfg, "churn_months");
 	s->p_alive_threshold = cfg_float(cfg, "p_alive_threshold", &isnull);
 	s->has_threshold = !isnull;
@@ -641,12 +633,13 @@ numeric_to_float8(Datum n)
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 	Amount		a;
 
-	if (numeric_is_nan(DatumGetNumeric(n)) || numeric_is_inf(DatumGetNumeric(n)))
-		return DatumGetFloat8(DirectFunctionCall1(numeric_float8, n));
-	AmountRead(n, &a);
-	if (a.fast && a.scale < lengthof(pow10) &&
-		a.value < ((int128) 1 << 53) && a.value > -((int128) 1 << 53))
-		return (float8) (int64) a.value / pow10[a.scale];
+	if (!numeric_is_nan(DatumGetNumeric(n)) && !numeric_is_inf(DatumGetNumeric(n)))
+	{
+		AmountRead(n, &a);
+		if (a.fast && a.scale < lengthof(pow10) &&
+			a.value < ((int128) 1 << 53) && a.value > -((int128) 1 << 53))
+			return (float8) (int64) a.value / pow10[a.scale];
+	}
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, n));
 }
 
@@ -914,8 +907,6 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 	 */
 	if (s->noverrides > 0)
 		customer_text = OidOutputFunctionCall(s->customer_out, in[IN_CUSTOMER]);
-	initStringInfo(&hold);
-	appendStringInfoChar(&hold, '{');
 	for (int k = 0; k < NSCHEMES; k++)
 	{
 		TierColumn col = scheme_column[k];
@@ -976,9 +967,11 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 			overridden[noverridden++] = CStringGetTextDatum(scheme_names[k]);
 		if (keep)
 		{
+			if (nheld == 0)
+				initStringInfo(&hold);	/* rare: most rows hold nothing */
 			held[nheld++] = CStringGetTextDatum(scheme_names[k]);
 			appendStringInfo(&hold, "%s\"%s\": {\"runs\": %d, \"since\": \"%s\"}",
-							 nheld > 1 ? ", " : "", scheme_names[k], runs,
+							 nheld > 1 ? ", " : "{", scheme_names[k], runs,
 							 JsonEncodeDateTime(NULL, TimestampTzGetDatum(since), TIMESTAMPTZOID, NULL));
 		}
 		if (!values_same(K_INT64, old[col], oldnull[col] || !existed, v[col], isnull[col]) ||
@@ -986,10 +979,15 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 			history_add(h, k, oldnull[col] || !existed, DatumGetTier(old[col]),
 						isnull[col], DatumGetTier(v[col]), reason, who);
 	}
-	appendStringInfoChar(&hold, '}');
 	v[C_HELD] = text_array(s, held, nheld);
 	v[C_OVERRIDDEN] = text_array(s, overridden, noverridden);
-	v[C_HOLD] = nheld == 0 ? s->empty_object : DirectFunctionCall1(jsonb_in, CStringGetDatum(hold.data));
+	if (nheld == 0)
+		v[C_HOLD] = s->empty_object;
+	else
+	{
+		appendStringInfoChar(&hold, '}');
+		v[C_HOLD] = DirectFunctionCall1(jsonb_in, CStringGetDatum(hold.data));
+	}
 	isnull[C_HELD] = isnull[C_OVERRIDDEN] = isnull[C_HOLD] = false;
 
 	if (!existed)
@@ -1098,7 +1096,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	load_overrides(&s, DatumGetTextPP(cfg_text(cfg, "model")), per_query);
+	load_overrides(&s, DatumGetTextPP(cfg_required(cfg, "model")), per_query);
 
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)

@@ -111,8 +111,12 @@ CREATE OPERATOR CLASS segtier.rfm_hash_ops DEFAULT FOR TYPE segtier.rfm USING ha
 	FUNCTION 1 segtier.rfm_hash(segtier.rfm),
 	FUNCTION 2 segtier.rfm_hash_extended(segtier.rfm, bigint);
 
+CREATE FUNCTION segtier.rfm(text) RETURNS segtier.rfm
+	AS 'MODULE_PATHNAME', 'rfm_from_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.rfm(text) IS 'the text -> rfm cast: the forms rfm_in accepts';
+
 CREATE CAST (segtier.rfm AS text) WITH INOUT AS ASSIGNMENT;
-CREATE CAST (text AS segtier.rfm) WITH INOUT;
+CREATE CAST (text AS segtier.rfm) WITH FUNCTION segtier.rfm(text);
 
 ------------------------------------------------------------------------------
 -- tier: an ordered level inside a named tier scheme

@@ -191,14 +191,25 @@ float8_cmp(const void *pa, const void *pb)
 #define ST_DEFINE
 #include "lib/sort_template.h"
 
+/* The position of t in the sorted time table (it is always there). */
 static int
 time_index(const BgnbdData *d, float8 t)
 {
-	float8	   *hit = bsearch(&t, d->times, d->ntimes, sizeof(float8), float8_cmp);
+	int			lo = 0,
+				hi = d->ntimes - 1;
 
-	if (hit == NULL)
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (d->times[mid] < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (d->ntimes == 0 || d->times[lo] != t)
 		elog(ERROR, "time value %g missing from the BG/NBD time table", t);
-	return hit - d->times;
+	return lo;
 }
 
 /* Builds the tables from the sorted histogram entries. */
@@ -521,11 +532,13 @@ bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key)
  *   (a+b+x-1) [-ln(1-z) expm1(y)/y] - (1-z)^(a-1) Q',
  *   Q' = (a+b+x-1) sum_{k>=1} (a+b-1-r)_k (a)_(k-1) / ((a+b+x-1)_k k!) z^k,
  * continuous through a = 1; summing Q' (the first factor of (a+b+x-1)_k
- * cancelled) keeps it finite when a+b+x-1 is 0 or near it.  The result is times P(alive) (the denominator
- * of eq. 10).
+ * cancelled) keeps it finite when a+b+x-1 is 0 or near it.  This is E[Y(t)]
+ * of a customer known to be alive; times P(alive) (the denominator of eq. 10)
+ * it is eq. 10, which is what callers that need several horizons of one
+ * customer multiply once.
  */
 float8
-bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key)
+bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 {
 	float8		x = key[0];
 	float8		w = p->alpha + key[2];
@@ -536,7 +549,6 @@ bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key)
 	float8		Cp = p->a + p->b + x - 1.0;
 	float8		term = Ap * z;
 	float8		Q = 0.0;
-	float8		num;
 
 	if (t == 0.0)
 		return 0.0;
@@ -569,8 +581,13 @@ bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key)
 		if (k % 1000000 == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
-	num = Cp * -L * (y == 0.0 ? 1.0 : expm1(y) / y) - exp(y) * Q;
-	return num * bgnbd_p_alive_key(p, key);
+	return Cp * -L * (y == 0.0 ? 1.0 : expm1(y) / y) - exp(y) * Q;
+}
+
+static float8
+bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key)
+{
+	return bgnbd_expected_alive(p, t, key) * bgnbd_p_alive_key(p, key);
 }
 
 /* The log-likelihood of one customer's history (see bgnbd_objective). */

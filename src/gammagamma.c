@@ -362,13 +362,14 @@ segtier_clv_purchases(const BgnbdParams *bg, const float8 *key, float8 horizon,
 	for (int32 i = 1; i < horizon + 1.0; i++)
 	{
 		float8		month = Min((float8) i, horizon);
-		float8		cum = bgnbd_expected(bg, month * unit, key);
+		float8		cum = bgnbd_expected_alive(bg, month * unit, key);
 
 		CHECK_FOR_INTERRUPTS();
 		total += (cum - prev) / pow(1.0 + rate, month);
 		prev = cum;
 	}
-	return total;
+	/* every month's expectation carries the same factor P(alive) */
+	return total * bgnbd_p_alive_key(bg, key);
 }
 
 /* CLV from the discounted expected purchases: margin * E[spend] * purchases. */

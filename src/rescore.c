@@ -24,13 +24,47 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/float.h"
-#include "utils/hsearch.h"
+#include "common/hashfn.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/syscache.h"
+
+/*
+ * The BG/NBD numbers of one purchase history (x, t_x, T).  Many customers
+ * share a history (whole days), and each costs hypergeometric series, so
+ * they are computed once per history and pass.
+ */
+typedef struct HistoryKey
+{
+	float8		v[3];
+} HistoryKey;
+
+typedef struct Prediction
+{
+	HistoryKey	key;
+	uint32		hash;
+	char		status;
+	float8		p_alive;
+	float8		expected;
+	float8		clv_purchases;
+} Prediction;
+
+/* an open-addressing table: a memo of up to a million histories is probed once a row */
+#define SH_PREFIX pred
+#define SH_ELEMENT_TYPE Prediction
+#define SH_KEY_TYPE HistoryKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).v, sizeof(HistoryKey))
+#define SH_EQUAL(tb, a, b) (memcmp((a).v, (b).v, sizeof(HistoryKey)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, e) ((e)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /* The columns of a <model>_tiers row that the pass computes, in table order. */
 typedef enum TierColumn
@@ -107,7 +141,7 @@ enum
 	IN_NCOLS = IN_OLD + NCOLS
 };
 
-/* Output: op, customer, the NCOLS row columns, then the history arrays. */
+/* Output: op, customer, the NCOLS row columns, then the history arrays (NULL without history). */
 #define OUT_ROW 2
 #define OUT_HIST (OUT_ROW + NCOLS)
 #define HIST_FIELDS 5
@@ -186,23 +220,10 @@ typedef struct Scoring
 	int			noverrides;
 	Override   *overrides;		/* sorted by customer, then scheme */
 	Oid			customer_out;
-	HTAB	   *predictions;	/* Prediction by (x, t_x, T) */
+	pred_hash  *predictions;	/* Prediction by (x, t_x, T) */
 	Datum		empty_array;	/* '{}'::text[] and '{}'::jsonb, built once */
 	Datum		empty_object;
 } Scoring;
-
-/*
- * The BG/NBD numbers of one purchase history (x, t_x, T).  Many customers
- * share a history (whole days), and each costs hypergeometric series, so
- * they are computed once per history and pass.
- */
-typedef struct Prediction
-{
-	float8		key[3];
-	float8		p_alive;
-	float8		expected;
-	float8		clv_purchases;
-} Prediction;
 
 static Datum
 cfg_field(HeapTupleHeader cfg, const char *name, bool *isnull)
@@ -488,13 +509,11 @@ text_array(const Scoring *s, Datum *elems, int n)
 }
 
 static Datum
-history_array(const Scoring *s, const History *h, int field)
+history_array(const History *h, int field)
 {
 	int			dims[1] = {h->n};
 	int			lbs[1] = {1};
 
-	if (h->n == 0)
-		return s->empty_array;
 	return PointerGetDatum(construct_md_array((Datum *) h->field[field], (bool *) h->null[field],
 											  1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 }
@@ -779,7 +798,8 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 	isnull[C_P_ALIVE] = isnull[C_EXPECTED] = isnull[C_CLV] = true;
 	if (has)
 	{
-		float8		key[3];
+		HistoryKey	hk;
+		float8	   *key = hk.v;
 		Prediction *pred = NULL;
 
 		key[0] = DatumGetFloat8(in[IN_X]);
@@ -790,11 +810,11 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 			bool		found;
 
 			bgnbd_check_customer(key);
-			pred = hash_search(s->predictions, key, HASH_ENTER, &found);
+			pred = pred_insert(s->predictions, hk, &found);
 			if (!found)
 			{
 				pred->p_alive = bgnbd_p_alive_key(&s->bg, key);
-				pred->expected = bgnbd_expected(&s->bg, s->horizon_days, key);
+				pred->expected = bgnbd_expected_alive(&s->bg, s->horizon_days, key) * pred->p_alive;
 				pred->clv_purchases = s->has_gg ?
 					segtier_clv_purchases(&s->bg, key, s->horizon_months, s->discount_rate, 30.0) : 0.0;
 			}
@@ -1086,13 +1106,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	s.empty_object = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	MemoryContextSwitchTo(old);
 	if (s.predict)
-	{
-		HASHCTL		ctl = {.keysize = sizeof(float8) * 3, .entrysize = sizeof(Prediction),
-		.hcxt = per_query};
-
-		s.predictions = hash_create("segtier predictions", 1024, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		s.predictions = pred_create(per_query, 1024, NULL);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1139,9 +1153,10 @@ segtier_rescore(PG_FUNCTION_ARGS)
 				outnull[0] = false;
 				out[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 									   IN_CUSTOMER + 1, &outnull[1]);
-				for (int f = 0; f < HIST_FIELDS; f++)
+				/* NULL without history: most rows of a daily run have none */
+				for (int f = 0; f < HIST_FIELDS && h.n > 0; f++)
 				{
-					out[OUT_HIST + f] = history_array(&s, &h, f);
+					out[OUT_HIST + f] = history_array(&h, f);
 					outnull[OUT_HIST + f] = false;
 				}
 				tuplestore_putvalues(store, outdesc, out, outnull);

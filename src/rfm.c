@@ -74,11 +74,9 @@ rfm_number(const char **p, const char *str)
  * Numbers in the dashed and lettered forms and the scale may have several
  * digits, so that '10-1-1' or '543/10' is a value out of range, not a typo.
  */
-PG_FUNCTION_INFO_V1(rfm_in);
-Datum
-rfm_in(PG_FUNCTION_ARGS)
+static Rfm
+rfm_parse(const char *str)
 {
-	const char *str = PG_GETARG_CSTRING(0);
 	const char *p = str;
 	int			d[3];
 	int			scale = RFM_DEFAULT_SCALE;
@@ -121,7 +119,29 @@ rfm_in(PG_FUNCTION_ARGS)
 	if (*p != '\0')
 		rfm_syntax_error(str);
 
-	PG_RETURN_RFM(rfm_make(d[0], d[1], d[2], scale));
+	return rfm_make(d[0], d[1], d[2], scale);
+}
+
+PG_FUNCTION_INFO_V1(rfm_in);
+Datum
+rfm_in(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_RFM(rfm_parse(PG_GETARG_CSTRING(0)));
+}
+
+/* The text -> rfm cast, without the cstring copy of an I/O conversion. */
+PG_FUNCTION_INFO_V1(rfm_from_text);
+Datum
+rfm_from_text(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	char		buf[32];
+	char	   *str = len < (int) sizeof(buf) ? buf : palloc(len + 1);
+
+	memcpy(str, VARDATA_ANY(t), len);
+	str[len] = '\0';
+	PG_RETURN_RFM(rfm_parse(str));
 }
 
 PG_FUNCTION_INFO_V1(rfm_out);

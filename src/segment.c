@@ -67,7 +67,8 @@ static const char *const rfm8_labels[8][2] = {
 static inline int
 to_five(int score, int scale)
 {
-	return (score * 5 + scale - 1) / scale;
+	/* the default scale needs no division (it dominated rfm_segment) */
+	return scale == 5 ? score : (score * 5 + scale - 1) / scale;
 }
 
 const char *

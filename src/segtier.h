@@ -250,7 +250,7 @@ typedef struct BgnbdParams
 
 extern void bgnbd_get_params(HeapTupleHeader rec, BgnbdParams *p);
 extern void bgnbd_check_customer(float8 *key);
-extern float8 bgnbd_expected(const BgnbdParams *p, float8 t, const float8 *key);
+extern float8 bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key);
 extern float8 bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key);
 
 /* gammagamma.c */

@@ -8,6 +8,8 @@ SELECT pg_describe_object(m.classid, m.objid, 0) || ' :: ' || md5(coalesce(CASE 
 		SELECT CASE WHEN p.prokind = 'a' THEN (SELECT format('agg %s %s %s %s %s %s %s', a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn, a.aggtranstype::regtype, a.aggtransspace) FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
 			ELSE pg_get_functiondef(p.oid) END || ' acl=' || coalesce(p.proacl::text, '-')
 		FROM pg_proc p WHERE p.oid = m.objid)
+	WHEN 'pg_cast'::regclass THEN (
+		SELECT format('%s %s %s', c.castfunc::regprocedure, c.castcontext, c.castmethod) FROM pg_cast c WHERE c.oid = m.objid)
 	WHEN 'pg_type'::regclass THEN (
 		SELECT format('%s %s %s %s', t.typtype, t.typlen, t.typbyval, t.typalign) || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '')
 		FROM pg_type t WHERE t.oid = m.objid)

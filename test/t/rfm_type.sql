@@ -3,7 +3,7 @@
 -- rfm_in against an independent (regular expression) oracle.
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(149);
+SELECT plan(154);
 
 CREATE FUNCTION pg_temp.run(sql text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE sql; END $$;
 CREATE FUNCTION pg_temp.explain(sql text) RETURNS SETOF text LANGUAGE plpgsql AS
@@ -97,6 +97,13 @@ CREATE TEMP TABLE rfm_text (s text);
 INSERT INTO rfm_text VALUES ('543/7'::rfm);
 SELECT is(s, '543/7', 'assignment cast rfm -> text') FROM rfm_text;
 SELECT is(CAST('5-4-3'::text AS rfm), '543'::rfm, 'cast text -> rfm');
+-- text -> rfm is a function cast (no cstring copy); it parses as rfm_in does
+SELECT is((SELECT castfunc FROM pg_cast WHERE castsource = 'text'::regtype AND casttarget = 'rfm'::regtype),
+		  'segtier.rfm(text)'::regprocedure::oid, 'text -> rfm casts through segtier.rfm(text)');
+SELECT is(rfm(repeat(' ', 40) || 'R5F4M3/7' || repeat(' ', 40)), '543/7'::rfm, 'rfm(text) of a text longer than its stack buffer');
+SELECT throws_ok($$SELECT ('5-4-3' || repeat('x', 40))::text::segtier.rfm$$, '22P02',
+				 'invalid input syntax for type rfm: "5-4-3' || repeat('x', 40) || '"', 'a long malformed text is quoted whole');
+SELECT is('5-4-3'::varchar::rfm, '543'::rfm, 'cast varchar -> rfm');
 
 -- Binary: send is a version byte 0 then r, f, m, scale.
 SELECT is(rfm_send('543'), '\x0005040305'::bytea, 'rfm_send 543');
@@ -229,7 +236,7 @@ FROM (VALUES ('rfm(NULL, 1, 1)', rfm(NULL, 1, 1)::text), ('rfm(1, NULL, 1)', rfm
 -- mutated valid forms.  Each must parse to the value an independent regular
 -- expression oracle predicts (and print as it re-reads), or fail with exactly
 -- the SQLSTATE the oracle predicts; nothing else.
-CREATE TEMP TABLE fuzz (s text, expected text, actual text);
+CREATE TEMP TABLE fuzz (s text, expected text, actual text, input text);
 -- mostly a score that fits the scale n, sometimes any digit
 CREATE FUNCTION pg_temp.fuzz_digit(n int) RETURNS int LANGUAGE sql AS $$
 	SELECT CASE WHEN random() < 0.15 THEN floor(random() * 10)::int ELSE 1 + floor(random() * greatest(n, 1))::int END $$;
@@ -240,6 +247,7 @@ DECLARE
 	pos int;
 	n int;
 	got text;
+	inp text;
 	v rfm;
 BEGIN
 	PERFORM setseed(0.20240601);
@@ -269,7 +277,13 @@ BEGIN
 		EXCEPTION WHEN OTHERS THEN
 			got := SQLSTATE;
 		END;
-		INSERT INTO fuzz VALUES (s, NULL, got);
+		-- the same string through the type's input function
+		BEGIN
+			inp := rfm_in(s::cstring)::text;
+		EXCEPTION WHEN OTHERS THEN
+			inp := SQLSTATE;
+		END;
+		INSERT INTO fuzz VALUES (s, NULL, got, inp);
 	END LOOP;
 END $$;
 UPDATE fuzz SET expected = o.expected
@@ -286,6 +300,8 @@ FROM (SELECT s, CASE
 WHERE fuzz.s = o.s;
 SELECT is_empty($$SELECT s, expected, actual FROM fuzz WHERE actual IS DISTINCT FROM expected$$,
 	'6000 fuzzed inputs: every outcome is what the oracle predicts');
+SELECT is_empty($$SELECT s, actual, input FROM fuzz WHERE actual IS DISTINCT FROM input$$,
+	'the text cast and rfm_in give the same outcome for every fuzzed input');
 SELECT ok((SELECT count(*) FROM fuzz WHERE actual = '22P02') > 1000, 'fuzz reached 22P02');
 SELECT ok((SELECT count(*) FROM fuzz WHERE actual = '22003') > 100, 'fuzz reached 22003');
 SELECT ok((SELECT count(*) FROM fuzz WHERE actual = '22023') > 100, 'fuzz reached 22023');

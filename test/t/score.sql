@@ -111,6 +111,7 @@ SELECT set_eq($$
 	('segtier.rfm_recv(internal)', 'i', true, 's', false),
 	('segtier.rfm_send(segtier.rfm)', 'i', true, 's', false),
 	('segtier.rfm(integer,integer,integer,integer)', 'i', true, 's', false),
+	('segtier.rfm(text)', 'i', true, 's', false),
 	('segtier.rfm_r(segtier.rfm)', 'i', true, 's', false),
 	('segtier.rfm_f(segtier.rfm)', 'i', true, 's', false),
 	('segtier.rfm_m(segtier.rfm)', 'i', true, 's', false),

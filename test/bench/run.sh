@@ -237,7 +237,7 @@ TEXTS="(SELECT array_agg(format('%s%s%s', r, f, m)) FROM generate_series(1, 5) r
 # so that drift on this machine hits both, and the net figure compares the
 # fastest run of each (the noise only ever adds time).
 scalar() {
-	local name=$1 bare=$2 call=$3 from=$4 loops="" calls="" t
+	local name=$1 bare=$2 call=$3 from=$4 loops="" calls="" t i e
 	for i in $(seq 1 "$REPS"); do
 		for e in "$bare" "$call"; do
 			t=$(timed "" "SELECT count($e) FROM $from c(a), generate_series(0, $SCALAR_CALLS / 1000 - 1) j,

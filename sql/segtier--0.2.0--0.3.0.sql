@@ -3,7 +3,7 @@
 -- The text -> rfm cast calls a function instead of an I/O conversion (which
 -- copied the text into a cstring first).  The rest of 0.3.0 is in the module:
 -- the scoring pass's memo of BG/NBD numbers, P(alive) computed once per CLV,
--- history arrays left NULL for rows without history, a faster BG/NBD setup.
+-- history arrays left NULL for rows without history.
 \echo Use "ALTER EXTENSION segtier UPDATE TO '0.3.0'" to load this file. \quit
 
 CREATE FUNCTION segtier.rfm(text) RETURNS segtier.rfm

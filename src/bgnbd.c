@@ -191,25 +191,14 @@ float8_cmp(const void *pa, const void *pb)
 #define ST_DEFINE
 #include "lib/sort_template.h"
 
-/* The position of t in the sorted time table (it is always there). */
 static int
 time_index(const BgnbdData *d, float8 t)
 {
-	int			lo = 0,
-				hi = d->ntimes - 1;
+	float8	   *hit = bsearch(&t, d->times, d->ntimes, sizeof(float8), float8_cmp);
 
-	while (lo < hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (d->times[mid] < t)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (d->ntimes == 0 || d->times[lo] != t)
+	if (hit == NULL)
 		elog(ERROR, "time value %g missing from the BG/NBD time table", t);
-	return lo;
+	return hit - d->times;
 }
 
 /* Builds the tables from the sorted histogram entries. */

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(47);
+SELECT plan(49);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -141,6 +141,9 @@ INSERT INTO ps SELECT i % 50, '2024-01-01 00:00+00'::timestamptz + (i * 7919 % 2
 	CASE WHEN i % 97 = 0 THEN NULL WHEN i % 13 = 0 THEN -round((i % 70)::numeric / 3, 3) ELSE round((i % 1000)::numeric / 7, 2) END
 FROM generate_series(1, 20000) i;
 INSERT INTO ps VALUES (7, NULL, 5), (8, '2024-02-10 00:00+00', 1e40), (8, '2024-02-11 00:00+00', 1e40), (8, '2024-02-12 00:00+00', -3.5);
+-- int64 overflows on the second row, then exact amounts add to the numeric
+INSERT INTO ps VALUES (9, '2024-01-05 00:00+00', 5e18), (9, '2024-01-06 00:00+00', 5e18), (9, '2024-01-07 00:00+00', 0.125),
+	(9, '2024-01-08 00:00+00', -1), (9, '2024-02-05 00:00+00', -9.2e18), (9, '2024-02-06 00:00+00', -9.2e18);
 CREATE TEMP TABLE ps_bounds AS SELECT ARRAY['2024-01-01 00:00+00', '2024-02-01 00:00+00', '2024-03-01 00:00+00',
 	'2024-03-15 12:00+00']::timestamptz[] AS b;
 CREATE TEMP TABLE ps_ref AS
@@ -149,7 +152,14 @@ SELECT g, ARRAY[coalesce(sum(amount) FILTER (WHERE ts >= b[1] AND ts < b[2]), 0)
 				coalesce(sum(amount) FILTER (WHERE ts >= b[3] AND ts < b[4]), 0)] AS s
 FROM ps, ps_bounds GROUP BY g;
 SELECT is((SELECT count(*) FROM ps_ref r JOIN (SELECT g, period_spend(ts, amount, b) AS s FROM ps, ps_bounds GROUP BY g) x USING (g)
-		   WHERE r.s::text = x.s::text), 50::bigint, 'period_spend equals the FILTER sums, scales and int128 overflow included');
+		   WHERE r.s::text = x.s::text), 50::bigint, 'period_spend equals the FILTER sums, scales, int64 and int128 overflow included');
+-- groups alternate between two bounds arrays, so states keep the earlier ones
+SELECT is((SELECT array_agg(s::text ORDER BY g) FROM (SELECT g, period_spend(ts, amount, CASE WHEN g % 2 = 0 THEN b ELSE b[2:4] END) AS s
+												   FROM ps, ps_bounds WHERE g < 6 GROUP BY g) x),
+		  (SELECT array_agg((CASE WHEN g % 2 = 0 THEN s ELSE s[2:3] END)::text ORDER BY g) FROM ps_ref WHERE g < 6),
+		  'bounds that differ between groups');
+SELECT is((SELECT array[period_spend(ts, amount, b)::text, period_spend(ts, amount, b[1:2])::text] FROM ps, ps_bounds WHERE g = 8),
+		  (SELECT array[s::text, s[1:1]::text] FROM ps_ref WHERE g = 8), 'two period_spend calls with their own bounds');
 SELECT is((SELECT period_spend(ts, amount, '{2024-01-01, 2024-01-02}') FROM ps WHERE false), NULL,
 	'no rows: NULL');
 SELECT is((SELECT period_spend(ts, amount, '{2030-01-01, 2030-01-02}')::text FROM ps WHERE g = 1), '{0}',

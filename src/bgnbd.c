@@ -140,6 +140,9 @@ bgnbd_combine(PG_FUNCTION_ARGS)
 	return hist_combine(fcinfo);
 }
 
+/* Whole-day times up to this index a table (16 MB of int32) */
+#define BGNBD_SLOT_LIMIT 4194304.0
+
 /* A repeat customer's history as indexes into the fit's tables. */
 typedef struct BgnbdRepeat
 {
@@ -162,6 +165,7 @@ typedef struct BgnbdData
 	float8	   *xcount;			/* customers per distinct x */
 	int			ntimes;
 	float8	   *times;			/* distinct t_x and T values, ascending */
+	int32	   *slot;			/* whole days: index into times by value */
 	float8	   *zero;			/* customers with x = 0, by T index */
 	int			nrep;
 	BgnbdRepeat *rep;			/* histories with x > 0 */
@@ -194,11 +198,64 @@ float8_cmp(const void *pa, const void *pb)
 static int
 time_index(const BgnbdData *d, float8 t)
 {
-	float8	   *hit = bsearch(&t, d->times, d->ntimes, sizeof(float8), float8_cmp);
+	float8	   *hit;
 
+	if (d->slot != NULL)
+		return d->slot[(int32) t];
+	hit = bsearch(&t, d->times, d->ntimes, sizeof(float8), float8_cmp);
 	if (hit == NULL)
 		elog(ERROR, "time value %g missing from the BG/NBD time table", t);
 	return hit - d->times;
+}
+
+/*
+ * The distinct times, ascending.  Whole days (as the refresh fits) index a
+ * table by value; other times are sorted and searched.
+ */
+static void
+bgnbd_times(BgnbdData *d, const HistEntry *e, int m, float8 maxT)
+{
+	bool		whole = maxT < BGNBD_SLOT_LIMIT;
+	int			nt = 0;
+
+	for (int i = 0; i < m && whole; i++)
+		whole = e[i].key[1] == floor(e[i].key[1]) && e[i].key[2] == floor(e[i].key[2]);
+	if (whole)
+	{
+		int32		nslots = (int32) maxT + 1;
+
+		d->slot = palloc(sizeof(int32) * nslots);
+		memset(d->slot, 0xFF, sizeof(int32) * nslots);
+		for (int i = 0; i < m; i++)
+		{
+			d->slot[(int32) e[i].key[2]] = 0;
+			if (e[i].key[0] > 0.0)
+				d->slot[(int32) e[i].key[1]] = 0;
+		}
+		d->times = palloc(sizeof(float8) * Min(nslots, 2 * m));
+		for (int32 v = 0; v < nslots; v++)
+		{
+			if (d->slot[v] == 0)
+			{
+				d->times[d->ntimes] = v;
+				d->slot[v] = d->ntimes++;
+			}
+		}
+		return;
+	}
+	d->times = palloc(sizeof(float8) * 2 * m);
+	for (int i = 0; i < m; i++)
+	{
+		d->times[nt++] = e[i].key[2];
+		if (e[i].key[0] > 0.0)
+			d->times[nt++] = e[i].key[1];
+	}
+	float8_sort(d->times, nt);
+	for (int i = 0; i < nt; i++)
+	{
+		if (d->ntimes == 0 || d->times[d->ntimes - 1] != d->times[i])
+			d->times[d->ntimes++] = d->times[i];
+	}
 }
 
 /* Builds the tables from the sorted histogram entries. */
@@ -207,31 +264,23 @@ bgnbd_prepare(BgnbdData *d, const HistEntry *e, int m, float8 penalizer)
 {
 	float8		customers = 0.0;
 	float8		maxT = 0.0;
-	int			nt = 0;
 
 	memset(d, 0, sizeof(*d));
 	d->xs = palloc(sizeof(float8) * m);
-	d->xcount = palloc0(sizeof(float8) * m);
-	d->times = palloc(sizeof(float8) * 2 * m);
+	d->xcount = palloc(sizeof(float8) * m);
 	d->rep = palloc(sizeof(BgnbdRepeat) * m);
 	for (int i = 0; i < m; i++)
 	{
 		if (d->nx == 0 || d->xs[d->nx - 1] != e[i].key[0])
+		{
 			d->xs[d->nx++] = e[i].key[0];
+			d->xcount[d->nx - 1] = 0.0;
+		}
 		d->xcount[d->nx - 1] += (float8) e[i].n;
 		customers += (float8) e[i].n;
-		d->times[nt++] = e[i].key[2];
-		if (e[i].key[0] > 0.0)
-			d->times[nt++] = e[i].key[1];
 		maxT = Max(maxT, e[i].key[2]);
 	}
-	float8_sort(d->times, nt);
-	d->ntimes = 0;
-	for (int i = 0; i < nt; i++)
-	{
-		if (d->ntimes == 0 || d->times[d->ntimes - 1] != d->times[i])
-			d->times[d->ntimes++] = d->times[i];
-	}
+	bgnbd_times(d, e, m, maxT);
 	d->zero = palloc0(sizeof(float8) * d->ntimes);
 	for (int i = 0, xi = 0; i < m; i++)
 	{

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(12);
+SELECT plan(13);
 
 -- Parameter recovery: 20,000 repeat customers (x uniform on 1..8) from the
 -- Gamma-Gamma process with p = 6, q = 4, v = 15.  Tolerance 15 % (p and v
@@ -15,6 +15,14 @@ SELECT ok(abs(p / 6 - 1) < 0.15, 'p recovered within 15 %') FROM fit;
 SELECT ok(abs(q / 4 - 1) < 0.15, 'q recovered within 15 %') FROM fit;
 SELECT ok(abs(v / 15 - 1) < 0.15, 'v recovered within 15 %') FROM fit;
 SELECT is((customers, skipped), (20000::bigint, 0::bigint), 'counts') FROM fit;
+
+-- whole cents take the packed sort, the same amounts times 2^32 the float
+-- sort: the same fit, v times 2^32
+CREATE TEMP TABLE cents AS SELECT x, round(100 * pg_temp.rgamma(6 * x) / (x * pg_temp.rgamma(4) / 15)) AS m
+FROM (SELECT 1 + floor(random() * 8)::float8 AS x FROM generate_series(1, 20000)) AS s;
+SELECT ok(abs(c.p / s.p - 1) < 1e-6 AND abs(c.q / s.q - 1) < 1e-6 AND abs(c.v * 4294967296 / s.v - 1) < 1e-6,
+		  'whole cents and scaled amounts give the same fit')
+FROM (SELECT (gamma_gamma_fit(x, m)).* FROM cents) AS c, (SELECT (gamma_gamma_fit(x, m * 4294967296)).* FROM cents) AS s;
 
 SELECT is(expected_spend((6.25, 3.74, 15.44, 0, 0, 0), NULL, 1), NULL, 'expected_spend is strict');
 SELECT throws_ok($$SELECT gamma_gamma_fit(-1, 10)$$,

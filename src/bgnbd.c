@@ -140,7 +140,7 @@ bgnbd_combine(PG_FUNCTION_ARGS)
 	return hist_combine(fcinfo);
 }
 
-/* Whole-day times up to this index a table (16 MB of int32) */
+/* Whole-day times below this bound index a table by value (at most 16 MB) */
 #define BGNBD_SLOT_LIMIT 4194304.0
 
 /* A repeat customer's history as indexes into the fit's tables. */

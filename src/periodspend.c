@@ -84,27 +84,30 @@ spend_add(SpendState *st, int i, MemoryContext cxt, bool fast, int128 value, int
 		}
 	}
 	old = MemoryContextSwitchTo(cxt);
+	prev = spend_sum(st, i);
 	if (num == NULL)
 	{
 		PurchaseSum addend = {.value = value, .scale = scale};
+		Numeric		made = SumToNumeric(&addend);
 
-		num = SumToNumeric(&addend);
+		st->sum[i].num = numeric_add_opt_error(prev, made, NULL);
+		pfree(made);
 	}
-	prev = spend_sum(st, i);
-	st->sum[i].num = numeric_add_opt_error(prev, num, NULL);
-	if (scales[i] == SPEND_NUMERIC)
-		pfree(prev);
+	else
+		st->sum[i].num = numeric_add_opt_error(prev, num, NULL);
+	pfree(prev);				/* the old numeric, or the int64 sum made one */
 	scales[i] = SPEND_NUMERIC;
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * The bounds as a shared copy: the one of the previous call when equal, else
- * a new one in fn_mcxt, which lives as long as the query and so as long as
- * the states that point to it.
+ * The bounds for a state in cxt.  The first bounds a function sees are kept
+ * in fn_mcxt (the query's lifetime) and shared by every state with equal
+ * bounds; others (bounds that vary by customer) are copied into cxt, to be
+ * freed and counted with the state.
  */
 static const SpendBounds *
-spend_intern(FunctionCallInfo fcinfo, int32 nbuckets, const TimestampTz *bound)
+spend_intern(FunctionCallInfo fcinfo, MemoryContext cxt, int32 nbuckets, const TimestampTz *bound)
 {
 	const SpendBounds *b = (const SpendBounds *) fcinfo->flinfo->fn_extra;
 	size_t		len = sizeof(TimestampTz) * (nbuckets + 1);
@@ -112,19 +115,24 @@ spend_intern(FunctionCallInfo fcinfo, int32 nbuckets, const TimestampTz *bound)
 
 	if (b != NULL && b->nbuckets == nbuckets && memcmp(b->bound, bound, len) == 0)
 		return b;
-	copy = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, offsetof(SpendBounds, bound) + len);
+	copy = MemoryContextAlloc(b == NULL ? fcinfo->flinfo->fn_mcxt : cxt,
+							  offsetof(SpendBounds, bound) + len);
 	copy->nbuckets = nbuckets;
 	memcpy(copy->bound, bound, len);
-	fcinfo->flinfo->fn_extra = copy;
+	if (b == NULL)
+		fcinfo->flinfo->fn_extra = copy;
 	return copy;
 }
 
-/* The checked bounds of a timestamptz[] argument. */
+/* The checked bounds of a timestamptz[] argument, for a state in cxt. */
 static const SpendBounds *
-spend_bounds_arg(FunctionCallInfo fcinfo, ArrayType *arr)
+spend_bounds_arg(FunctionCallInfo fcinfo, MemoryContext cxt, ArrayType *arr)
 {
 	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	const TimestampTz *bound;
+	bits8	   *nulls = ARR_NULLBITMAP(arr);
+
+	/* the elements before the first NULL are consecutive int64s */
+	const TimestampTz *bound = (const TimestampTz *) ARR_DATA_PTR(arr);
 
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
@@ -135,18 +143,18 @@ spend_bounds_arg(FunctionCallInfo fcinfo, ArrayType *arr)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("period bounds need at least two times"),
 				 errdetail("Period i runs from bounds[i] up to bounds[i + 1], excluded.")));
-	if (array_contains_nulls(arr))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("period bounds must not contain NULLs")));
-	/* without NULLs, the elements of a timestamptz[] are consecutive int64s */
-	bound = (const TimestampTz *) ARR_DATA_PTR(arr);
 	for (int i = 0; i < n; i++)
+	{
+		if (nulls != NULL && att_isnull(i, nulls))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("period bounds must not contain NULLs")));
 		if (TIMESTAMP_NOT_FINITE(bound[i]) || (i > 0 && bound[i] <= bound[i - 1]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("period bounds must be finite and strictly increasing")));
-	return spend_intern(fcinfo, n - 1, bound);
+	}
+	return spend_intern(fcinfo, cxt, n - 1, bound);
 }
 
 PG_FUNCTION_INFO_V1(period_spend_add);
@@ -169,7 +177,7 @@ period_spend_add(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("period bounds must not be null")));
-		st = spend_new(aggcxt, spend_bounds_arg(fcinfo, PG_GETARG_ARRAYTYPE_P(3)));
+		st = spend_new(aggcxt, spend_bounds_arg(fcinfo, aggcxt, PG_GETARG_ARRAYTYPE_P(3)));
 	}
 	else
 		st = (SpendState *) PG_GETARG_POINTER(0);
@@ -209,7 +217,7 @@ period_spend_combine(PG_FUNCTION_ARGS)
 	if (b == NULL)
 		PG_RETURN_POINTER(a);
 	if (a == NULL)
-		a = spend_new(aggcxt, b->bounds);
+		a = spend_new(aggcxt, spend_intern(fcinfo, aggcxt, b->bounds->nbuckets, b->bounds->bound));
 	if (a->bounds != b->bounds &&
 		(a->bounds->nbuckets != b->bounds->nbuckets ||
 		 memcmp(a->bounds->bound, b->bounds->bound, sizeof(TimestampTz) * (a->bounds->nbuckets + 1)) != 0))
@@ -268,13 +276,12 @@ Datum
 period_spend_deserialize(PG_FUNCTION_ARGS)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt;
 	StringInfoData buf;
 	SpendState *st;
-	TimestampTz *bound;
+	SpendBounds *bounds;
 	int32		n;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
+	if (!AggCheckCallContext(fcinfo, NULL))
 		elog(ERROR, "period_spend_deserialize called in non-aggregate context");
 	buf.data = VARDATA_ANY(b);
 	buf.len = VARSIZE_ANY_EXHDR(b);
@@ -283,10 +290,12 @@ period_spend_deserialize(PG_FUNCTION_ARGS)
 	n = pq_getmsgint(&buf, 4);
 	if (n < 1 || n > buf.len)
 		elog(ERROR, "invalid period_spend state");
-	bound = palloc(sizeof(TimestampTz) * (n + 1));
+	/* in the current context: the combine function copies what it keeps */
+	bounds = palloc(offsetof(SpendBounds, bound) + sizeof(TimestampTz) * (n + 1));
+	bounds->nbuckets = n;
 	for (int i = 0; i <= n; i++)
-		bound[i] = pq_getmsgint64(&buf);
-	st = spend_new(aggcxt, spend_intern(fcinfo, n, bound));
+		bounds->bound[i] = pq_getmsgint64(&buf);
+	st = spend_new(CurrentMemoryContext, bounds);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		num = DirectFunctionCall3(numeric_in, CStringGetDatum(pq_getmsgstring(&buf)),
@@ -294,7 +303,7 @@ period_spend_deserialize(PG_FUNCTION_ARGS)
 		Amount		a;
 
 		AmountRead(num, &a);
-		spend_add(st, i, aggcxt, a.fast, a.value, a.scale, DatumGetNumeric(num));
+		spend_add(st, i, CurrentMemoryContext, a.fast, a.value, a.scale, DatumGetNumeric(num));
 	}
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(49);
+SELECT plan(52);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -173,11 +173,28 @@ CREATE FUNCTION pg_temp.ps_plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $
 BEGIN
 	RETURN QUERY EXECUTE 'EXPLAIN (COSTS OFF) ' || q;
 END $$;
-SELECT ok((SELECT bool_or(p ~ 'Partial Aggregate') FROM pg_temp.ps_plan(
-	'SELECT segtier.period_spend(ts, amount, ''{2024-01-01, 2024-02-01, 2024-03-01}'') FROM ps') p),
-	'EXPLAIN shows a Partial Aggregate');
-SELECT is((SELECT period_spend(ts, amount, b)::text FROM ps, ps_bounds),
-	(SELECT ARRAY[sum(s[1]), sum(s[2]), sum(s[3])]::text FROM ps_ref), 'parallel equals the reference');
+CREATE FUNCTION pg_temp.ps_value(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	v text;
+BEGIN
+	EXECUTE q INTO v;
+	RETURN v;
+END $$;
+-- the bounds are literals: a temporary table (ps_bounds) keeps the plan serial
+CREATE TEMP TABLE ps_par(q text, grouped text);
+INSERT INTO ps_par VALUES ($$SELECT segtier.period_spend(ts, amount,
+	'{2024-01-01 00:00+00, 2024-02-01 00:00+00, 2024-03-01 00:00+00, 2024-03-15 12:00+00}')::text FROM ps$$,
+	$$SELECT array_agg(s::text ORDER BY g) FROM (SELECT g, segtier.period_spend(ts, amount, CASE WHEN g % 2 = 0
+		THEN '{2024-01-01 00:00+00, 2024-02-01 00:00+00, 2024-03-01 00:00+00, 2024-03-15 12:00+00}'::timestamptz[]
+		ELSE '{2024-02-01 00:00+00, 2024-03-01 00:00+00, 2024-03-15 12:00+00}' END) AS s FROM ps GROUP BY g) x$$);
+SELECT ok((SELECT bool_or(p ~ 'Partial Aggregate') FROM ps_par, pg_temp.ps_plan(q) p), 'EXPLAIN shows a Partial Aggregate');
+SELECT is(pg_temp.ps_value(q), (SELECT ARRAY[sum(s[1]), sum(s[2]), sum(s[3])]::text FROM ps_ref),
+		  'parallel equals the reference') FROM ps_par;
+SELECT ok((SELECT bool_or(p ~ 'Partial HashAggregate') FROM ps_par, pg_temp.ps_plan(grouped) p),
+		  'EXPLAIN shows a Partial HashAggregate by group');
+SELECT is(pg_temp.ps_value(grouped),
+		  (SELECT array_agg((CASE WHEN g % 2 = 0 THEN s ELSE s[2:3] END)::text ORDER BY g) FROM ps_ref)::text,
+		  'parallel groups with bounds that differ between groups') FROM ps_par;
 RESET max_parallel_workers_per_gather;
 SELECT throws_ok($$SELECT segtier.period_spend(now(), 1, '{2024-01-01}')$$, '22023',
 	'period bounds need at least two times', 'one bound');
@@ -185,6 +202,8 @@ SELECT throws_ok($$SELECT segtier.period_spend(now(), 1, '{2024-02-01, 2024-01-0
 	'period bounds must be finite and strictly increasing', 'bounds out of order');
 SELECT throws_ok($$SELECT segtier.period_spend(now(), 1, '{2024-01-01, NULL}')$$, '22004',
 	'period bounds must not contain NULLs', 'a NULL bound');
+SELECT throws_ok($$SELECT segtier.period_spend(now(), 1, '{infinity, NULL}')$$, '22023',
+	'period bounds must be finite and strictly increasing', 'bounds are checked in order');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -366,7 +366,6 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 {
 	bool		isnull;
 	Datum		d;
-	text	   *segment_scheme;
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 
 	s->as_of = DatumGetTimestampTz(cfg_required(cfg, "as_of"));
@@ -379,13 +378,7 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 	s->value_levels = cfg_levels(cfg, "value_levels");
 	s->pyramid_levels = cfg_levels(cfg, "pyramid_levels");
 
-	segment_scheme = DatumGetTextPP(cfg_required(cfg, "segment_scheme"));
-	if (!segtier_text_is(segment_scheme, "rfm11") && !segtier_text_is(segment_scheme, "rfm8"))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown segment scheme \"%s\"", text_to_cstring(segment_scheme)),
-				 errhint("Use 'rfm11' or 'rfm8'.")));
-	s->rfm8 = segtier_text_is(segment_scheme, "rfm8");
+	s->rfm8 = segtier_segment_rfm8(DatumGetTextPP(cfg_required(cfg, "segment_scheme")));
 	d = cfg_field(cfg, "rfm8_mean", &isnull);
 	s->rfm8_mean = !isnull && DatumGetBool(d);
 	d = cfg_field(cfg, "means", &isnull);
@@ -663,13 +656,16 @@ numeric_to_float8(Datum n)
 }
 
 /*
- * Scores one customer into v/isnull (the NCOLS row columns) and h; returns
- * whether anything must be written.
+ * Scores one customer into out/outnull (the customer, then the NCOLS row
+ * columns) and h; returns the row's operation ('i', 'u' or 'd'), or '\0'
+ * when nothing must be written.
  */
-static bool
-rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isnull,
+static char
+rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *outnull,
 			History *h, const char *by)
 {
+	Datum	   *v = out + OUT_ROW;
+	bool	   *isnull = outnull + OUT_ROW;
 	Datum		in[IN_NCOLS];
 	bool		nul[IN_NCOLS];
 	Datum	   *old = in + IN_OLD;
@@ -694,15 +690,17 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 	heap_deform_tuple(tup, desc, in, nul);
 	existed = !nul[IN_EXISTED] && DatumGetBool(in[IN_EXISTED]);
 	h->n = 0;
+	out[1] = in[IN_CUSTOMER];
+	outnull[1] = nul[IN_CUSTOMER];
 
 	if (nul[IN_PRESENT] || !DatumGetBool(in[IN_PRESENT]))
 	{
 		if (!existed)
-			return false;
+			return '\0';
 		for (int k = 0; k < NSCHEMES; k++)
 			history_add(h, k, oldnull[scheme_column[k]], DatumGetTier(old[scheme_column[k]]),
 						true, 0, "customer removed", NULL);
-		return true;
+		return 'd';
 	}
 
 	/* the customer's own numbers */
@@ -738,12 +736,8 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 				segment = segtier_rfm8(recency < s->means[0], frequency > s->means[1],
 									   monetary > s->means[2], s->lang);
 		}
-		else if (s->rfm8)
-			segment = segtier_rfm8(segtier_rfm_high(RFM_R(rfm), s->bins),
-								   segtier_rfm_high(RFM_F(rfm), s->bins),
-								   segtier_rfm_high(RFM_M(rfm), s->bins), s->lang);
 		else
-			segment = segtier_rfm11(rfm, s->lang);
+			segment = segtier_segment(rfm, s->rfm8, s->lang);
 		if (segment)
 		{
 			v[C_SEGMENT] = CStringGetTextDatum(segment);
@@ -950,6 +944,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 		const char *reason;
 		const char *who;
 		bool		cleared = overridden_old[k] && o != NULL && o->cleared_by != NULL;
+		bool		released = false;	/* set where the reason is chosen */
 
 		if (live)
 		{
@@ -977,7 +972,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 		else if (keep)
 			reason = psprintf("hysteresis hold: scored %s, run %d",
 							  segtier_tier_cstring(scored[k]), runs);
-		else if (hold_has(hold_old, scheme_names[k]))
+		else if ((released = hold_has(hold_old, scheme_names[k])))
 			reason = "hysteresis release";
 		else
 			reason = "score";
@@ -994,8 +989,9 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 							 nheld > 1 ? ", " : "{", scheme_names[k], runs,
 							 JsonEncodeDateTime(NULL, TimestampTzGetDatum(since), TIMESTAMPTZOID, NULL));
 		}
+		/* a hold or its release is history even when the tier stays */
 		if (!values_same(K_INT64, old[col], oldnull[col] || !existed, v[col], isnull[col]) ||
-			(reason != NULL && strncmp(reason, "hysteresis", 10) == 0))
+			keep || released)
 			history_add(h, k, oldnull[col] || !existed, DatumGetTier(old[col]),
 						isnull[col], DatumGetTier(v[col]), reason, who);
 	}
@@ -1011,11 +1007,11 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *v, bool *isn
 	isnull[C_HELD] = isnull[C_OVERRIDDEN] = isnull[C_HOLD] = false;
 
 	if (!existed)
-		return true;
+		return 'i';
 	changed = h->n > 0;
 	for (int c = 0; c < NCOLS && !changed; c++)
 		changed = !values_same(column_kind[c], old[c], oldnull[c], v[c], isnull[c]);
-	return changed;
+	return changed ? 'u' : '\0';
 }
 
 static Oid
@@ -1134,25 +1130,16 @@ segtier_rescore(PG_FUNCTION_ARGS)
 			Datum		out[OUT_NCOLS];
 			bool		outnull[OUT_NCOLS];
 			History		h;
+			char		op;
 
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(row_cxt);
 			memset(outnull, true, sizeof(outnull));
-			if (rescore_row(&s, SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-							out + OUT_ROW, outnull + OUT_ROW, &h, by))
+			op = rescore_row(&s, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, out, outnull, &h, by);
+			if (op != '\0')
 			{
-				bool		isnull;
-				bool		present,
-							existed;
-
-				present = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-													 IN_PRESENT + 1, &isnull)) && !isnull;
-				existed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-													 IN_EXISTED + 1, &isnull)) && !isnull;
-				out[0] = CharGetDatum(!present ? 'd' : existed ? 'u' : 'i');
+				out[0] = CharGetDatum(op);
 				outnull[0] = false;
-				out[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-									   IN_CUSTOMER + 1, &outnull[1]);
 				/* NULL without history: most rows of a daily run have none */
 				for (int f = 0; f < HIST_FIELDS && h.n > 0; f++)
 				{

@@ -71,7 +71,7 @@ to_five(int score, int scale)
 	return scale == 5 ? score : (score * 5 + scale - 1) / scale;
 }
 
-const char *
+static const char *
 segtier_rfm11(Rfm x, SegtierLang lang)
 {
 	int			n = RFM_SCALE(x);
@@ -88,33 +88,47 @@ segtier_rfm8(bool r_high, bool f_high, bool m_high, SegtierLang lang)
 }
 
 /* High means above the scale's midpoint: 4 and 5 on a 1..5 scale. */
-bool
+static inline bool
 segtier_rfm_high(int score, int scale)
 {
 	return 2 * score > scale + 1;
+}
+
+/* Whether a segment scheme is rfm8 (else rfm11); any other name is an error. */
+bool
+segtier_segment_rfm8(text *scheme)
+{
+	if (segtier_text_is(scheme, "rfm11"))
+		return false;
+	if (segtier_text_is(scheme, "rfm8"))
+		return true;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown segment scheme \"%s\"", text_to_cstring(scheme)),
+			 errhint("Use 'rfm11' or 'rfm8'.")));
+	return false;
+}
+
+/* The segment of an rfm score: rfm8 by the scale's midpoint, or rfm11. */
+const char *
+segtier_segment(Rfm x, bool rfm8, SegtierLang lang)
+{
+	int			n = RFM_SCALE(x);
+
+	if (!rfm8)
+		return segtier_rfm11(x, lang);
+	return segtier_rfm8(segtier_rfm_high(RFM_R(x), n), segtier_rfm_high(RFM_F(x), n),
+						segtier_rfm_high(RFM_M(x), n), lang);
 }
 
 PG_FUNCTION_INFO_V1(rfm_segment);
 Datum
 rfm_segment(PG_FUNCTION_ARGS)
 {
-	Rfm			x = PG_GETARG_RFM(0);
-	text	   *scheme = PG_GETARG_TEXT_PP(1);
-	SegtierLang lang = segtier_parse_lang(PG_GETARG_TEXT_PP(2));
-	int			n = RFM_SCALE(x);
+	bool		rfm8 = segtier_segment_rfm8(PG_GETARG_TEXT_PP(1));
 
-	if (segtier_text_is(scheme, "rfm11"))
-		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm11(x, lang)));
-	if (segtier_text_is(scheme, "rfm8"))
-		PG_RETURN_TEXT_P(cstring_to_text(segtier_rfm8(segtier_rfm_high(RFM_R(x), n),
-													  segtier_rfm_high(RFM_F(x), n),
-													  segtier_rfm_high(RFM_M(x), n),
-													  lang)));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown segment scheme \"%s\"", text_to_cstring(scheme)),
-			 errhint("Use 'rfm11' or 'rfm8'.")));
-	PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(segtier_segment(PG_GETARG_RFM(0), rfm8,
+													 segtier_parse_lang(PG_GETARG_TEXT_PP(2)))));
 }
 
 /* rfm8 from high/low flags decided elsewhere (e.g. against population means). */

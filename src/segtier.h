@@ -98,9 +98,9 @@ extern int32 segtier_tier_rank(Tier t);
 extern const char *segtier_tier_level_name(Tier t);
 
 /* segment.c */
-extern const char *segtier_rfm11(Rfm x, SegtierLang lang);
 extern const char *segtier_rfm8(bool r_high, bool f_high, bool m_high, SegtierLang lang);
-extern bool segtier_rfm_high(int score, int scale);
+extern bool segtier_segment_rfm8(text *scheme);
+extern const char *segtier_segment(Rfm x, bool rfm8, SegtierLang lang);
 
 typedef enum LifecycleStage
 {

@@ -348,25 +348,20 @@ tier_parse(const char *str)
 	return tier_lookup(s, colon + 1, str);
 }
 
-static char *
-tier_to_cstring(Tier t)
+/* scheme:level, the text form (also for the refresh, rescore.c) */
+char *
+segtier_tier_cstring(Tier t)
 {
 	TierLevel  *l = tier_level_of(t);
 
 	return psprintf("%s:%s", l->scheme_name, l->name);
 }
 
-/* For the refresh (rescore.c): a tier by names, its text, rank and level name. */
+/* For the refresh (rescore.c): a tier by names, its rank and level name. */
 Tier
 segtier_tier(const char *scheme, const char *level)
 {
 	return tier_lookup(scheme, level, psprintf("%s:%s", scheme, level));
-}
-
-char *
-segtier_tier_cstring(Tier t)
-{
-	return tier_to_cstring(t);
 }
 
 int32
@@ -392,7 +387,7 @@ PG_FUNCTION_INFO_V1(tier_out);
 Datum
 tier_out(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_CSTRING(tier_to_cstring(PG_GETARG_TIER(0)));
+	PG_RETURN_CSTRING(segtier_tier_cstring(PG_GETARG_TIER(0)));
 }
 
 /* The wire format is the text form, so ids never leave the database. */
@@ -417,7 +412,7 @@ PG_FUNCTION_INFO_V1(tier_send);
 Datum
 tier_send(PG_FUNCTION_ARGS)
 {
-	char	   *str = tier_to_cstring(PG_GETARG_TIER(0));
+	char	   *str = segtier_tier_cstring(PG_GETARG_TIER(0));
 	StringInfoData buf;
 
 	pq_begintypsend(&buf);
@@ -519,7 +514,7 @@ tier_compare(Tier a, Tier b)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot compare tiers of different schemes: \"%s\" and \"%s\"",
-						tier_to_cstring(a), tier_to_cstring(b)),
+						segtier_tier_cstring(a), segtier_tier_cstring(b)),
 				 errdetail("Tiers are ordered only within one scheme.")));
 	return tier_order(a, b);
 }

@@ -16,6 +16,7 @@
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "pgtime.h"
+#include "port/pg_bitutils.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -30,7 +31,6 @@
 
 #define PS_NUMERIC		0x0001	/* sums are numerics after days[maxdays] */
 #define PS_TEXT_VERSION 1
-#define MIN_DAYS_ALLOC	4
 
 
 typedef struct PurchaseState
@@ -347,14 +347,29 @@ StateRebuild(const PurchaseState *st, int maxdays, Numeric *nums)
 	return r;
 }
 
-/* An empty state with room for a few days, in the current context. */
+/*
+ * Day slots for at least ndays that fill the allocator's power-of-two chunk:
+ * the 160-byte header leaves room for 24 days in 256 bytes, so most
+ * customers' states are never copied to grow (each growth of an aggregate's
+ * state is a new chunk and a second copy into the aggregate's context).
+ */
+static int
+StateCapacity(int ndays)
+{
+	Size		want = STATE_HDRSZ + (Size) Max(ndays, 1) * sizeof(int32);
+
+	return (int) ((pg_nextpower2_size_t(want) - STATE_HDRSZ) / sizeof(int32));
+}
+
+/* An empty state, in the current context. */
 static PurchaseState *
 StateNew(void)
 {
-	PurchaseState *st = palloc0(STATE_HDRSZ + MIN_DAYS_ALLOC * sizeof(int32));
+	int			maxdays = StateCapacity(1);
+	PurchaseState *st = palloc0(STATE_HDRSZ + maxdays * sizeof(int32));
 
-	SET_VARSIZE(st, STATE_HDRSZ + MIN_DAYS_ALLOC * sizeof(int32));
-	st->maxdays = MIN_DAYS_ALLOC;
+	SET_VARSIZE(st, STATE_HDRSZ + maxdays * sizeof(int32));
+	st->maxdays = maxdays;
 	return st;
 }
 
@@ -424,7 +439,7 @@ StateAddDay(PurchaseState *st, int32 day)
 		pos = lo;
 	}
 	if (n == st->maxdays)
-		st = StateRebuild(st, Max(MIN_DAYS_ALLOC, 2 * n), NULL);
+		st = StateRebuild(st, StateCapacity(2 * n), NULL);
 	memmove(&st->days[pos + 1], &st->days[pos], (n - pos) * sizeof(int32));
 	st->days[pos] = day;
 	st->ndays++;
@@ -654,7 +669,7 @@ purchase_state_combine(PG_FUNCTION_ARGS)
 	if (fast)
 	{
 		if (ndays > a->maxdays)
-			a = StateRebuild(a, ndays, NULL);
+			a = StateRebuild(a, StateCapacity(ndays), NULL);
 		memcpy(a->sums, sums, sizeof(sums));
 	}
 	else

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(52);
+SELECT plan(54);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -144,6 +144,20 @@ INSERT INTO ps VALUES (7, NULL, 5), (8, '2024-02-10 00:00+00', 1e40), (8, '2024-
 -- int64 overflows on the second row, then exact amounts add to the numeric
 INSERT INTO ps VALUES (9, '2024-01-05 00:00+00', 5e18), (9, '2024-01-06 00:00+00', 5e18), (9, '2024-01-07 00:00+00', 0.125),
 	(9, '2024-01-08 00:00+00', -1), (9, '2024-02-05 00:00+00', -9.2e18), (9, '2024-02-06 00:00+00', -9.2e18);
+-- states that grow: about 400 rows a group on shuffled days, so days are
+-- inserted in the middle and the day array outgrows its first chunks
+CREATE TEMP TABLE ps_sum_ref AS
+SELECT g, count(*) FILTER (WHERE amount >= 0 AND ts IS NOT NULL) AS transactions,
+	   count(DISTINCT (ts AT TIME ZONE 'UTC')::date) FILTER (WHERE amount >= 0) AS purchase_days,
+	   coalesce(sum(amount) FILTER (WHERE ts IS NOT NULL), 0) AS total_amount,
+	   count(*) FILTER (WHERE amount < 0) AS refunds, count(*) FILTER (WHERE amount IS NULL OR ts IS NULL) AS null_rows
+FROM ps GROUP BY g;
+CREATE FUNCTION pg_temp.ps_sum_mismatches() RETURNS bigint LANGUAGE sql AS $$
+	SELECT count(*) FROM ps_sum_ref r FULL JOIN (SELECT g, segtier.purchase_summary(ts, amount, 'UTC') AS s FROM ps GROUP BY g) x USING (g)
+	WHERE (r.transactions, r.purchase_days, r.total_amount, r.refunds, r.null_rows)
+		IS DISTINCT FROM ((x.s).transactions, (x.s).purchase_days, (x.s).total_amount, (x.s).refunds, (x.s).null_rows)
+$$;
+SELECT is(pg_temp.ps_sum_mismatches(), 0::bigint, 'purchase_summary of groups with hundreds of shuffled days equals count(DISTINCT day) and the sums');
 CREATE TEMP TABLE ps_bounds AS SELECT ARRAY['2024-01-01 00:00+00', '2024-02-01 00:00+00', '2024-03-01 00:00+00',
 	'2024-03-15 12:00+00']::timestamptz[] AS b;
 CREATE TEMP TABLE ps_ref AS
@@ -187,6 +201,7 @@ INSERT INTO ps_par VALUES ($$SELECT segtier.period_spend(ts, amount,
 	$$SELECT array_agg(s::text ORDER BY g) FROM (SELECT g, segtier.period_spend(ts, amount, CASE WHEN g % 2 = 0
 		THEN '{2024-01-01 00:00+00, 2024-02-01 00:00+00, 2024-03-01 00:00+00, 2024-03-15 12:00+00}'::timestamptz[]
 		ELSE '{2024-02-01 00:00+00, 2024-03-01 00:00+00, 2024-03-15 12:00+00}' END) AS s FROM ps GROUP BY g) x$$);
+SELECT is(pg_temp.ps_sum_mismatches(), 0::bigint, 'the same in a parallel plan (states combined)');
 SELECT ok((SELECT bool_or(p ~ 'Partial Aggregate') FROM ps_par, pg_temp.ps_plan(q) p), 'EXPLAIN shows a Partial Aggregate');
 SELECT is(pg_temp.ps_value(q), (SELECT ARRAY[sum(s[1]), sum(s[2]), sum(s[3])]::text FROM ps_ref),
 		  'parallel equals the reference') FROM ps_par;

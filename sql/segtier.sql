@@ -1908,9 +1908,9 @@ BEGIN
 			SELECT count(*) AS customers,
 				   segtier.cuts(recency_days, $1) FILTER (WHERE b) AS r_cuts,
 				   segtier.cuts(frequency::float8, $1) FILTER (WHERE b) AS f_cuts,
-				   segtier.cuts(monetary::float8, $1) FILTER (WHERE b AND monetary > 0) AS m_cuts,
-				   segtier.share_cuts(value::float8, $2, $3) FILTER (WHERE b) AS v_cuts,
-				   segtier.share_cuts(value::float8, $4, 'count') FILTER (WHERE b) AS p_cuts,
+				   segtier.cuts(segtier._float8(monetary), $1) FILTER (WHERE b AND monetary > 0) AS m_cuts,
+				   segtier.share_cuts(segtier._float8(value), $2, $3) FILTER (WHERE b) AS v_cuts,
+				   segtier.share_cuts(segtier._float8(value), $4, 'count') FILTER (WHERE b) AS p_cuts,
 				   ARRAY[avg(recency_days) FILTER (WHERE b), avg(frequency) FILTER (WHERE b),
 						 avg(monetary) FILTER (WHERE b)]::float8[] AS means,
 				   %2$s AS bg, %3$s AS gg, %4$s AS stdz
@@ -1924,8 +1924,8 @@ BEGIN
 			CASE WHEN (o->>'clusters')::int > 0 THEN
 				'ARRAY[avg(ln(1 + recency_days)) FILTER (WHERE b), stddev_pop(ln(1 + recency_days)) FILTER (WHERE b),
 					   avg(ln(1 + frequency::float8)) FILTER (WHERE b), stddev_pop(ln(1 + frequency::float8)) FILTER (WHERE b),
-					   avg(ln(1 + greatest(monetary, 0)::float8)) FILTER (WHERE b),
-					   stddev_pop(ln(1 + greatest(monetary, 0)::float8)) FILTER (WHERE b)]'
+					   avg(ln(1 + greatest(segtier._float8(monetary), 0))) FILTER (WHERE b),
+					   stddev_pop(ln(1 + greatest(segtier._float8(monetary), 0))) FILTER (WHERE b)]'
 				 ELSE 'NULL::float8[]' END)
 		INTO stats
 		USING (o->>'rfm_bins')::int, segtier._jsonb_floats(o->'value_cutoffs'), o->>'value_basis',
@@ -2038,18 +2038,16 @@ BEGIN
 	RETURN v_run;
 END $$;
 
--- Log features standardized with (mean, sd) pairs, for k-means.
--- No SET clause, so the planner inlines it; every name is qualified.
+-- The numeric -> float8 cast without its detour through text (kept for
+-- values that are not small decimals): the statistics cast every amount.
+CREATE FUNCTION segtier._float8(numeric) RETURNS float8
+	AS 'MODULE_PATHNAME', 'numeric_float8_fast' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- Log features standardized with (mean, sd) pairs, for k-means; the scoring
+-- pass computes the same in C (segtier_cluster_point).
 CREATE FUNCTION segtier._cluster_features(recency float8, frequency float8, monetary numeric, stdz float8[])
 RETURNS float8[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT ARRAY[(pg_catalog.ln(1 OPERATOR(pg_catalog.+) recency) OPERATOR(pg_catalog.-) stdz[1])
-					 OPERATOR(pg_catalog./) NULLIF(stdz[2], 0::float8),
-				 (pg_catalog.ln(1 OPERATOR(pg_catalog.+) frequency) OPERATOR(pg_catalog.-) stdz[3])
-					 OPERATOR(pg_catalog./) NULLIF(stdz[4], 0::float8),
-				 (pg_catalog.ln(1 OPERATOR(pg_catalog.+) pg_catalog.float8(GREATEST(monetary, 0::numeric))) OPERATOR(pg_catalog.-) stdz[5])
-					 OPERATOR(pg_catalog./) NULLIF(stdz[6], 0::float8)]
-$$;
+	AS 'MODULE_PATHNAME', 'cluster_features' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- A readable name of a standardized (recency, frequency, monetary) centroid.
 CREATE FUNCTION segtier._cluster_label(c float8[]) RETURNS text
@@ -2357,7 +2355,8 @@ COMMENT ON FUNCTION segtier._jsonb_floats(jsonb) IS 'a JSON array of numbers as 
 COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb) IS 'the settings of a scoring pass: the model''s options and the statistics in a run''s params';
 COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table)';
 COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refresh of one model in the current transaction (the path of refresh() and the worker)';
-COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary';
+COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary (0 for a feature the same for every buyer)';
+COMMENT ON FUNCTION segtier._float8(numeric) IS 'numeric to float8, the value of the cast without its detour through text';
 COMMENT ON FUNCTION segtier._cluster_label(double precision[]) IS 'readable description of a standardized cluster centroid';
 COMMENT ON FUNCTION segtier._run_start(text) IS 'worker: record a running run';
 COMMENT ON FUNCTION segtier._run_failed(bigint, text) IS 'worker: mark a run failed with its error';

@@ -481,3 +481,47 @@ nearest_centroid(PG_FUNCTION_ARGS)
 	kmeans_check_finite(cent, (int64) k * d, "centroids");
 	PG_RETURN_INT32(segtier_nearest_centroid(x, d, cent, k));
 }
+
+/*
+ * The refresh's k-means point of a customer: log(1 + x) of recency,
+ * frequency and monetary (negative monetary as 0), standardized with the
+ * (mean, sd) pairs of stdz.  A feature that is the same for every buyer
+ * (sd zero, or a rounding residue of it) carries no information and is 0.
+ */
+void
+segtier_cluster_point(float8 recency, float8 frequency, float8 monetary,
+					  const float8 *stdz, float8 *x)
+{
+	float8		raw[3] = {recency, frequency, Max(monetary, 0.0)};
+
+	for (int i = 0; i < 3; i++)
+	{
+		float8		mean = stdz[2 * i];
+		float8		sd = stdz[2 * i + 1];
+
+		x[i] = sd > 1e-12 * Max(fabs(mean), 1.0) ? (log(1.0 + raw[i]) - mean) / sd : 0.0;
+	}
+	kmeans_check_finite(x, 3, "features");
+}
+
+/* segtier._cluster_features(recency, frequency, monetary, stdz) */
+PG_FUNCTION_INFO_V1(cluster_features);
+Datum
+cluster_features(PG_FUNCTION_ARGS)
+{
+	ArrayType  *stdz = PG_GETARG_ARRAYTYPE_P(3);
+	float8		x[3];
+	Datum		d[3];
+
+	if (ARR_ELEMTYPE(stdz) != FLOAT8OID || ARR_NDIM(stdz) != 1 || ARR_DIMS(stdz)[0] != 6 ||
+		array_contains_nulls(stdz))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("standardization must be six numbers: the mean and sd of each feature")));
+	segtier_cluster_point(PG_GETARG_FLOAT8(0), PG_GETARG_FLOAT8(1),
+						  segtier_numeric_float8(PG_GETARG_DATUM(2)),
+						  (const float8 *) ARR_DATA_PTR(stdz), x);
+	for (int i = 0; i < 3; i++)
+		d[i] = Float8GetDatum(x[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, 3, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}

@@ -440,11 +440,11 @@ read_config(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 
 			deconstruct_array(stdz, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
 							  TYPALIGN_DOUBLE, &e, &n, &ne);
-			if (ne != 6 || ARR_NDIM(cent) != 2 || ARR_DIMS(cent)[1] != 3 ||
-				array_contains_nulls(cent))
+			if (ne != 6 || array_contains_nulls(stdz) || ARR_NDIM(cent) != 2 ||
+				ARR_DIMS(cent)[1] != 3 || array_contains_nulls(cent))
 				elog(ERROR, "malformed cluster statistics");
 			for (int i = 0; i < 6; i++)
-				s->stdz[i] = n[i] ? get_float8_nan() : DatumGetFloat8(e[i]);
+				s->stdz[i] = DatumGetFloat8(e[i]);
 			s->k = ARR_DIMS(cent)[0];
 			s->centroids = (const float8 *) ARR_DATA_PTR(cent);
 			s->cluster = true;
@@ -633,29 +633,6 @@ level_at(const Levels *l, int score, Tier *t)
 }
 
 /*
- * numeric to float8 as numeric_float8 does (correctly rounded), without its
- * detour through text when the value is an integer below 2^53 over 10^scale
- * with scale <= 22: both are exact doubles, so their IEEE quotient is the
- * correctly rounded result too.
- */
-static float8
-numeric_to_float8(Datum n)
-{
-	static const float8 pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-	Amount		a;
-
-	if (!numeric_is_nan(DatumGetNumeric(n)) && !numeric_is_inf(DatumGetNumeric(n)))
-	{
-		AmountRead(n, &a);
-		if (a.fast && a.scale < lengthof(pow10) &&
-			a.value < ((int128) 1 << 53) && a.value > -((int128) 1 << 53))
-			return (float8) (int64) a.value / pow10[a.scale];
-	}
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, n));
-}
-
-/*
  * Scores one customer into out/outnull (the customer, then the NCOLS row
  * columns) and h; returns the row's operation ('i', 'u' or 'd'), or '\0'
  * when nothing must be written.
@@ -715,7 +692,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *o
 		recency = DatumGetFloat8(in[IN_RECENCY]);
 		frequency = (float8) DatumGetInt64(in[IN_FREQUENCY]);
 		/* no average for a customer without purchases: scored as zero */
-		monetary = nul[IN_MONETARY] ? 0.0 : numeric_to_float8(in[IN_MONETARY]);
+		monetary = nul[IN_MONETARY] ? 0.0 : segtier_numeric_float8(in[IN_MONETARY]);
 	}
 
 	/* RFM and its segment */
@@ -747,7 +724,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *o
 
 	/* value class and pyramid: the first level for no or negative value */
 	{
-		float8		value = has && !nul[IN_VALUE] ? numeric_to_float8(in[IN_VALUE]) : 0.0;
+		float8		value = has && !nul[IN_VALUE] ? segtier_numeric_float8(in[IN_VALUE]) : 0.0;
 		bool		positive = has && value > 0;
 		int			score_v = positive ? score_or_zero(&s->v_cuts, value, true) : 1;
 		int			score_p = positive ? score_or_zero(&s->p_cuts, value, true) : 1;
@@ -859,7 +836,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *o
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("monthly spend must be a one-dimensional array without NULLs")));
-				f[i] = numeric_to_float8(e[i]);
+				f[i] = segtier_numeric_float8(e[i]);
 			}
 			spend = f;
 		}
@@ -888,22 +865,10 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *o
 	isnull[C_CLUSTER] = isnull[C_CLUSTER_LABEL] = true;
 	if (has && s->cluster)
 	{
-		float8		raw[3] = {recency, frequency, Max(monetary, 0.0)};
 		float8		x[3];
 		int			c;
 
-		for (int i = 0; i < 3; i++)
-		{
-			if (!(s->stdz[2 * i + 1] != 0))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("features must not contain NULLs")));
-			x[i] = (log(1.0 + raw[i]) - s->stdz[2 * i]) / s->stdz[2 * i + 1];
-			if (!isfinite(x[i]))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("features must be finite")));
-		}
+		segtier_cluster_point(recency, frequency, monetary, s->stdz, x);
 		c = segtier_nearest_centroid(x, 3, s->centroids, s->k);
 		v[C_CLUSTER] = Int32GetDatum(c);
 		isnull[C_CLUSTER] = false;

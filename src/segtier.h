@@ -88,6 +88,7 @@ typedef struct Amount
 } Amount;
 
 extern void AmountRead(Datum d, Amount *a);
+extern float8 segtier_numeric_float8(Datum n);
 extern bool SumAdd(PurchaseSum *acc, int128 value, int32 scale);
 extern Numeric SumToNumeric(const PurchaseSum *sum);
 
@@ -134,6 +135,8 @@ extern bool segtier_churn(const float8 *spend, int nspend, float8 silent,
 
 /* kmeans.c */
 extern int	segtier_nearest_centroid(const float8 *x, int d, const float8 *cent, int k);
+extern void segtier_cluster_point(float8 recency, float8 frequency, float8 monetary,
+								  const float8 *stdz, float8 *x);
 
 /* ---- kmcuts: float8 bag aggregate states (cuts.c; used by kmeans.c) ---- */
 #include "lib/stringinfo.h"

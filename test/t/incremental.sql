@@ -86,7 +86,8 @@ CREATE FUNCTION pg_temp.off_reference(model text) RETURNS bigint LANGUAGE sql AS
 	WITH p AS (
 		SELECT r.params, r.as_of,
 			   (SELECT array_agg(segtier._jsonb_floats(c->'centroid') ORDER BY (c->>'cluster')::int)
-				FROM jsonb_array_elements(r.params->'clusters') c) AS centroids
+				FROM jsonb_array_elements(r.params->'clusters') c) AS centroids,
+			   segtier._jsonb_floats(r.params->'stdz') AS z
 		FROM segtier.refresh_runs r WHERE r.model = $1 ORDER BY r.run_id DESC LIMIT 1
 	), f AS (
 		SELECT s.customer, date_part('epoch', p.as_of - s.last_purchase) / 86400 AS rec,
@@ -106,7 +107,8 @@ CREATE FUNCTION pg_temp.off_reference(model text) RETURNS bigint LANGUAGE sql AS
 			CASE WHEN f.mon > 0 THEN segtier.score(f.mon::float8, segtier._jsonb_floats(p.params->'pyramid_cuts')) ELSE 1 END]
 	   OR k.p_alive IS DISTINCT FROM segtier.p_alive(jsonb_populate_record(NULL::segtier.bgnbd, p.params->'bgnbd'), f.x, f.t_x, f.t)
 	   OR k.cluster IS DISTINCT FROM segtier.nearest_centroid(
-			segtier._cluster_features(f.rec, f.freq, f.mon, segtier._jsonb_floats(p.params->'stdz')), p.centroids)
+			ARRAY[(ln(1 + f.rec) - p.z[1]) / p.z[2], (ln(1 + f.freq) - p.z[3]) / p.z[4],
+				  (ln(1 + greatest(f.mon, 0)::float8) - p.z[5]) / p.z[6]], p.centroids)
 $$;
 SELECT refresh('kept');
 CREATE TEMP TABLE kept_first AS SELECT max(run_id) AS run_id FROM refresh_runs WHERE model = 'kept';

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(25);
+SELECT plan(34);
 
 SELECT throws_ok($$SELECT segtier.kmeans('{1}'::float8[], 0)$$,
 	'22023', 'k must be at least 1', 'k = 0');
@@ -58,6 +58,28 @@ SELECT is(count(*), 0::bigint, 'converged: centroids are the means of their poin
 FROM (SELECT segtier.kmeans(f, 6, 1) AS c FROM grid) k,
 	LATERAL (SELECT segtier.nearest_centroid(f, k.c) AS cl, avg(f[1]) x, avg(f[2]) y FROM grid GROUP BY 1) m
 WHERE abs(m.x - k.c[cl][1]) > 1e-9 OR abs(m.y - k.c[cl][2]) > 1e-9;
+
+-- the refresh's points: standardized log(1 + x), the SQL formula as reference
+SELECT is(segtier._cluster_features(r, f, m, '{1.5,0.7,0.9,0.4,3.1,1.2}'),
+	ARRAY[(ln(1 + r) - 1.5) / 0.7, (ln(1 + f) - 0.9) / 0.4, (ln(1 + greatest(m, 0)::float8) - 3.1) / 1.2],
+	'_cluster_features equals the SQL formula: ' || r || ', ' || f || ', ' || m)
+FROM (VALUES (0::float8, 1::float8, 0.01::numeric), (364.25, 7, 1234.5), (12, 2, -40)) v(r, f, m);
+SELECT is(segtier._cluster_features(5, 1, 20, ARRAY[1.2, 0.5, ln(2::float8), 0, 2.0, 1e-17]), ARRAY[(ln(6::float8) - 1.2) / 0.5, 0, 0],
+	'a feature the same for every buyer (sd 0 or a rounding residue) is 0');
+SELECT throws_ok($$SELECT segtier._cluster_features(5, 1, 20, '{1,2,3}')$$, '22023',
+	'standardization must be six numbers: the mean and sd of each feature', 'short standardization');
+SELECT is(segtier._cluster_features(NULL, 1, 20, '{0,1,0,1,0,1}'), NULL, 'NULL feature: NULL (the aggregate skips it)');
+
+-- a model whose buyers all bought once (frequency constant) still clusters
+CREATE TEMP TABLE once_tx (c int, t timestamptz, a numeric);
+INSERT INTO once_tx SELECT i, '2024-01-01 00:00+00'::timestamptz + (i % 7) * interval '20 days', 10 * (i % 5) + 1
+FROM generate_series(1, 60) i;
+SELECT lives_ok($$SELECT segtier.create_model('once', 'once_tx', 'c', 't', 'a',
+	'{"as_of": "2024-06-01 00:00+00", "time_zone": "UTC", "clusters": 3}'); SELECT segtier.refresh('once')$$,
+	'refresh with clusters when every buyer has one purchase');
+SELECT is((SELECT count(DISTINCT cluster) FROM segtier_data.once_tiers), 3::bigint, 'three clusters, on recency and spend');
+SELECT is((SELECT array_agg(DISTINCT (c->'centroid'->>1)::float8) FROM segtier.refresh_runs r, jsonb_array_elements(r.params->'clusters') c
+		   WHERE r.model = 'once'), '{0}'::float8[], 'the constant frequency is 0 in every centroid');
 
 SELECT * FROM finish();
 ROLLBACK;

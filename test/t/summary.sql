@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(54);
+SELECT plan(56);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -144,6 +144,15 @@ INSERT INTO ps VALUES (7, NULL, 5), (8, '2024-02-10 00:00+00', 1e40), (8, '2024-
 -- int64 overflows on the second row, then exact amounts add to the numeric
 INSERT INTO ps VALUES (9, '2024-01-05 00:00+00', 5e18), (9, '2024-01-06 00:00+00', 5e18), (9, '2024-01-07 00:00+00', 0.125),
 	(9, '2024-01-08 00:00+00', -1), (9, '2024-02-05 00:00+00', -9.2e18), (9, '2024-02-06 00:00+00', -9.2e18);
+-- segtier._float8: the bits of the cast, on the fast path and off it
+SELECT is((SELECT count(*) FROM (
+		SELECT round((i * 7919 % 100003)::numeric / (10::numeric ^ (i % 26)) * (1 - 2 * (i % 2)), i % 26) AS v
+		FROM generate_series(1, 20000) i
+		UNION ALL VALUES (9007199254740991), (9007199254740993), (-9007199254740993.5), (0.1), (1e22), (1e-22),
+			(123456789012345678901234567890.123), (1e-40), (0), (-0.000), ('NaN'), ('Infinity'), ('-Infinity')) x
+	WHERE float8send(segtier._float8(v)) IS DISTINCT FROM float8send(v::float8)), 0::bigint,
+	'_float8 gives the bits of numeric::float8');
+SELECT is(segtier._float8(NULL), NULL, '_float8 of NULL');
 -- states that grow: about 400 rows a group on shuffled days, so days are
 -- inserted in the middle and the day array outgrows its first chunks
 CREATE TEMP TABLE ps_sum_ref AS

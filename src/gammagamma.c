@@ -338,14 +338,16 @@ clv_argument(const char *what, float8 v, float8 above, bool inclusive)
 #define CLV_MAX_MONTHS 12000
 
 /*
- * The discounted expected purchases of a CLV: the sum over months of
- * (E[Y(i u)] - E[Y((i-1) u)]) / (1 + rate)^i.  It depends on the customer's
- * (x, t_x, T) only, so the refresh computes it once per distinct history.
- * Argument checks here, so the refresh and segtier.clv reject the same values.
+ * The discounted expected purchases of a CLV given the customer is alive:
+ * the sum over months of (E[Y(i u)] - E[Y((i-1) u)]) / (1 + rate)^i without
+ * the factor P(alive) every month's expectation carries.  It depends on the
+ * customer's x and T only, so the refresh computes it once per distinct
+ * (x, T).  Argument checks here, so the refresh and segtier.clv reject the
+ * same values.
  */
 float8
-segtier_clv_purchases(const BgnbdParams *bg, const float8 *key, float8 horizon,
-					  float8 rate, float8 unit)
+segtier_clv_purchases_alive(const BgnbdParams *bg, const float8 *key, float8 horizon,
+							float8 rate, float8 unit)
 {
 	float8		prev = 0.0,
 				total = 0.0;
@@ -368,8 +370,7 @@ segtier_clv_purchases(const BgnbdParams *bg, const float8 *key, float8 horizon,
 		total += (cum - prev) / pow(1.0 + rate, month);
 		prev = cum;
 	}
-	/* every month's expectation carries the same factor P(alive) */
-	return total * bgnbd_p_alive_key(bg, key);
+	return total;
 }
 
 /* CLV from the discounted expected purchases: margin * E[spend] * purchases. */
@@ -397,8 +398,8 @@ segtier_clv(PG_FUNCTION_ARGS)
 	key[1] = PG_GETARG_FLOAT8(3);
 	key[2] = PG_GETARG_FLOAT8(4);
 	bgnbd_check_customer(key);
-	purchases = segtier_clv_purchases(&bg, key, PG_GETARG_FLOAT8(6), PG_GETARG_FLOAT8(7),
-									  PG_GETARG_FLOAT8(9));
+	purchases = segtier_clv_purchases_alive(&bg, key, PG_GETARG_FLOAT8(6), PG_GETARG_FLOAT8(7),
+											PG_GETARG_FLOAT8(9)) * bgnbd_p_alive_key(&bg, key);
 	PG_RETURN_FLOAT8(segtier_clv_from(gg, key[0], PG_GETARG_FLOAT8(5), PG_GETARG_FLOAT8(8),
 									  purchases));
 }

@@ -34,8 +34,10 @@
 
 /*
  * The BG/NBD numbers of one purchase history (x, t_x, T).  Many customers
- * share a history (whole days), and each costs hypergeometric series, so
- * they are computed once per history and pass.
+ * share a history (whole days), so they are computed once per history and
+ * pass.  The expectations given alive, which cost a hypergeometric series a
+ * month, do not depend on t_x: a second table keeps them by (x, 0, T), for
+ * far fewer distinct keys.
  */
 typedef struct HistoryKey
 {
@@ -221,6 +223,7 @@ typedef struct Scoring
 	Override   *overrides;		/* sorted by customer, then scheme */
 	Oid			customer_out;
 	pred_hash  *predictions;	/* Prediction by (x, t_x, T) */
+	pred_hash  *given_alive;	/* expected and clv_purchases given alive, by (x, 0, T) */
 	Datum		empty_array;	/* '{}'::text[] and '{}'::jsonb, built once */
 	Datum		empty_object;
 } Scoring;
@@ -784,10 +787,18 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *o
 			pred = pred_insert(s->predictions, hk, &found);
 			if (!found)
 			{
+				HistoryKey	ak = {{key[0], 0.0, key[2]}};
+				Prediction *alive = pred_insert(s->given_alive, ak, &found);
+
+				if (!found)
+				{
+					alive->expected = bgnbd_expected_alive(&s->bg, s->horizon_days, key);
+					alive->clv_purchases = s->has_gg ?
+						segtier_clv_purchases_alive(&s->bg, key, s->horizon_months, s->discount_rate, 30.0) : 0.0;
+				}
 				pred->p_alive = bgnbd_p_alive_key(&s->bg, key);
-				pred->expected = bgnbd_expected_alive(&s->bg, s->horizon_days, key) * pred->p_alive;
-				pred->clv_purchases = s->has_gg ?
-					segtier_clv_purchases(&s->bg, key, s->horizon_months, s->discount_rate, 30.0) : 0.0;
+				pred->expected = alive->expected * pred->p_alive;
+				pred->clv_purchases = alive->clv_purchases * pred->p_alive;
 			}
 			v[C_P_ALIVE] = Float8GetDatum(pred->p_alive);
 			v[C_EXPECTED] = Float8GetDatum(pred->expected);
@@ -1067,7 +1078,10 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	s.empty_object = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	MemoryContextSwitchTo(old);
 	if (s.predict)
+	{
 		s.predictions = pred_create(per_query, 1024, NULL);
+		s.given_alive = pred_create(per_query, 1024, NULL);
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -258,8 +258,8 @@ extern float8 bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key);
 
 /* gammagamma.c */
 extern void gg_get_params(HeapTupleHeader rec, float8 *th);
-extern float8 segtier_clv_purchases(const BgnbdParams *bg, const float8 *key,
-									float8 horizon, float8 rate, float8 unit);
+extern float8 segtier_clv_purchases_alive(const BgnbdParams *bg, const float8 *key,
+										  float8 horizon, float8 rate, float8 unit);
 extern float8 segtier_clv_from(const float8 *gg, float8 x, float8 monetary,
 							   float8 margin, float8 purchases);
 

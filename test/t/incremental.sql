@@ -93,7 +93,8 @@ CREATE FUNCTION pg_temp.off_reference(model text) RETURNS bigint LANGUAGE sql AS
 		SELECT s.customer, date_part('epoch', p.as_of - s.last_purchase) / 86400 AS rec,
 			   s.purchase_days::float8 AS freq, s.total_amount AS mon, (s.purchase_days - 1)::float8 AS x,
 			   floor(date_part('epoch', s.last_purchase - s.first_purchase) / 86400) AS t_x,
-			   floor(date_part('epoch', p.as_of - s.first_purchase) / 86400) AS t
+			   floor(date_part('epoch', p.as_of - s.first_purchase) / 86400) AS t,
+			   (s.repeat_amount / nullif(s.purchase_days - 1, 0))::float8 AS mean_repeat
 		FROM segtier_data.kept_summary s, p
 	)
 	SELECT count(*) FROM f JOIN segtier_data.kept_tiers k USING (customer), p
@@ -106,6 +107,13 @@ CREATE FUNCTION pg_temp.off_reference(model text) RETURNS bigint LANGUAGE sql AS
 	   OR k.pyramid IS DISTINCT FROM (segtier._levels('pyramid'))[
 			CASE WHEN f.mon > 0 THEN segtier.score(f.mon::float8, segtier._jsonb_floats(p.params->'pyramid_cuts')) ELSE 1 END]
 	   OR k.p_alive IS DISTINCT FROM segtier.p_alive(jsonb_populate_record(NULL::segtier.bgnbd, p.params->'bgnbd'), f.x, f.t_x, f.t)
+	   OR k.expected_purchases IS DISTINCT FROM segtier.expected_purchases(jsonb_populate_record(NULL::segtier.bgnbd, p.params->'bgnbd'),
+			(p.params->'scoring_options'->>'horizon_days')::float8, f.x, f.t_x, f.t)
+	   OR k.clv IS DISTINCT FROM CASE WHEN f.x > 0 AND NOT f.mean_repeat > 0 THEN 0 ELSE segtier.clv(
+			jsonb_populate_record(NULL::segtier.bgnbd, p.params->'bgnbd'),
+			jsonb_populate_record(NULL::segtier.gamma_gamma, p.params->'gamma_gamma'), f.x, f.t_x, f.t, coalesce(f.mean_repeat, 0),
+			((p.params->'scoring_options'->>'horizon_days')::int / 30.0)::float8,
+			(p.params->'scoring_options'->>'discount_rate')::float8) END
 	   OR k.cluster IS DISTINCT FROM segtier.nearest_centroid(
 			ARRAY[(ln(1 + f.rec) - p.z[1]) / p.z[2], (ln(1 + f.freq) - p.z[3]) / p.z[4],
 				  (ln(1 + greatest(f.mon, 0)::float8) - p.z[5]) / p.z[6]], p.centroids)

@@ -2,9 +2,11 @@
 --
 -- The statistics of a refresh cast amounts to float8 with segtier._float8,
 -- which skips numeric_float8's detour through text; segtier._cluster_features
--- is the C function the scoring pass shares (a feature the same for every
--- buyer is 0 instead of failing the refresh).  The rest of 0.4.0 is in the
--- module: purchase_summary states that rarely grow.
+-- is the C function the scoring pass shares, and the statistics give a
+-- feature the same for every buyer sd 0 exactly, so it is 0 (it failed the
+-- refresh or clustered on rounding noise).  The rest of 0.4.0 is in the
+-- module: purchase_summary states that rarely grow, and the scoring pass's
+-- expectations given alive kept by (x, T).
 \echo Use "ALTER EXTENSION segtier UPDATE TO '0.4.0'" to load this file. \quit
 
 CREATE FUNCTION segtier._float8(numeric) RETURNS float8
@@ -165,12 +167,15 @@ BEGIN
 				 ELSE 'NULL::segtier.bgnbd' END,
 			CASE WHEN (o->>'predict')::boolean THEN 'segtier.gamma_gamma_fit(x, mean_repeat, $5) FILTER (WHERE b)'
 				 ELSE 'NULL::segtier.gamma_gamma' END,
-			-- standardized log(1 + x) of recency, frequency and monetary, for k-means
+			-- mean and sd of log(1 + x) of recency, frequency and monetary, for
+			-- k-means; sd 0 exactly for a feature the same for every buyer
+			-- (stddev_pop leaves a rounding residue that grows with the count)
 			CASE WHEN (o->>'clusters')::int > 0 THEN
-				'ARRAY[avg(ln(1 + recency_days)) FILTER (WHERE b), stddev_pop(ln(1 + recency_days)) FILTER (WHERE b),
-					   avg(ln(1 + frequency::float8)) FILTER (WHERE b), stddev_pop(ln(1 + frequency::float8)) FILTER (WHERE b),
-					   avg(ln(1 + greatest(segtier._float8(monetary), 0))) FILTER (WHERE b),
-					   stddev_pop(ln(1 + greatest(segtier._float8(monetary), 0))) FILTER (WHERE b)]'
+				(SELECT 'ARRAY[' || string_agg(format('avg(ln(1 + %1$s)) FILTER (WHERE b),
+					CASE WHEN min(%1$s) FILTER (WHERE b) = max(%1$s) FILTER (WHERE b) THEN 0
+						 ELSE stddev_pop(ln(1 + %1$s)) FILTER (WHERE b) END', e), ', ' ORDER BY k) || ']'
+				 FROM unnest(ARRAY['recency_days', 'frequency::float8', 'greatest(segtier._float8(monetary), 0)'])
+					  WITH ORDINALITY u(e, k))
 				 ELSE 'NULL::float8[]' END)
 		INTO stats
 		USING (o->>'rfm_bins')::int, segtier._jsonb_floats(o->'value_cutoffs'), o->>'value_basis',

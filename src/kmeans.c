@@ -485,8 +485,8 @@ nearest_centroid(PG_FUNCTION_ARGS)
 /*
  * The refresh's k-means point of a customer: log(1 + x) of recency,
  * frequency and monetary (negative monetary as 0), standardized with the
- * (mean, sd) pairs of stdz.  A feature that is the same for every buyer
- * (sd zero, or a rounding residue of it) carries no information and is 0.
+ * (mean, sd) pairs of stdz.  A feature that is the same for every buyer (sd
+ * 0: the statistics query makes it exactly 0) carries no information and is 0.
  */
 void
 segtier_cluster_point(float8 recency, float8 frequency, float8 monetary,
@@ -499,7 +499,7 @@ segtier_cluster_point(float8 recency, float8 frequency, float8 monetary,
 		float8		mean = stdz[2 * i];
 		float8		sd = stdz[2 * i + 1];
 
-		x[i] = sd > 1e-12 * Max(fabs(mean), 1.0) ? (log(1.0 + raw[i]) - mean) / sd : 0.0;
+		x[i] = sd > 0.0 ? (log(1.0 + raw[i]) - mean) / sd : 0.0;
 	}
 	kmeans_check_finite(x, 3, "features");
 }

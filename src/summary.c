@@ -298,11 +298,17 @@ segtier_numeric_float8(Datum n)
 {
 	static const float8 pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	struct varlena *v = (struct varlena *) DatumGetPointer(n);
+	uint16		hdr;
 	Amount		a;
 
-	if (!numeric_is_nan(DatumGetNumeric(n)) && !numeric_is_inf(DatumGetNumeric(n)))
+	/* NaN and infinities (header bits 11) take the cast; short headers stay in place */
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		v = pg_detoast_datum(v);
+	memcpy(&hdr, VARDATA_ANY(v), sizeof(uint16));
+	if ((hdr & 0xC000) != 0xC000)
 	{
-		AmountRead(n, &a);
+		AmountRead(PointerGetDatum(v), &a);
 		if (a.fast && a.scale < lengthof(pow10) &&
 			a.value < ((int128) 1 << 53) && a.value > -((int128) 1 << 53))
 			return (float8) (int64) a.value / pow10[a.scale];
@@ -379,8 +385,8 @@ StateRebuild(const PurchaseState *st, int maxdays, Numeric *nums)
 }
 
 /*
- * Day slots for at least ndays that fill the allocator's power-of-two chunk:
- * the 160-byte header leaves room for 24 days in 256 bytes, so most
+ * Day slots for at least ndays that fill the allocator's power-of-two chunk
+ * (after the header of STATE_HDRSZ bytes, 30 days in 256 bytes), so most
  * customers' states are never copied to grow (each growth of an aggregate's
  * state is a new chunk and a second copy into the aggregate's context).
  */

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(56);
+SELECT plan(57);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -148,6 +148,9 @@ INSERT INTO ps VALUES (9, '2024-01-05 00:00+00', 5e18), (9, '2024-01-06 00:00+00
 SELECT is((SELECT count(*) FROM (
 		SELECT round((i * 7919 % 100003)::numeric / (10::numeric ^ (i % 26)) * (1 - 2 * (i % 2)), i % 26) AS v
 		FROM generate_series(1, 20000) i
+		UNION ALL  -- 15-16 significant digits at scales 1-22, around 2^53
+		SELECT round((9007199254740993 - i * 104729)::numeric / (10::numeric ^ (1 + i % 22)), 1 + i % 22) * (1 - 2 * (i % 2))
+		FROM generate_series(1, 20000) i
 		UNION ALL VALUES (9007199254740991), (9007199254740993), (-9007199254740993.5), (0.1), (1e22), (1e-22),
 			(123456789012345678901234567890.123), (1e-40), (0), (-0.000), ('NaN'), ('Infinity'), ('-Infinity')) x
 	WHERE float8send(segtier._float8(v)) IS DISTINCT FROM float8send(v::float8)), 0::bigint,
@@ -162,7 +165,8 @@ SELECT g, count(*) FILTER (WHERE amount >= 0 AND ts IS NOT NULL) AS transactions
 	   count(*) FILTER (WHERE amount < 0) AS refunds, count(*) FILTER (WHERE amount IS NULL OR ts IS NULL) AS null_rows
 FROM ps GROUP BY g;
 CREATE FUNCTION pg_temp.ps_sum_mismatches() RETURNS bigint LANGUAGE sql AS $$
-	SELECT count(*) FROM ps_sum_ref r FULL JOIN (SELECT g, segtier.purchase_summary(ts, amount, 'UTC') AS s FROM ps GROUP BY g) x USING (g)
+	SELECT count(*) FROM ps_sum_ref r FULL JOIN (SELECT g, segtier.purchase_summary(ts, amount, 'UTC') AS s FROM ps GROUP BY g
+												 ORDER BY g OFFSET 0) x USING (g)
 	WHERE (r.transactions, r.purchase_days, r.total_amount, r.refunds, r.null_rows)
 		IS DISTINCT FROM ((x.s).transactions, (x.s).purchase_days, (x.s).total_amount, (x.s).refunds, (x.s).null_rows)
 $$;
@@ -210,6 +214,9 @@ INSERT INTO ps_par VALUES ($$SELECT segtier.period_spend(ts, amount,
 	$$SELECT array_agg(s::text ORDER BY g) FROM (SELECT g, segtier.period_spend(ts, amount, CASE WHEN g % 2 = 0
 		THEN '{2024-01-01 00:00+00, 2024-02-01 00:00+00, 2024-03-01 00:00+00, 2024-03-15 12:00+00}'::timestamptz[]
 		ELSE '{2024-02-01 00:00+00, 2024-03-01 00:00+00, 2024-03-15 12:00+00}' END) AS s FROM ps GROUP BY g) x$$);
+SELECT ok((SELECT bool_or(p ~ 'Partial HashAggregate|Partial GroupAggregate')
+		   FROM pg_temp.ps_plan($$SELECT count(*) FROM ps_sum_ref r FULL JOIN (SELECT g, segtier.purchase_summary(ts, amount, 'UTC') AS s
+		   FROM ps GROUP BY g ORDER BY g OFFSET 0) x USING (g)$$) p), 'EXPLAIN of that comparison shows a partial aggregate');
 SELECT is(pg_temp.ps_sum_mismatches(), 0::bigint, 'the same in a parallel plan (states combined)');
 SELECT ok((SELECT bool_or(p ~ 'Partial Aggregate') FROM ps_par, pg_temp.ps_plan(q) p), 'EXPLAIN shows a Partial Aggregate');
 SELECT is(pg_temp.ps_value(q), (SELECT ARRAY[sum(s[1]), sum(s[2]), sum(s[3])]::text FROM ps_ref),

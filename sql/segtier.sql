@@ -2041,8 +2041,8 @@ BEGIN
 	RETURN v_run;
 END $$;
 
--- The numeric -> float8 cast without its detour through text (kept for
--- values that are not small decimals): the statistics cast every amount.
+-- The numeric -> float8 cast without its detour through text for decimals
+-- of up to 15 digits (others take the cast): the statistics cast every amount.
 CREATE FUNCTION segtier._float8(numeric) RETURNS float8
 	AS 'MODULE_PATHNAME', 'numeric_float8_fast' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 

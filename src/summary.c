@@ -178,6 +178,20 @@ SumToNumeric(const PurchaseSum *sum)
 											   Int32GetDatum(-1)));
 }
 
+/* A numeric datum and its first header word, copied only when toasted. */
+static struct varlena *
+NumericInPlace(Datum d, uint16 *hdr)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		v = pg_detoast_datum(v);
+	memcpy(hdr, VARDATA_ANY(v), sizeof(uint16));
+	return v;
+}
+
+#define NUMERIC_HDR_SPECIAL(hdr) (((hdr) & 0xC000) == 0xC000)	/* NaN, +-Infinity */
+
 /*
  * Reads a numeric amount in place, without detoasting a short header.  The
  * layout is PostgreSQL's on-disk numeric format (src/backend/utils/adt/
@@ -190,24 +204,18 @@ SumToNumeric(const PurchaseSum *sum)
 void
 AmountRead(Datum d, Amount *a)
 {
-	struct varlena *v = (struct varlena *) DatumGetPointer(d);
-	const char *p;
-	int			len;
 	uint16		hdr;
+	struct varlena *v = NumericInPlace(d, &hdr);
+	const char *p = VARDATA_ANY(v);
+	int			len = VARSIZE_ANY_EXHDR(v);
 	int			weight;
 	int			dscale;
 	int			ndigits;
 	int			exp10;
 	int128		acc = 0;
 
-	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
-		v = pg_detoast_datum(v);
 	a->datum = PointerGetDatum(v);
-	p = VARDATA_ANY(v);
-	len = VARSIZE_ANY_EXHDR(v);
-	memcpy(&hdr, p, sizeof(uint16));
-
-	if ((hdr & 0xC000) == 0xC000)
+	if (NUMERIC_HDR_SPECIAL(hdr))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("purchase amount is %s",
@@ -298,15 +306,11 @@ segtier_numeric_float8(Datum n)
 {
 	static const float8 pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-	struct varlena *v = (struct varlena *) DatumGetPointer(n);
 	uint16		hdr;
+	struct varlena *v = NumericInPlace(n, &hdr);
 	Amount		a;
 
-	/* NaN and infinities (header bits 11) take the cast; short headers stay in place */
-	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
-		v = pg_detoast_datum(v);
-	memcpy(&hdr, VARDATA_ANY(v), sizeof(uint16));
-	if ((hdr & 0xC000) != 0xC000)
+	if (!NUMERIC_HDR_SPECIAL(hdr))
 	{
 		AmountRead(PointerGetDatum(v), &a);
 		if (a.fast && a.scale < lengthof(pow10) &&

@@ -19,11 +19,11 @@
  * is an int64 at its own scale (one byte), or for good a numeric once it
  * outgrew int64.
  */
-typedef struct SpendBounds
+struct SpendBounds
 {
 	int32		nbuckets;
 	TimestampTz bound[FLEXIBLE_ARRAY_MEMBER];	/* nbuckets + 1, strictly increasing */
-} SpendBounds;
+};
 
 typedef union SpendSum
 {
@@ -31,11 +31,11 @@ typedef union SpendSum
 	Numeric		num;			/* when the scale is SPEND_NUMERIC */
 } SpendSum;
 
-typedef struct SpendState
+struct SpendState
 {
 	const SpendBounds *bounds;
 	SpendSum	sum[FLEXIBLE_ARRAY_MEMBER];	/* then the scales, a byte each */
-} SpendState;
+};
 
 #define SPEND_SCALES(st) ((uint8 *) &(st)->sum[(st)->bounds->nbuckets])
 #define SPEND_NUMERIC	0xFF	/* above MAX_FAST_SCALE */
@@ -124,16 +124,15 @@ spend_intern(FunctionCallInfo fcinfo, MemoryContext cxt, int32 nbuckets, const T
 	return copy;
 }
 
-/* The checked bounds of a timestamptz[] argument, for a state in cxt. */
-static const SpendBounds *
-spend_bounds_arg(FunctionCallInfo fcinfo, MemoryContext cxt, ArrayType *arr)
+/* The checked bounds of a timestamptz[]; returns their count. */
+static int
+spend_bounds_check(ArrayType *arr, const TimestampTz **bound)
 {
 	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 	bits8	   *nulls = ARR_NULLBITMAP(arr);
 
 	/* the elements before the first NULL are consecutive int64s */
-	const TimestampTz *bound = (const TimestampTz *) ARR_DATA_PTR(arr);
-
+	*bound = (const TimestampTz *) ARR_DATA_PTR(arr);
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -149,12 +148,79 @@ spend_bounds_arg(FunctionCallInfo fcinfo, MemoryContext cxt, ArrayType *arr)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("period bounds must not contain NULLs")));
-		if (TIMESTAMP_NOT_FINITE(bound[i]) || (i > 0 && bound[i] <= bound[i - 1]))
+		if (TIMESTAMP_NOT_FINITE((*bound)[i]) || (i > 0 && (*bound)[i] <= (*bound)[i - 1]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("period bounds must be finite and strictly increasing")));
 	}
+	return n;
+}
+
+/* The checked bounds of a timestamptz[] argument, for a state in cxt. */
+static const SpendBounds *
+spend_bounds_arg(FunctionCallInfo fcinfo, MemoryContext cxt, ArrayType *arr)
+{
+	const TimestampTz *bound;
+	int			n = spend_bounds_check(arr, &bound);
+
 	return spend_intern(fcinfo, cxt, n - 1, bound);
+}
+
+/* Checked bounds in cxt, for states that all share them (the aggregation pass). */
+const SpendBounds *
+segtier_spend_bounds(MemoryContext cxt, ArrayType *arr)
+{
+	const TimestampTz *bound;
+	int			n = spend_bounds_check(arr, &bound);
+	SpendBounds *b = MemoryContextAlloc(cxt, offsetof(SpendBounds, bound) + sizeof(TimestampTz) * n);
+
+	b->nbuckets = n - 1;
+	memcpy(b->bound, bound, sizeof(TimestampTz) * n);
+	return b;
+}
+
+SpendState *
+segtier_spend_new(MemoryContext cxt, const SpendBounds *bounds)
+{
+	return spend_new(cxt, bounds);
+}
+
+/* Adds a row's amount to its period, if any; numeric sums go in cxt. */
+void
+segtier_spend_add(SpendState *st, MemoryContext cxt, TimestampTz ts, Datum amount)
+{
+	const SpendBounds *b = st->bounds;
+	int			lo,
+				hi;
+	Amount		a;
+
+	if (ts < b->bound[0] || ts >= b->bound[b->nbuckets])
+		return;
+	/* the last bound <= ts */
+	lo = 0;
+	hi = b->nbuckets - 1;
+	while (lo < hi)
+	{
+		int			mid = (lo + hi + 1) / 2;
+
+		if (b->bound[mid] <= ts)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	AmountRead(amount, &a);
+	spend_add(st, lo, cxt, a.fast, a.value, a.scale, DatumGetNumeric(a.datum));
+}
+
+/* numeric[] of the period sums; a period without rows is 0. */
+Datum
+segtier_spend_sums(const SpendState *st)
+{
+	Datum	   *sums = palloc(sizeof(Datum) * st->bounds->nbuckets);
+
+	for (int i = 0; i < st->bounds->nbuckets; i++)
+		sums[i] = NumericGetDatum(spend_sum(st, i));
+	return PointerGetDatum(construct_array(sums, st->bounds->nbuckets, NUMERICOID, -1, false, TYPALIGN_INT));
 }
 
 PG_FUNCTION_INFO_V1(period_spend_add);
@@ -163,11 +229,6 @@ period_spend_add(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
 	SpendState *st;
-	const SpendBounds *b;
-	TimestampTz ts;
-	int			lo,
-				hi;
-	Amount		a;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "period_spend_add called in non-aggregate context");
@@ -181,26 +242,8 @@ period_spend_add(PG_FUNCTION_ARGS)
 	}
 	else
 		st = (SpendState *) PG_GETARG_POINTER(0);
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		PG_RETURN_POINTER(st);
-	ts = PG_GETARG_TIMESTAMPTZ(1);
-	b = st->bounds;
-	if (ts < b->bound[0] || ts >= b->bound[b->nbuckets])
-		PG_RETURN_POINTER(st);
-	/* the last bound <= ts */
-	lo = 0;
-	hi = b->nbuckets - 1;
-	while (lo < hi)
-	{
-		int			mid = (lo + hi + 1) / 2;
-
-		if (b->bound[mid] <= ts)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	AmountRead(PG_GETARG_DATUM(2), &a);
-	spend_add(st, lo, aggcxt, a.fast, a.value, a.scale, DatumGetNumeric(a.datum));
+	if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2))
+		segtier_spend_add(st, aggcxt, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_DATUM(2));
 	PG_RETURN_POINTER(st);
 }
 
@@ -241,16 +284,9 @@ PG_FUNCTION_INFO_V1(period_spend_final);
 Datum
 period_spend_final(PG_FUNCTION_ARGS)
 {
-	SpendState *st;
-	Datum	   *sums;
-
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	st = (SpendState *) PG_GETARG_POINTER(0);
-	sums = palloc(sizeof(Datum) * st->bounds->nbuckets);
-	for (int i = 0; i < st->bounds->nbuckets; i++)
-		sums[i] = NumericGetDatum(spend_sum(st, i));
-	PG_RETURN_ARRAYTYPE_P(construct_array(sums, st->bounds->nbuckets, NUMERICOID, -1, false, TYPALIGN_INT));
+	PG_RETURN_DATUM(segtier_spend_sums((SpendState *) PG_GETARG_POINTER(0)));
 }
 
 /* Wire form: nbuckets, the bounds, then per period its sum as numeric text. */

@@ -997,14 +997,14 @@ segtier_type(const char *name)
 						   ObjectIdGetDatum(get_namespace_oid("segtier", false)));
 }
 
-static void
-check_type(const char *what, int col, Oid have, Oid want)
+void
+segtier_check_type(const char *func, const char *what, int col, Oid have, Oid want)
 {
 	if (have != want)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s column %d of segtier._rescore has type %s, not %s",
-						what, col + 1, format_type_be(have), format_type_be(want))));
+				 errmsg("%s column %d of %s has type %s, not %s",
+						what, col + 1, func, format_type_be(have), format_type_be(want))));
 }
 
 /*
@@ -1024,18 +1024,18 @@ check_types(TupleDesc in, TupleDesc out)
 	if (in->natts != IN_NCOLS)
 		elog(ERROR, "the scoring query returns %d columns, not %d", in->natts, IN_NCOLS);
 	for (int i = 1; i < IN_OLD; i++)
-		check_type("input", i, TupleDescAttr(in, i)->atttypid, features[i]);
-	check_type("output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
-	check_type("output", 1, TupleDescAttr(out, 1)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
+		segtier_check_type("segtier._rescore", "input", i, TupleDescAttr(in, i)->atttypid, features[i]);
+	segtier_check_type("segtier._rescore", "output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
+	segtier_check_type("segtier._rescore", "output", 1, TupleDescAttr(out, 1)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
 	for (int c = 0; c < NCOLS; c++)
 	{
 		Oid			want = column_type[c] != InvalidOid ? column_type[c] : c == C_RFM ? rfm : tier;
 
-		check_type("input", IN_OLD + c, TupleDescAttr(in, IN_OLD + c)->atttypid, want);
-		check_type("output", OUT_ROW + c, TupleDescAttr(out, OUT_ROW + c)->atttypid, want);
+		segtier_check_type("segtier._rescore", "input", IN_OLD + c, TupleDescAttr(in, IN_OLD + c)->atttypid, want);
+		segtier_check_type("segtier._rescore", "output", OUT_ROW + c, TupleDescAttr(out, OUT_ROW + c)->atttypid, want);
 	}
 	for (int f = 0; f < HIST_FIELDS; f++)
-		check_type("output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid, TEXTARRAYOID);
+		segtier_check_type("segtier._rescore", "output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid, TEXTARRAYOID);
 }
 
 PG_FUNCTION_INFO_V1(segtier_rescore);

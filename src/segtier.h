@@ -87,10 +87,33 @@ typedef struct Amount
 	Datum		datum;			/* the numeric itself, for the slow path */
 } Amount;
 
+extern bool AmountDecode(Datum d, Amount *a);
 extern void AmountRead(Datum d, Amount *a);
 extern float8 segtier_numeric_float8(Datum n);
 extern bool SumAdd(PurchaseSum *acc, int128 value, int32 scale);
 extern Numeric SumToNumeric(const PurchaseSum *sum);
+
+/* summary.c, periodspend.c: the states, for the aggregation pass (summarize.c) */
+typedef struct PurchaseState PurchaseState;
+typedef struct ZoneCache ZoneCache;
+typedef struct SpendBounds SpendBounds;
+typedef struct SpendState SpendState;
+
+#define SUMMARY_FIELDS 10		/* of the segtier.purchase_summary type */
+
+extern ZoneCache *segtier_zone_cache(MemoryContext cxt, text *zone);
+extern PurchaseState *segtier_purchase_new(void);
+extern PurchaseState *segtier_purchase_add(PurchaseState *st, ZoneCache *zc, bool isnull,
+										   TimestampTz ts, Datum amount,
+										   const TimestampTz *as_of);
+extern void segtier_purchase_values(const PurchaseState *st, Datum *values, bool *nulls);
+extern const SpendBounds *segtier_spend_bounds(MemoryContext cxt, ArrayType *arr);
+extern SpendState *segtier_spend_new(MemoryContext cxt, const SpendBounds *bounds);
+extern void segtier_spend_add(SpendState *st, MemoryContext cxt, TimestampTz ts, Datum amount);
+extern Datum segtier_spend_sums(const SpendState *st);
+
+/* rescore.c: the type check of the C passes that read a query by position */
+extern void segtier_check_type(const char *func, const char *what, int col, Oid have, Oid want);
 
 /* tier.c */
 extern Tier segtier_tier(const char *scheme, const char *level);

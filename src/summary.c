@@ -33,7 +33,7 @@
 #define PS_TEXT_VERSION 1
 
 
-typedef struct PurchaseState
+struct PurchaseState
 {
 	int32		vl_len_;
 	uint16		flags;			/* PS_NUMERIC; other bits zero */
@@ -48,20 +48,20 @@ typedef struct PurchaseState
 	int64		future_rows;
 	PurchaseSum sums[NSUMS];	/* zero when PS_NUMERIC */
 	int32		days[FLEXIBLE_ARRAY_MEMBER];	/* strictly increasing */
-} PurchaseState;
+};
 
 #define STATE_HDRSZ offsetof(PurchaseState, days)
 
 
 /* Per-call cache: the zone of the rows and an interval of constant offset. */
-typedef struct ZoneCache
+struct ZoneCache
 {
 	pg_tz	   *tz;
 	text	   *zone;			/* the zone argument it came from, or NULL */
 	pg_time_t	lo;				/* gmtoff holds for lo <= t < hi */
 	pg_time_t	hi;
 	long int	gmtoff;
-} ZoneCache;
+};
 
 static int128 pow10_table[MAX_FAST_SCALE + 1];
 
@@ -200,9 +200,10 @@ NumericInPlace(Datum d, uint16 *hdr)
  * short form packs sign 0x2000, display scale 0x1F80 >> 7 and a 7-bit signed
  * weight; the long form is sign and scale in 16 bits, then an int16 weight;
  * then base-10000 digits, most significant first, of weight "weight".
+ * False for NaN and the infinities (not fast, not negative).
  */
-void
-AmountRead(Datum d, Amount *a)
+bool
+AmountDecode(Datum d, Amount *a)
 {
 	uint16		hdr;
 	struct varlena *v = NumericInPlace(d, &hdr);
@@ -215,12 +216,10 @@ AmountRead(Datum d, Amount *a)
 	int128		acc = 0;
 
 	a->datum = PointerGetDatum(v);
+	a->negative = false;
+	a->fast = false;
 	if (NUMERIC_HDR_SPECIAL(hdr))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("purchase amount is %s",
-						hdr == 0xC000 ? "NaN" : "infinite"),
-				 errdetail("Amounts must be finite numbers; fix or filter the row before aggregating.")));
+		return false;
 	if ((hdr & 0xC000) == 0x8000)
 	{
 		a->negative = (hdr & 0x2000) != 0;
@@ -242,9 +241,8 @@ AmountRead(Datum d, Amount *a)
 	}
 	ndigits = len / (int) sizeof(int16);
 	a->negative = a->negative && ndigits > 0;
-	a->fast = false;
 	if (dscale > MAX_FAST_SCALE)
-		return;
+		return true;
 
 	if (ndigits <= 4)
 	{
@@ -269,7 +267,7 @@ AmountRead(Datum d, Amount *a)
 			memcpy(&digit, p + i * sizeof(int16), sizeof(uint16));
 			if (__builtin_mul_overflow(acc, 10000, &acc) ||
 				__builtin_add_overflow(acc, digit, &acc))
-				return;
+				return true;
 		}
 	}
 
@@ -281,18 +279,31 @@ AmountRead(Datum d, Amount *a)
 	{
 		/* the last digit group has -exp10 (at most 3) trailing zeros */
 		if (exp10 < -3)
-			return;
+			return true;
 		if (acc <= PG_INT64_MAX)
 			acc = (int64) acc / (int64) Pow10(-exp10);
 		else
 			acc /= Pow10(-exp10);
 	}
 	else if (!Rescale(&acc, exp10))
-		return;
+		return true;
 
 	a->value = a->negative ? -acc : acc;
 	a->scale = dscale;
 	a->fast = true;
+	return true;
+}
+
+/* AmountDecode, with NaN and infinity an error (22023). */
+void
+AmountRead(Datum d, Amount *a)
+{
+	if (!AmountDecode(d, a))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("purchase amount is %s",
+						numeric_is_nan(DatumGetNumeric(a->datum)) ? "NaN" : "infinite"),
+				 errdetail("Amounts must be finite numbers; fix or filter the row before aggregating.")));
 }
 
 /*
@@ -487,44 +498,17 @@ StateAddDay(PurchaseState *st, int32 day)
 	return st;
 }
 
-/* Resolves the time zone argument (or the session's), caching the lookup. */
-static ZoneCache *
-ZoneGet(FunctionCallInfo fcinfo)
+/* Points zc at the named zone (an IANA name, else 22023); cxt keeps the name. */
+static void
+ZoneSet(ZoneCache *zc, MemoryContext cxt, text *zone)
 {
-	ZoneCache  *zc = (ZoneCache *) fcinfo->flinfo->fn_extra;
-	text	   *zone;
-	pg_tz	   *tz;
 	char	   *name;
+	pg_tz	   *tz;
 
-	if (zc == NULL)
-	{
-		zc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ZoneCache));
-		zc->lo = 1;				/* empty interval */
-		fcinfo->flinfo->fn_extra = zc;
-	}
-	if (PG_NARGS() < 4)
-	{
-		tz = session_timezone;
-		if (zc->tz != tz)
-		{
-			zc->tz = tz;
-			zc->lo = 1;
-			zc->hi = 0;
-		}
-		return zc;
-	}
-
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("time zone must not be null"),
-				 errdetail("Pass a time zone name such as 'Asia/Shanghai', or use the two-argument form for the session's time zone.")));
-	zone = PG_GETARG_TEXT_PP(3);
 	if (zc->zone != NULL &&
 		VARSIZE_ANY_EXHDR(zone) == VARSIZE_ANY_EXHDR(zc->zone) &&
 		memcmp(VARDATA_ANY(zone), VARDATA_ANY(zc->zone), VARSIZE_ANY_EXHDR(zone)) == 0)
-		return zc;
-
+		return;
 	name = text_to_cstring(zone);
 	tz = pg_tzset(name);
 	if (tz == NULL || !pg_tz_acceptable(tz))
@@ -534,12 +518,52 @@ ZoneGet(FunctionCallInfo fcinfo)
 				 errdetail("The time zone must be a name from the IANA database (pg_timezone_names), such as 'America/New_York'.")));
 	if (zc->zone != NULL)
 		pfree(zc->zone);
-	zc->zone = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, VARSIZE_ANY(zone));
+	zc->zone = (text *) MemoryContextAlloc(cxt, VARSIZE_ANY(zone));
 	memcpy(zc->zone, zone, VARSIZE_ANY(zone));
 	zc->tz = tz;
-	zc->lo = 1;
+	zc->lo = 1;					/* empty interval */
 	zc->hi = 0;
 	pfree(name);
+}
+
+/* A cache of the named zone's offsets, in cxt (the aggregation pass's). */
+ZoneCache *
+segtier_zone_cache(MemoryContext cxt, text *zone)
+{
+	ZoneCache  *zc = MemoryContextAllocZero(cxt, sizeof(ZoneCache));
+
+	ZoneSet(zc, cxt, zone);
+	return zc;
+}
+
+/* Resolves the time zone argument (or the session's), caching the lookup. */
+static ZoneCache *
+ZoneGet(FunctionCallInfo fcinfo)
+{
+	ZoneCache  *zc = (ZoneCache *) fcinfo->flinfo->fn_extra;
+
+	if (zc == NULL)
+	{
+		zc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ZoneCache));
+		zc->lo = 1;				/* empty interval */
+		fcinfo->flinfo->fn_extra = zc;
+	}
+	if (PG_NARGS() < 4)
+	{
+		if (zc->tz != session_timezone)
+		{
+			zc->tz = session_timezone;
+			zc->lo = 1;
+			zc->hi = 0;
+		}
+		return zc;
+	}
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("time zone must not be null"),
+				 errdetail("Pass a time zone name such as 'Asia/Shanghai', or use the two-argument form for the session's time zone.")));
+	ZoneSet(zc, fcinfo->flinfo->fn_mcxt, PG_GETARG_TEXT_PP(3));
 	return zc;
 }
 
@@ -608,6 +632,47 @@ StateAddPurchase(PurchaseState *st, TimestampTz ts, int32 day, Amount *a)
 	return st;
 }
 
+/* An empty state, in the current context (the aggregation pass's). */
+PurchaseState *
+segtier_purchase_new(void)
+{
+	return StateNew();
+}
+
+/*
+ * Adds one row (isnull: its time or amount is NULL) to st, which may move;
+ * rows after *as_of, when given, only count.
+ */
+PurchaseState *
+segtier_purchase_add(PurchaseState *st, ZoneCache *zc, bool isnull, TimestampTz ts,
+					 Datum amount, const TimestampTz *as_of)
+{
+	Amount		a;
+
+	if (isnull)
+	{
+		st->null_rows++;
+		return st;
+	}
+	AmountRead(amount, &a);
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("purchase time is infinite"),
+				 errdetail("Purchase times must be finite; filter the row with isfinite() before aggregating.")));
+	if (as_of != NULL && ts > *as_of)
+	{
+		st->future_rows++;
+		return st;
+	}
+	if (a.negative)
+	{
+		st->refunds++;
+		return StateAddAmount(st, SUM_REFUNDS, false, &a);
+	}
+	return StateAddPurchase(st, ts, ZoneDay(zc, ts), &a);
+}
+
 /* Transition of purchase_summary(ts, amount [, zone [, as_of]]): NULL rows count. */
 PG_FUNCTION_INFO_V1(purchase_state_add);
 Datum
@@ -615,41 +680,22 @@ purchase_state_add(PG_FUNCTION_ARGS)
 {
 	ZoneCache  *zc = ZoneGet(fcinfo);
 	PurchaseState *st;
-	TimestampTz ts;
-	Amount		a;
+	TimestampTz as_of = 0;
 
-	if (PG_NARGS() > 4 && PG_ARGISNULL(4))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("as_of must not be null"),
-				 errdetail("Pass the time the summary is taken at, or use the three-argument form.")));
+	if (PG_NARGS() > 4)
+	{
+		if (PG_ARGISNULL(4))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("as_of must not be null"),
+					 errdetail("Pass the time the summary is taken at, or use the three-argument form.")));
+		as_of = PG_GETARG_TIMESTAMPTZ(4);
+	}
 	st = PG_ARGISNULL(0) ? StateNew() : StateArg(fcinfo, 0, true);
-
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-	{
-		st->null_rows++;
-		PG_RETURN_POINTER(st);
-	}
-	ts = PG_GETARG_TIMESTAMPTZ(1);
-	AmountRead(PG_GETARG_DATUM(2), &a);
-	if (TIMESTAMP_NOT_FINITE(ts))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("purchase time is infinite"),
-				 errdetail("Purchase times must be finite; filter the row with isfinite() before aggregating.")));
-	if (PG_NARGS() > 4 && ts > PG_GETARG_TIMESTAMPTZ(4))
-	{
-		st->future_rows++;
-		PG_RETURN_POINTER(st);
-	}
-
-	if (a.negative)
-	{
-		st->refunds++;
-		st = StateAddAmount(st, SUM_REFUNDS, false, &a);
-	}
-	else
-		st = StateAddPurchase(st, ts, ZoneDay(zc, ts), &a);
+	st = segtier_purchase_add(st, zc, PG_ARGISNULL(1) || PG_ARGISNULL(2),
+							  PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1),
+							  PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+							  PG_NARGS() > 4 ? &as_of : NULL);
 	PG_RETURN_POINTER(st);
 }
 
@@ -759,30 +805,11 @@ StateSumCombined(const PurchaseState *st, int x, int y, int sign)
 	return numeric_sub_opt_error(StateSum(st, x), StateSum(st, y), NULL);
 }
 
-/* Final function: the segtier.purchase_summary composite of a state. */
-PG_FUNCTION_INFO_V1(purchase_state_summary);
-Datum
-purchase_state_summary(PG_FUNCTION_ARGS)
+/* The SUMMARY_FIELDS fields of segtier.purchase_summary of a state. */
+void
+segtier_purchase_values(const PurchaseState *st, Datum *values, bool *nulls)
 {
-	PurchaseState *st = StateArg(fcinfo, 0, false);
-	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
-	Datum		values[10];
-	bool		nulls[10] = {0};
-
-	if (tupdesc == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type of purchase_state_summary must be a row type");
-		tupdesc = BlessTupleDesc(tupdesc);
-		MemoryContextSwitchTo(old);
-		fcinfo->flinfo->fn_extra = tupdesc;
-	}
-	if (tupdesc->natts != lengthof(values))
-		elog(ERROR, "segtier.purchase_summary has %d columns, expected %d",
-			 tupdesc->natts, (int) lengthof(values));
-
+	memset(nulls, 0, SUMMARY_FIELDS * sizeof(bool));
 	values[0] = TimestampTzGetDatum(st->first_purchase);
 	values[1] = TimestampTzGetDatum(st->last_purchase);
 	nulls[0] = nulls[1] = (st->transactions == 0);
@@ -794,6 +821,32 @@ purchase_state_summary(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum(st->null_rows);
 	values[8] = Int64GetDatum(st->refunds);
 	values[9] = Int64GetDatum(st->future_rows);
+}
+
+/* Final function: the segtier.purchase_summary composite of a state. */
+PG_FUNCTION_INFO_V1(purchase_state_summary);
+Datum
+purchase_state_summary(PG_FUNCTION_ARGS)
+{
+	PurchaseState *st = StateArg(fcinfo, 0, false);
+	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	Datum		values[SUMMARY_FIELDS];
+	bool		nulls[SUMMARY_FIELDS];
+
+	if (tupdesc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type of purchase_state_summary must be a row type");
+		tupdesc = BlessTupleDesc(tupdesc);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = tupdesc;
+	}
+	if (tupdesc->natts != SUMMARY_FIELDS)
+		elog(ERROR, "segtier.purchase_summary has %d columns, expected %d",
+			 tupdesc->natts, SUMMARY_FIELDS);
+	segtier_purchase_values(st, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -1,0 +1,554 @@
+/*
+ * summarize.c: the aggregation pass of a refresh, segtier._summarize.
+ *
+ * A refresh sums every customer's transactions into purchase_summary,
+ * period_spend and the margin.  As SQL that is a hash aggregation whose
+ * executor keeps each group's key in a tuple of its own and each state
+ * behind another pointer: three or four cache misses a row once a million
+ * customers outgrow the caches.  This pass takes the scan's rows straight
+ * from the executor (a DestReceiver: no tuple is copied) into one
+ * open-addressing table whose entries hold the key and the states, and
+ * calls the aggregates' own transition code, so the rows are the same.
+ *
+ * Memory stays within hash_mem (work_mem * hash_mem_multiplier), as hash
+ * aggregation's does: when the table and states outgrow it the scan stops
+ * and the grouped SQL runs instead, whose hash aggregation spills to disk.
+ */
+#include "segtier.h"
+
+#include "access/tupdesc.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "executor/tstoreReceiver.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/typcache.h"
+
+/* The scan's columns: customer, time, amount, margin. */
+#define SCAN_NCOLS 4
+/* The result: customer, the purchase_summary fields, margin, month_spend. */
+#define OUT_NCOLS (1 + SUMMARY_FIELDS + 2)
+
+/* The exact sum of the margins (NULL until one is added). */
+typedef struct MarginSum
+{
+	PurchaseSum sum;
+	Numeric		num;			/* the sum once it left int128, or NaN/infinite */
+} MarginSum;
+
+typedef struct CustomerGroup
+{
+	Datum		key;
+	uint32		hash;
+	char		status;
+	PurchaseState *purchases;
+	SpendState *spend;
+	MarginSum  *margin;
+} CustomerGroup;
+
+typedef struct Pass Pass;
+
+/* A scan row waiting in a batch. */
+typedef struct ScanRow
+{
+	Datum		key;
+	uint32		hash;
+	bool		key_null;
+	bool		isnull;			/* time or amount */
+	bool		margin_null;
+	TimestampTz ts;
+	Datum		amount;
+	Datum		margin;
+} ScanRow;
+
+#define BATCH_ROWS 64
+
+#define SH_PREFIX groups
+#define SH_ELEMENT_TYPE CustomerGroup
+#define SH_KEY_TYPE Datum
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) key_hash((Pass *) (tb)->private_data, k)
+#define SH_EQUAL(tb, a, b) key_equal((Pass *) (tb)->private_data, a, b)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) (a)->hash
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+static inline uint32 key_hash(Pass *p, Datum k);
+static inline bool key_equal(Pass *p, Datum a, Datum b);
+#include "lib/simplehash.h"
+
+struct Pass
+{
+	DestReceiver pub;			/* first: the executor calls us as a receiver */
+	MemoryContext cxt;			/* the table, keys and states */
+	MemoryContext row_cxt;		/* the batch's rows and what adding them makes */
+	ScanRow		rows[BATCH_ROWS];
+	int			nrows;
+	groups_hash *groups;
+	CustomerGroup		null_group;		/* rows with a NULL customer, when seen */
+	bool		has_null_group;
+	bool		overflow;		/* the scan stopped at the memory limit */
+	Size		limit;
+	/* the customer type's grouping */
+	Oid			key_type;
+	bool		key_int;		/* int2/int4/int8: hash and compare the bits */
+	int16		key_len;
+	bool		key_byval;
+	Oid			collation;
+	FmgrInfo   *hash_fn;
+	FmgrInfo   *eq_fn;
+	FmgrInfo   *cmp_fn;			/* the order of the result */
+	/* the arguments */
+	ZoneCache  *zone;
+	TimestampTz as_of;
+	const SpendBounds *bounds;
+};
+
+static inline uint32
+key_hash(Pass *p, Datum k)
+{
+	if (p->key_int)
+	{
+		uint64		u = (uint64) DatumGetInt64(k);
+
+		return murmurhash32((uint32) u ^ (uint32) (u >> 32));
+	}
+	return DatumGetUInt32(FunctionCall1Coll(p->hash_fn, p->collation, k));
+}
+
+static inline bool
+key_equal(Pass *p, Datum a, Datum b)
+{
+	if (p->key_int)
+		return a == b;
+	return DatumGetBool(FunctionCall2Coll(p->eq_fn, p->collation, a, b));
+}
+
+/* A new group's states, in cxt, with its own copy of a by-reference key. */
+static void
+group_init(Pass *p, CustomerGroup *g, bool key_null)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+
+	if (!p->key_byval && !key_null)
+		g->key = datumCopy(g->key, false, p->key_len);
+	g->purchases = segtier_purchase_new();
+	g->spend = segtier_spend_new(p->cxt, p->bounds);
+	g->margin = NULL;
+	MemoryContextSwitchTo(old);
+}
+
+/* margin += m, exactly; numerics made in the row context are copied to cxt. */
+static void
+margin_add(Pass *p, CustomerGroup *g, Datum m)
+{
+	MarginSum  *ms = g->margin;
+	Amount		a;
+	bool		finite = AmountDecode(m, &a);
+	Numeric		sum;
+
+	if (ms == NULL)
+	{
+		ms = g->margin = MemoryContextAllocZero(p->cxt, sizeof(MarginSum));
+		if (finite && a.fast)
+		{
+			ms->sum.value = a.value;
+			ms->sum.scale = a.scale;
+			return;
+		}
+	}
+	else if (ms->num == NULL && finite && a.fast && SumAdd(&ms->sum, a.value, a.scale))
+		return;
+	sum = numeric_add_opt_error(ms->num != NULL ? ms->num : SumToNumeric(&ms->sum),
+								DatumGetNumeric(a.datum), NULL);
+	if (ms->num != NULL)
+		pfree(ms->num);
+	ms->num = MemoryContextAlloc(p->cxt, VARSIZE(sum));
+	memcpy(ms->num, sum, VARSIZE(sum));
+}
+
+/* One row into its group's states; a state that grows is moved to cxt. */
+static void
+row_add(Pass *p, CustomerGroup *g, const ScanRow *r)
+{
+	PurchaseState *st;
+
+	st = segtier_purchase_add(g->purchases, p->zone, r->isnull, r->ts, r->amount, &p->as_of);
+	if (st != g->purchases)
+	{
+		pfree(g->purchases);
+		g->purchases = (PurchaseState *) MemoryContextAlloc(p->cxt, VARSIZE(st));
+		memcpy(g->purchases, st, VARSIZE(st));
+	}
+	if (r->isnull)
+		return;
+	segtier_spend_add(g->spend, p->cxt, r->ts, r->amount);
+	/* sum(margin) FILTER (WHERE time <= as_of AND amount IS NOT NULL) */
+	if (!r->margin_null && r->ts <= p->as_of)
+		margin_add(p, g, r->margin);
+}
+
+/*
+ * Adds the batch's rows.  Each row's entry and states are most likely in no
+ * cache: the batch finds all entries, then all states, prefetching each
+ * before it is used, so that the misses of many rows overlap.
+ */
+static void
+batch_add(Pass *p)
+{
+	groups_hash *tb = p->groups;
+	MemoryContext old = MemoryContextSwitchTo(p->row_cxt);
+	bool		found;
+
+	for (int i = 0; i < p->nrows; i++)
+	{
+		ScanRow    *r = &p->rows[i];
+
+		if (!r->key_null)
+		{
+			r->hash = key_hash(p, r->key);
+			__builtin_prefetch(&tb->data[r->hash & tb->sizemask]);
+		}
+	}
+	for (int i = 0; i < p->nrows; i++)
+	{
+		ScanRow    *r = &p->rows[i];
+		CustomerGroup *g = &p->null_group;
+
+		if (!r->key_null)
+			g = groups_insert_hash(tb, r->key, r->hash, &found);
+		else
+		{
+			found = p->has_null_group;
+			p->has_null_group = true;
+		}
+		if (!found)
+			group_init(p, g, r->key_null);
+		/* the header and the last day slots (rows come roughly in time order) */
+		__builtin_prefetch(g->purchases);
+		__builtin_prefetch((char *) g->purchases + 64);
+		__builtin_prefetch((char *) g->purchases + 128);
+		__builtin_prefetch(g->spend);
+	}
+	/* an insert may have moved the entries: look each up again, in cache now */
+	for (int i = 0; i < p->nrows; i++)
+	{
+		ScanRow    *r = &p->rows[i];
+
+		CHECK_FOR_INTERRUPTS();
+		row_add(p, r->key_null ? &p->null_group : groups_lookup_hash(tb, r->key, r->hash), r);
+	}
+	p->nrows = 0;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(p->row_cxt);
+	if (MemoryContextMemAllocated(p->cxt, true) > p->limit)
+		p->overflow = true;
+}
+
+/* Keeps a row (its datums copied: the slot's point into a buffer page). */
+static bool
+pass_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	Pass	   *p = (Pass *) self;
+	ScanRow    *r = &p->rows[p->nrows];
+	MemoryContext old;
+
+	slot_getallattrs(slot);
+	old = MemoryContextSwitchTo(p->row_cxt);
+	r->key_null = slot->tts_isnull[0];
+	if (!r->key_null)
+	{
+		r->key = slot->tts_values[0];
+		if (p->key_len == -1)
+			r->key = PointerGetDatum(PG_DETOAST_DATUM_PACKED(r->key));
+		if (!p->key_byval)
+			r->key = datumCopy(r->key, false, p->key_len);
+	}
+	r->isnull = slot->tts_isnull[1] || slot->tts_isnull[2];
+	if (!r->isnull)
+	{
+		r->ts = DatumGetTimestampTz(slot->tts_values[1]);
+		r->amount = datumCopy(slot->tts_values[2], false, -1);
+	}
+	r->margin_null = slot->tts_isnull[3];
+	if (!r->margin_null)
+		r->margin = datumCopy(slot->tts_values[3], false, -1);
+	MemoryContextSwitchTo(old);
+	if (++p->nrows == BATCH_ROWS)
+		batch_add(p);
+	return !p->overflow;		/* false stops the scan */
+}
+
+static void
+pass_shutdown(DestReceiver *self)
+{
+	Pass	   *p = (Pass *) self;
+
+	if (!p->overflow && p->nrows > 0)
+		batch_add(p);
+}
+
+static void
+pass_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	Pass	   *p = (Pass *) self;
+	static const Oid types[SCAN_NCOLS] = {InvalidOid, TIMESTAMPTZOID, NUMERICOID, NUMERICOID};
+
+	if (desc->natts != SCAN_NCOLS)
+		elog(ERROR, "the scan of segtier._summarize returns %d columns, not %d",
+			 desc->natts, SCAN_NCOLS);
+	segtier_check_type("segtier._summarize", "scan", 0, TupleDescAttr(desc, 0)->atttypid, p->key_type);
+	for (int i = 1; i < SCAN_NCOLS; i++)
+		segtier_check_type("segtier._summarize", "scan", i, TupleDescAttr(desc, i)->atttypid, types[i]);
+}
+
+static void
+pass_noop(DestReceiver *self)
+{
+}
+
+/* One result row of a group, in the current (row) context. */
+static void
+group_put(Pass *p, CustomerGroup *g, bool key_null, Tuplestorestate *store, TupleDesc desc)
+{
+	Datum		values[OUT_NCOLS];
+	bool		nulls[OUT_NCOLS];
+	MarginSum  *ms = g->margin;
+
+	values[0] = g->key;
+	nulls[0] = key_null;
+	segtier_purchase_values(g->purchases, values + 1, nulls + 1);
+	values[1 + SUMMARY_FIELDS] = ms == NULL ? (Datum) 0 :
+		NumericGetDatum(ms->num != NULL ? ms->num : SumToNumeric(&ms->sum));
+	nulls[1 + SUMMARY_FIELDS] = (ms == NULL);
+	values[2 + SUMMARY_FIELDS] = segtier_spend_sums(g->spend);
+	nulls[2 + SUMMARY_FIELDS] = false;
+	tuplestore_putvalues(store, desc, values, nulls);
+}
+
+/* A group in the order of the result. */
+typedef struct GroupRef
+{
+	Datum		key;
+	CustomerGroup *group;
+} GroupRef;
+
+static inline int
+key_compare(Pass *p, Datum a, Datum b)
+{
+	return DatumGetInt32(FunctionCall2Coll(p->cmp_fn, p->collation, a, b));
+}
+
+#define ST_SORT sort_int_keys
+#define ST_ELEMENT_TYPE GroupRef
+#define ST_COMPARE(a, b) \
+	(DatumGetInt64((a)->key) < DatumGetInt64((b)->key) ? -1 : \
+	 DatumGetInt64((a)->key) > DatumGetInt64((b)->key) ? 1 : 0)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+#define ST_SORT sort_keys
+#define ST_ELEMENT_TYPE GroupRef
+#define ST_COMPARE(a, b, p) key_compare(p, (a)->key, (b)->key)
+#define ST_COMPARE_ARG_TYPE Pass
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/*
+ * The result rows, in the customer's order when the type has one (its
+ * default btree order, the ORDER BY customer that lets the primary key of
+ * <model>_summary grow at its right edge), then the NULL customer's.
+ */
+static void
+pass_put(Pass *p, TypeCacheEntry *tc, Tuplestorestate *store, TupleDesc desc)
+{
+	GroupRef   *refs = MemoryContextAllocHuge(p->cxt, sizeof(GroupRef) * Max(p->groups->members, 1));
+	uint64		n = 0;
+	groups_iterator it;
+	CustomerGroup *g;
+	MemoryContext old;
+
+	groups_start_iterate(p->groups, &it);
+	while ((g = groups_iterate(p->groups, &it)) != NULL)
+	{
+		refs[n].key = g->key;
+		refs[n++].group = g;
+	}
+	if (p->key_int)
+		sort_int_keys(refs, n);
+	else if (OidIsValid(tc->cmp_proc))
+	{
+		p->cmp_fn = &tc->cmp_proc_finfo;
+		sort_keys(refs, n, p);
+	}
+	old = MemoryContextSwitchTo(p->row_cxt);
+	for (uint64 i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		group_put(p, refs[i].group, false, store, desc);
+		MemoryContextReset(p->row_cxt);
+	}
+	if (p->has_null_group)
+		group_put(p, &p->null_group, true, store, desc);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The collation the scan groups its first column by, as GROUP BY would:
+ * the expression's, from the analyzed query.
+ */
+static Oid
+scan_collation(SPIPlanPtr plan)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *ps;
+	Query	   *q;
+
+	if (list_length(sources) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the scan of segtier._summarize must be one SELECT")));
+	ps = linitial(sources);
+	if (list_length(ps->query_list) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the scan of segtier._summarize must be one SELECT")));
+	q = linitial_node(Query, ps->query_list);
+	if (q->commandType != CMD_SELECT || q->targetList == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the scan of segtier._summarize must be one SELECT")));
+	return exprCollation((Node *) linitial_node(TargetEntry, q->targetList)->expr);
+}
+
+/*
+ * segtier._summarize(scan text, grouped text, time_zone text, as_of
+ * timestamptz, month_starts timestamptz[]): the rows of grouped, computed
+ * from scan's when they fit in memory.  scan returns (customer, time
+ * timestamptz, amount numeric, margin numeric), grouped the result columns
+ * (customer, the purchase_summary fields, margin, month_spend) from the
+ * parameters $1 = time_zone, $2 = as_of, $3 = month_starts.
+ */
+PG_FUNCTION_INFO_V1(segtier_summarize);
+Datum
+segtier_summarize(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *scan = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *grouped = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Datum		args[3] = {PG_GETARG_DATUM(2), PG_GETARG_DATUM(3), PG_GETARG_DATUM(4)};
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZARRAYOID};
+	static const Oid out_types[OUT_NCOLS] = {
+		InvalidOid, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, NUMERICOID, NUMERICOID,
+		NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, NUMERICARRAYOID
+	};
+	TupleDesc	desc;
+	Tuplestorestate *store;
+	TypeCacheEntry *tc;
+	SPIExecuteOptions opts = {0};
+	SPIPlanPtr	plan;
+	Pass		p = {0};
+	DestReceiver *dest;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	desc = rsinfo->setDesc;
+	store = rsinfo->setResult;
+	if (desc->natts != OUT_NCOLS)
+		elog(ERROR, "segtier._summarize returns %d columns, not %d", OUT_NCOLS, desc->natts);
+	p.key_type = TupleDescAttr(desc, 0)->atttypid;
+	for (int i = 1; i < OUT_NCOLS; i++)
+		segtier_check_type("segtier._summarize", "output", i, TupleDescAttr(desc, i)->atttypid, out_types[i]);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	tc = lookup_type_cache(p.key_type, TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO |
+							TYPECACHE_CMP_PROC_FINFO);
+	if (OidIsValid(tc->hash_proc) && OidIsValid(tc->eq_opr))
+	{
+		plan = SPI_prepare(scan, 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the scan of segtier._summarize: %s",
+				 SPI_result_code_string(SPI_result));
+		p.collation = scan_collation(plan);
+		p.key_int = (p.key_type == INT8OID || p.key_type == INT4OID || p.key_type == INT2OID);
+		p.key_len = tc->typlen;
+		p.key_byval = tc->typbyval;
+		p.hash_fn = &tc->hash_proc_finfo;
+		p.eq_fn = &tc->eq_opr_finfo;
+		p.limit = get_hash_memory_limit();
+		p.cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize",
+									  ALLOCSET_DEFAULT_SIZES);
+		p.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize row",
+										  ALLOCSET_DEFAULT_SIZES);
+		p.zone = segtier_zone_cache(p.cxt, PG_GETARG_TEXT_PP(2));
+		p.as_of = PG_GETARG_TIMESTAMPTZ(3);
+		p.bounds = segtier_spend_bounds(p.cxt, PG_GETARG_ARRAYTYPE_P(4));
+		p.groups = groups_create(p.cxt, 1024, &p);
+		p.pub.receiveSlot = pass_receive;
+		p.pub.rStartup = pass_startup;
+		p.pub.rShutdown = pass_shutdown;
+		p.pub.rDestroy = pass_noop;
+		p.pub.mydest = DestNone;
+
+		opts.read_only = true;
+		opts.dest = &p.pub;
+		/* a SELECT (scan_collation checked) sent to a receiver of DestNone */
+		if (SPI_execute_plan_extended(plan, &opts) < 0)
+			elog(ERROR, "the scan of segtier._summarize failed");
+		if (!p.overflow)
+			pass_put(&p, tc, store, desc);
+		MemoryContextDelete(p.cxt);
+		MemoryContextDelete(p.row_cxt);
+		if (!p.overflow)
+		{
+			SPI_finish();
+			return (Datum) 0;
+		}
+	}
+
+	/* a key type without hashing, or more states than hash_mem holds */
+	plan = SPI_prepare(grouped, 3, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the grouped query of segtier._summarize: %s",
+			 SPI_result_code_string(SPI_result));
+	{
+		List	   *sources = SPI_plan_get_plan_sources(plan);
+		TupleDesc	rdesc = list_length(sources) == 1 ?
+			((CachedPlanSource *) linitial(sources))->resultDesc : NULL;
+
+		if (rdesc == NULL || rdesc->natts != OUT_NCOLS)
+			elog(ERROR, "the grouped query of segtier._summarize must return %d columns", OUT_NCOLS);
+		for (int i = 0; i < OUT_NCOLS; i++)
+			segtier_check_type("segtier._summarize", "grouped", i, TupleDescAttr(rdesc, i)->atttypid,
+							   TupleDescAttr(desc, i)->atttypid);
+	}
+	dest = CreateDestReceiver(DestTuplestore);
+	SetTuplestoreDestReceiverParams(dest, store, rsinfo->econtext->ecxt_per_query_memory,
+									true, NULL, NULL);
+	memset(&opts, 0, sizeof(opts));
+	opts.params = makeParamList(3);
+	for (int i = 0; i < 3; i++)
+	{
+		opts.params->params[i].value = args[i];
+		opts.params->params[i].isnull = false;
+		opts.params->params[i].pflags = PARAM_FLAG_CONST;
+		opts.params->params[i].ptype = argtypes[i];
+	}
+	opts.read_only = true;
+	opts.dest = dest;
+	if (SPI_execute_plan_extended(plan, &opts) != SPI_OK_SELECT)
+		elog(ERROR, "the grouped query of segtier._summarize is not a SELECT");
+	dest->rDestroy(dest);
+	SPI_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,172 @@
+-- segtier._summarize, the aggregation pass of a refresh: its rows against the
+-- grouped SQL of the three aggregates it replaces, its fallback to that SQL
+-- beyond hash_mem, and its errors.
+BEGIN;
+SET search_path = public, segtier;
+SET TimeZone = 'UTC';
+SET work_mem = '4MB';
+SET hash_mem_multiplier = 2;
+SELECT plan(25);
+
+-- 3,000 customers, 40,000 rows: refunds, zero amounts, NULL customers, times,
+-- amounts and margins, rows after as_of, 20 customers with 200 distinct days
+-- (their states grow), amounts of 40 decimals and sums beyond int128 (numeric
+-- sums), NaN and infinite margins
+SELECT setseed(0.42);
+CREATE TEMP TABLE src AS
+SELECT CASE WHEN i % 997 = 0 THEN NULL ELSE 1 + (i * 7919) % 3000 END::bigint AS c,
+	   CASE WHEN i % 613 = 0 THEN NULL
+			ELSE timestamptz '2024-01-01' + random() * interval '420 days' END AS ts,
+	   CASE WHEN i % 701 = 0 THEN NULL
+			WHEN i % 50 = 0 THEN -round((random() * 40)::numeric, 2)
+			WHEN i % 333 = 0 THEN 0
+			ELSE round((random() * 200)::numeric, 2) END AS amt,
+	   CASE WHEN i % 3 = 0 THEN NULL ELSE round((random() * 30)::numeric, 1) END AS mg
+FROM generate_series(1, 40000) i;
+INSERT INTO src
+SELECT c, timestamptz '2024-01-01 10:00' + d * interval '1 day', 5.5, 1
+FROM generate_series(1, 20) c, generate_series(1, 200) d;
+INSERT INTO src VALUES
+	(5001, '2024-03-01', 1e-40, 0.000000000000000000000000000000000000001),
+	(5001, '2024-03-02', 2.5, 1),
+	(5002, '2024-03-01', 9e37, 1), (5002, '2024-03-05', 9e37, 1), (5002, '2024-03-09', -9e37, 1),
+	(5003, '2024-03-01', 1, 'NaN'), (5004, '2024-03-01', 1, 'Infinity'),
+	(5005, '2024-03-01', 1, 'Infinity'), (5005, '2024-03-02', 1, '-Infinity');
+
+CREATE FUNCTION pg_temp.scan(src text) RETURNS text LANGUAGE sql AS
+$$ SELECT format('SELECT c, ts, amt, mg FROM %s', src) $$;
+CREATE FUNCTION pg_temp.grouped(src text) RETURNS text LANGUAGE sql AS $$
+	SELECT format($f$
+		SELECT customer, (s).first_purchase, (s).last_purchase, (s).transactions, (s).purchase_days,
+			   (s).total_amount, (s).repeat_amount, (s).refund_amount, (s).null_rows, (s).refunds,
+			   (s).future_rows, margin, month_spend
+		FROM (SELECT c AS customer, segtier.purchase_summary(ts, amt, $1, $2) AS s,
+					 sum(mg) FILTER (WHERE ts <= $2 AND amt IS NOT NULL) AS margin,
+					 segtier.period_spend(ts, amt, $3) AS month_spend
+			  FROM %s GROUP BY 1) g ORDER BY 1$f$, src) $$;
+-- a grouped query whose one row says that the pass gave up
+CREATE FUNCTION pg_temp.marker(ctype text) RETURNS text LANGUAGE sql AS $$
+	SELECT format('SELECT NULL::%s, NULL::timestamptz, NULL::timestamptz, -1::bigint, NULL::bigint,
+		NULL::numeric, NULL::numeric, NULL::numeric, NULL::bigint, NULL::bigint, NULL::bigint,
+		NULL::numeric, NULL::numeric[]', ctype) $$;
+CREATE FUNCTION pg_temp.month_starts() RETURNS timestamptz[] LANGUAGE sql AS $$
+	SELECT array_agg(timestamptz '2024-01-01 00:00+01' + k * interval '1 month' ORDER BY k)
+	FROM generate_series(0, 13) k $$;
+-- each result row as text, so that a different scale of a numeric shows
+CREATE FUNCTION pg_temp.summarize(src text, ctype text, grouped text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE format('SELECT g::text FROM segtier._summarize($1, $2, $3, $4, $5)
+		AS g(customer %s, first_purchase timestamptz, last_purchase timestamptz, transactions bigint,
+			 purchase_days bigint, total_amount numeric, repeat_amount numeric, refund_amount numeric,
+			 null_rows bigint, refunds bigint, future_rows bigint, margin numeric, month_spend numeric[])', ctype)
+	USING pg_temp.scan(src), grouped, 'Europe/Berlin', timestamptz '2025-01-20 02:00+00', pg_temp.month_starts();
+END $$;
+CREATE FUNCTION pg_temp.reference(src text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY EXECUTE format('SELECT g::text FROM (%s) g', pg_temp.grouped(src))
+	USING 'Europe/Berlin', timestamptz '2025-01-20 02:00+00', pg_temp.month_starts();
+END $$;
+
+-- the pass itself (the marker would show a fallback), row for row and in
+-- the customer's order, NULL customer last
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint'))$$,
+	$$SELECT * FROM pg_temp.reference('src')$$, 'bigint customers: the rows of the grouped SQL, in order');
+SELECT is((SELECT count(*) FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint'))), 3006::bigint,
+	'3,005 customers and the NULL one');
+SELECT ok((SELECT s FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint')) s WHERE s LIKE '(5002,%')
+	LIKE '(5002,%,2,2,90000000000000000000000000000000000000,90000000000000000000000000000000000000,-90000000000000000000000000000000000000,0,1,0,3,%',
+	'sums beyond int128 are exact');
+SELECT ok((SELECT s FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint')) s WHERE s LIKE '(5005,%')
+	LIKE '%,NaN,%', 'infinite margins of both signs: NaN');
+SELECT ok((SELECT min(n) FROM (SELECT count(DISTINCT ts::date) AS n FROM src WHERE c <= 20 GROUP BY c) x) >= 200,
+	'the data: 20 customers of 200 days and more, whose states grow');
+
+CREATE TEMP TABLE src_int AS SELECT c::int AS c, ts, amt, mg FROM src;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_int', 'integer', pg_temp.marker('integer'))$$,
+	$$SELECT * FROM pg_temp.reference('src_int')$$, 'integer customers');
+CREATE TEMP TABLE src_small AS SELECT (c - 1500)::smallint AS c, ts, amt, mg FROM src;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_small', 'smallint', pg_temp.marker('smallint'))$$,
+	$$SELECT * FROM pg_temp.reference('src_small')$$, 'smallint customers, negative ones too');
+CREATE TEMP TABLE src_text AS SELECT 'customer-' || c AS c, ts, amt, mg FROM src;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_text', 'text', pg_temp.marker('text'))$$,
+	$$SELECT * FROM pg_temp.reference('src_text')$$, 'text customers, in the collation''s order');
+-- 1.0 and 1.00 are one customer; the first row's spelling names it, as in GROUP BY
+CREATE TEMP TABLE src_num AS
+SELECT CASE WHEN i % 2 = 0 THEN (c / 10.0)::numeric(10, 1) ELSE (c / 10.0)::numeric(10, 2) END AS c, ts, amt, mg
+FROM (SELECT row_number() OVER () AS i, * FROM src) s;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_num', 'numeric', pg_temp.marker('numeric'))$$,
+	$$SELECT * FROM pg_temp.reference('src_num')$$, 'numeric customers: equal values of two scales group');
+-- a nondeterministic collation groups 'A' with 'a'
+CREATE COLLATION pg_temp.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TEMP TABLE src_ci AS
+SELECT (CASE WHEN random() < 0.5 THEN upper('c' || c) ELSE 'c' || c END) COLLATE pg_temp.ci AS c, ts, amt, mg FROM src;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_ci', 'text', pg_temp.marker('text'))$$,
+	$$SELECT * FROM pg_temp.reference('src_ci')$$, 'case-insensitive text customers');
+SELECT is((SELECT count(*) FROM pg_temp.summarize('src_ci', 'text', pg_temp.marker('text'))), 3006::bigint,
+	'one group per customer whatever its case');
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src WHERE false', 'bigint', pg_temp.marker('bigint'))$$,
+	$$SELECT NULL::text WHERE false$$, 'no rows, no groups');
+
+-- beyond hash_mem the grouped query runs (the marker), with the arguments
+SET LOCAL work_mem = '64kB';
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint'))$$,
+	$$SELECT '(,,,-1,,,,,,,,,)'::text$$, 'beyond hash_mem: the grouped query');
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src', 'bigint', pg_temp.grouped('src'))$$,
+	$$SELECT * FROM pg_temp.reference('src')$$, 'beyond hash_mem: the grouped rows with the arguments');
+RESET work_mem;
+-- a customer type without hashing: the grouped query
+CREATE TEMP TABLE src_bit AS SELECT c::bit(12) AS c, ts, amt, mg FROM src;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_bit', 'bit(12)', pg_temp.marker('bit(12)'))$$,
+	$$SELECT '(,,,-1,,,,,,,,,)'::text$$, 'a customer type without a hash opclass: the grouped query');
+
+-- errors
+SELECT throws_ok($$SELECT * FROM pg_temp.summarize('src', 'integer', pg_temp.marker('integer'))$$,
+	'42804', 'scan column 1 of segtier._summarize has type bigint, not integer', 'customer type of the result');
+SELECT throws_ok($$SELECT * FROM segtier._summarize('SELECT 1', 'SELECT 1', 'UTC', now(), ARRAY[now(), now() + interval '1 day'])
+	AS g(customer int, first_purchase timestamptz, last_purchase timestamptz, transactions int, purchase_days bigint,
+		 total_amount numeric, repeat_amount numeric, refund_amount numeric, null_rows bigint, refunds bigint,
+		 future_rows bigint, margin numeric, month_spend numeric[])$$,
+	'42804', 'output column 4 of segtier._summarize has type integer, not bigint', 'types of the result');
+SELECT throws_ok($$SELECT * FROM segtier._summarize('SELECT 1, now(), 1::numeric', 'x', 'UTC', now(), ARRAY[now(), now() + interval '1 day'])
+	AS g(customer int, first_purchase timestamptz, last_purchase timestamptz, transactions bigint, purchase_days bigint,
+		 total_amount numeric, repeat_amount numeric, refund_amount numeric, null_rows bigint, refunds bigint,
+		 future_rows bigint, margin numeric, month_spend numeric[])$$,
+	'XX000', 'the scan of segtier._summarize returns 3 columns, not 4', 'columns of the scan');
+CREATE TEMP TABLE src_nan AS SELECT * FROM src;
+INSERT INTO src_nan VALUES (7, '2024-05-01', 'NaN', NULL);
+SELECT throws_ok($$SELECT * FROM pg_temp.summarize('src_nan', 'bigint', pg_temp.marker('bigint'))$$,
+	'22023', 'purchase amount is NaN', 'a NaN amount, as in purchase_summary');
+SELECT throws_ok($$SELECT * FROM segtier._summarize('SELECT 1::bigint, now(), 1::numeric, 1::numeric', 'x', 'Mars/Olympus', now(), ARRAY[now(), now() + interval '1 day'])
+	AS g(customer bigint, first_purchase timestamptz, last_purchase timestamptz, transactions bigint, purchase_days bigint,
+		 total_amount numeric, repeat_amount numeric, refund_amount numeric, null_rows bigint, refunds bigint,
+		 future_rows bigint, margin numeric, month_spend numeric[])$$,
+	'22023', 'time zone "Mars/Olympus" not recognized', 'an unknown zone');
+SELECT throws_ok($$SELECT * FROM segtier._summarize('SELECT 1::bigint, now(), 1::numeric, 1::numeric', 'x', 'UTC', now(), ARRAY[now()])
+	AS g(customer bigint, first_purchase timestamptz, last_purchase timestamptz, transactions bigint, purchase_days bigint,
+		 total_amount numeric, repeat_amount numeric, refund_amount numeric, null_rows bigint, refunds bigint,
+		 future_rows bigint, margin numeric, month_spend numeric[])$$,
+	'22023', 'period bounds need at least two times', 'one period bound');
+
+-- a refresh gives the same summaries through the pass and, beyond
+-- hash_mem, through its grouped query; the margin too (a finite one: a
+-- margin is the value the classes rank)
+CREATE TABLE public.summ_tx AS
+SELECT c AS cust, ts, amt AS amount, mg AS margin FROM src WHERE coalesce(c, 0) NOT IN (5003, 5004, 5005);
+SELECT segtier.create_model('summ', 'public.summ_tx', 'cust', 'ts', 'amount',
+	'{"time_zone": "Europe/Berlin", "as_of": "2025-01-20 02:00+00", "margin_column": "margin"}');
+SELECT segtier.refresh('summ', full => true);
+CREATE TEMP TABLE summ_pass AS SELECT * FROM segtier_data.summ_summary;
+SET LOCAL work_mem = '64kB';
+SELECT segtier.refresh('summ', full => true);
+RESET work_mem;
+SELECT is((SELECT count(*) FROM summ_pass), 3002::bigint, 'the refresh: 3,002 summaries');
+SELECT bag_eq($$SELECT s::text FROM segtier_data.summ_summary s$$, $$SELECT s::text FROM summ_pass s$$,
+	'the refresh: the same summaries beyond hash_mem');
+SELECT is((SELECT (params->>'null_customer_rows')::bigint FROM segtier.refresh_runs WHERE model = 'summ' ORDER BY run_id DESC LIMIT 1),
+	(SELECT count(*) FROM src WHERE c IS NULL), 'the refresh: rows without a customer counted beyond hash_mem');
+SELECT is((SELECT count(DISTINCT params->>'null_customer_rows') FROM segtier.refresh_runs WHERE model = 'summ'), 1::bigint,
+	'the refresh: and through the pass');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -13,6 +13,10 @@
  * Memory stays within hash_mem (work_mem * hash_mem_multiplier), as hash
  * aggregation's does: when the table and states outgrow it the scan stops
  * and the grouped SQL runs instead, whose hash aggregation spills to disk.
+ * At 1M customers of ten orders the pass holds 508 MB, 520 bytes a
+ * customer: 40-byte entries in a table of 2^21, the purchase state's
+ * 256-byte chunk and the 128-byte period sums, with chunk headers and
+ * allocator blocks; the sort of the result adds 16 bytes a customer.
  */
 #include "segtier.h"
 
@@ -92,7 +96,7 @@ struct Pass
 	ScanRow		rows[BATCH_ROWS];
 	int			nrows;
 	groups_hash *groups;
-	CustomerGroup		null_group;		/* rows with a NULL customer, when seen */
+	CustomerGroup null_group;	/* rows with a NULL customer, when seen */
 	bool		has_null_group;
 	bool		overflow;		/* the scan stopped at the memory limit */
 	Size		limit;
@@ -505,6 +509,9 @@ segtier_summarize(PG_FUNCTION_ARGS)
 		/* a SELECT (scan_collation checked) sent to a receiver of DestNone */
 		if (SPI_execute_plan_extended(plan, &opts) < 0)
 			elog(ERROR, "the scan of segtier._summarize failed");
+		elog(DEBUG1, "segtier._summarize: %u customers in %zu kB of %zu kB%s",
+			 p.groups->members, MemoryContextMemAllocated(p.cxt, true) / 1024, p.limit / 1024,
+			 p.overflow ? ", over hash_mem: the grouped query runs" : "");
 		if (!p.overflow)
 			pass_put(&p, tc, store, desc);
 		MemoryContextDelete(p.cxt);

@@ -40,8 +40,8 @@ struct SpendState
 #define SPEND_SCALES(st) ((uint8 *) &(st)->sum[(st)->bounds->nbuckets])
 #define SPEND_NUMERIC	0xFF	/* above MAX_FAST_SCALE */
 
-static SpendState *
-spend_new(MemoryContext cxt, const SpendBounds *bounds)
+SpendState *
+segtier_spend_new(MemoryContext cxt, const SpendBounds *bounds)
 {
 	SpendState *st = MemoryContextAllocZero(cxt, offsetof(SpendState, sum) +
 											(sizeof(SpendSum) + 1) * bounds->nbuckets);
@@ -100,6 +100,17 @@ spend_add(SpendState *st, int i, MemoryContext cxt, bool fast, int128 value, int
 	MemoryContextSwitchTo(old);
 }
 
+static SpendBounds *
+spend_bounds_copy(MemoryContext cxt, int32 nbuckets, const TimestampTz *bound)
+{
+	SpendBounds *b = MemoryContextAlloc(cxt, offsetof(SpendBounds, bound) +
+										sizeof(TimestampTz) * (nbuckets + 1));
+
+	b->nbuckets = nbuckets;
+	memcpy(b->bound, bound, sizeof(TimestampTz) * (nbuckets + 1));
+	return b;
+}
+
 /*
  * The bounds for a state in cxt.  The first bounds a function sees are kept
  * in fn_mcxt (the query's lifetime) and shared by every state with equal
@@ -115,10 +126,7 @@ spend_intern(FunctionCallInfo fcinfo, MemoryContext cxt, int32 nbuckets, const T
 
 	if (b != NULL && b->nbuckets == nbuckets && memcmp(b->bound, bound, len) == 0)
 		return b;
-	copy = MemoryContextAlloc(b == NULL ? fcinfo->flinfo->fn_mcxt : cxt,
-							  offsetof(SpendBounds, bound) + len);
-	copy->nbuckets = nbuckets;
-	memcpy(copy->bound, bound, len);
+	copy = spend_bounds_copy(b == NULL ? fcinfo->flinfo->fn_mcxt : cxt, nbuckets, bound);
 	if (b == NULL)
 		fcinfo->flinfo->fn_extra = copy;
 	return copy;
@@ -172,17 +180,8 @@ segtier_spend_bounds(MemoryContext cxt, ArrayType *arr)
 {
 	const TimestampTz *bound;
 	int			n = spend_bounds_check(arr, &bound);
-	SpendBounds *b = MemoryContextAlloc(cxt, offsetof(SpendBounds, bound) + sizeof(TimestampTz) * n);
 
-	b->nbuckets = n - 1;
-	memcpy(b->bound, bound, sizeof(TimestampTz) * n);
-	return b;
-}
-
-SpendState *
-segtier_spend_new(MemoryContext cxt, const SpendBounds *bounds)
-{
-	return spend_new(cxt, bounds);
+	return spend_bounds_copy(cxt, n - 1, bound);
 }
 
 /* Adds a row's amount to its period, if any; numeric sums go in cxt. */
@@ -238,7 +237,7 @@ period_spend_add(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("period bounds must not be null")));
-		st = spend_new(aggcxt, spend_bounds_arg(fcinfo, aggcxt, PG_GETARG_ARRAYTYPE_P(3)));
+		st = segtier_spend_new(aggcxt, spend_bounds_arg(fcinfo, aggcxt, PG_GETARG_ARRAYTYPE_P(3)));
 	}
 	else
 		st = (SpendState *) PG_GETARG_POINTER(0);
@@ -260,7 +259,7 @@ period_spend_combine(PG_FUNCTION_ARGS)
 	if (b == NULL)
 		PG_RETURN_POINTER(a);
 	if (a == NULL)
-		a = spend_new(aggcxt, spend_intern(fcinfo, aggcxt, b->bounds->nbuckets, b->bounds->bound));
+		a = segtier_spend_new(aggcxt, spend_intern(fcinfo, aggcxt, b->bounds->nbuckets, b->bounds->bound));
 	if (a->bounds != b->bounds &&
 		(a->bounds->nbuckets != b->bounds->nbuckets ||
 		 memcmp(a->bounds->bound, b->bounds->bound, sizeof(TimestampTz) * (a->bounds->nbuckets + 1)) != 0))
@@ -331,7 +330,7 @@ period_spend_deserialize(PG_FUNCTION_ARGS)
 	bounds->nbuckets = n;
 	for (int i = 0; i <= n; i++)
 		bounds->bound[i] = pq_getmsgint64(&buf);
-	st = spend_new(CurrentMemoryContext, bounds);
+	st = segtier_spend_new(CurrentMemoryContext, bounds);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		num = DirectFunctionCall3(numeric_in, CStringGetDatum(pq_getmsgstring(&buf)),

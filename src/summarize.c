@@ -406,32 +406,20 @@ pass_put(Pass *p, TypeCacheEntry *tc, Tuplestorestate *store, TupleDesc desc)
 	MemoryContextSwitchTo(old);
 }
 
-/*
- * The collation the scan groups its first column by, as GROUP BY would:
- * the expression's, from the analyzed query.
- */
-static Oid
-scan_collation(SPIPlanPtr plan)
+/* The one SELECT of a prepared query; what names the query in the error. */
+static CachedPlanSource *
+plan_select(SPIPlanPtr plan, const char *what)
 {
 	List	   *sources = SPI_plan_get_plan_sources(plan);
-	CachedPlanSource *ps;
-	Query	   *q;
+	CachedPlanSource *ps = list_length(sources) == 1 ? linitial(sources) : NULL;
+	Query	   *q = (ps != NULL && list_length(ps->query_list) == 1) ?
+		linitial_node(Query, ps->query_list) : NULL;
 
-	if (list_length(sources) != 1)
+	if (q == NULL || q->commandType != CMD_SELECT || q->targetList == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the scan of segtier._summarize must be one SELECT")));
-	ps = linitial(sources);
-	if (list_length(ps->query_list) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the scan of segtier._summarize must be one SELECT")));
-	q = linitial_node(Query, ps->query_list);
-	if (q->commandType != CMD_SELECT || q->targetList == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the scan of segtier._summarize must be one SELECT")));
-	return exprCollation((Node *) linitial_node(TargetEntry, q->targetList)->expr);
+				 errmsg("the %s of segtier._summarize must be one SELECT", what)));
+	return ps;
 }
 
 /*
@@ -456,6 +444,8 @@ segtier_summarize(PG_FUNCTION_ARGS)
 		NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, NUMERICARRAYOID
 	};
 	TupleDesc	desc;
+	TupleDesc	rdesc;
+	Query	   *scanq;
 	Tuplestorestate *store;
 	TypeCacheEntry *tc;
 	SPIExecuteOptions opts = {0};
@@ -483,7 +473,9 @@ segtier_summarize(PG_FUNCTION_ARGS)
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the scan of segtier._summarize: %s",
 				 SPI_result_code_string(SPI_result));
-		p.collation = scan_collation(plan);
+		/* GROUP BY would group by the first expression's collation */
+		scanq = linitial_node(Query, plan_select(plan, "scan")->query_list);
+		p.collation = exprCollation((Node *) linitial_node(TargetEntry, scanq->targetList)->expr);
 		p.key_int = (p.key_type == INT8OID || p.key_type == INT4OID || p.key_type == INT2OID);
 		p.key_len = tc->typlen;
 		p.key_byval = tc->typbyval;
@@ -506,7 +498,7 @@ segtier_summarize(PG_FUNCTION_ARGS)
 
 		opts.read_only = true;
 		opts.dest = &p.pub;
-		/* a SELECT (scan_collation checked) sent to a receiver of DestNone */
+		/* a SELECT (plan_select checked) sent to a receiver of DestNone */
 		if (SPI_execute_plan_extended(plan, &opts) < 0)
 			elog(ERROR, "the scan of segtier._summarize failed");
 		elog(DEBUG1, "segtier._summarize: %u customers in %zu kB of %zu kB%s",
@@ -528,17 +520,12 @@ segtier_summarize(PG_FUNCTION_ARGS)
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the grouped query of segtier._summarize: %s",
 			 SPI_result_code_string(SPI_result));
-	{
-		List	   *sources = SPI_plan_get_plan_sources(plan);
-		TupleDesc	rdesc = list_length(sources) == 1 ?
-			((CachedPlanSource *) linitial(sources))->resultDesc : NULL;
-
-		if (rdesc == NULL || rdesc->natts != OUT_NCOLS)
-			elog(ERROR, "the grouped query of segtier._summarize must return %d columns", OUT_NCOLS);
-		for (int i = 0; i < OUT_NCOLS; i++)
-			segtier_check_type("segtier._summarize", "grouped", i, TupleDescAttr(rdesc, i)->atttypid,
-							   TupleDescAttr(desc, i)->atttypid);
-	}
+	rdesc = plan_select(plan, "grouped query")->resultDesc;
+	if (rdesc->natts != OUT_NCOLS)
+		elog(ERROR, "the grouped query of segtier._summarize must return %d columns", OUT_NCOLS);
+	for (int i = 0; i < OUT_NCOLS; i++)
+		segtier_check_type("segtier._summarize", "grouped", i, TupleDescAttr(rdesc, i)->atttypid,
+						   TupleDescAttr(desc, i)->atttypid);
 	dest = CreateDestReceiver(DestTuplestore);
 	SetTuplestoreDestReceiverParams(dest, store, rsinfo->econtext->ecxt_per_query_memory,
 									true, NULL, NULL);

@@ -298,12 +298,16 @@ AmountDecode(Datum d, Amount *a)
 void
 AmountRead(Datum d, Amount *a)
 {
-	if (!AmountDecode(d, a))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("purchase amount is %s",
-						numeric_is_nan(DatumGetNumeric(a->datum)) ? "NaN" : "infinite"),
-				 errdetail("Amounts must be finite numbers; fix or filter the row before aggregating.")));
+	uint16		hdr;
+
+	if (AmountDecode(d, a))
+		return;
+	/* a->datum may keep a short varlena header: not a Numeric to test */
+	(void) NumericInPlace(a->datum, &hdr);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("purchase amount is %s", hdr == 0xC000 ? "NaN" : "infinite"),
+			 errdetail("Amounts must be finite numbers; fix or filter the row before aggregating.")));
 }
 
 /*
@@ -414,8 +418,8 @@ StateCapacity(int ndays)
 }
 
 /* An empty state, in the current context. */
-static PurchaseState *
-StateNew(void)
+PurchaseState *
+segtier_purchase_new(void)
 {
 	int			maxdays = StateCapacity(1);
 	PurchaseState *st = palloc0(STATE_HDRSZ + maxdays * sizeof(int32));
@@ -632,13 +636,6 @@ StateAddPurchase(PurchaseState *st, TimestampTz ts, int32 day, Amount *a)
 	return st;
 }
 
-/* An empty state, in the current context (the aggregation pass's). */
-PurchaseState *
-segtier_purchase_new(void)
-{
-	return StateNew();
-}
-
 /*
  * Adds one row (isnull: its time or amount is NULL) to st, which may move;
  * rows after *as_of, when given, only count.
@@ -691,7 +688,7 @@ purchase_state_add(PG_FUNCTION_ARGS)
 					 errdetail("Pass the time the summary is taken at, or use the three-argument form.")));
 		as_of = PG_GETARG_TIMESTAMPTZ(4);
 	}
-	st = PG_ARGISNULL(0) ? StateNew() : StateArg(fcinfo, 0, true);
+	st = PG_ARGISNULL(0) ? segtier_purchase_new() : StateArg(fcinfo, 0, true);
 	st = segtier_purchase_add(st, zc, PG_ARGISNULL(1) || PG_ARGISNULL(2),
 							  PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1),
 							  PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
@@ -884,7 +881,7 @@ NumericSign(Numeric n)
 static PurchaseState *
 StateFromParts(StateParts *sp)
 {
-	PurchaseState *st = StateNew();
+	PurchaseState *st = segtier_purchase_new();
 	Numeric		nums[NSUMS];
 	bool		fast = true;
 	int64		tx = sp->counts[0];

@@ -1884,22 +1884,11 @@ BEGIN
 	END IF;
 	-- the summaries in one pass of the module (segtier._summarize), or, when
 	-- they outgrow hash_mem, by the grouped query, whose hash aggregation
-	-- spills; both in the customer's order
-	EXECUTE format($f$
-		WITH g AS (
-			SELECT * FROM segtier._summarize($1, $2, $3, $4, $5)
-				AS g(customer %s, first_purchase timestamptz, last_purchase timestamptz, transactions bigint,
-					 purchase_days bigint, total_amount numeric, repeat_amount numeric, refund_amount numeric,
-					 null_rows bigint, refunds bigint, future_rows bigint, margin numeric, month_spend numeric[])
-		), ins AS (
-			-- in the customer's order: the primary key index grows at its right edge
-			INSERT INTO %s SELECT * FROM g WHERE customer IS NOT NULL
-		)
-		SELECT coalesce(sum(transactions + refunds + null_rows + future_rows), 0) FROM g WHERE customer IS NULL$f$,
-		ctype, sumt)
-	INTO null_customer_rows
-	USING format('SELECT %s, %s, %s, %s FROM %s %s', cust, tcol, amt, margin, src, filter),
-		  format($f$
+	-- spills; written in the customer's order (the primary key index grows
+	-- at its right edge)
+	null_customer_rows := segtier._summarize(sumt::regclass,
+		format('SELECT %s, %s, %s, %s FROM %s %s', cust, tcol, amt, margin, src, filter),
+		format($f$
 			SELECT customer, (s).first_purchase, (s).last_purchase, (s).transactions, (s).purchase_days,
 				   (s).total_amount, (s).repeat_amount, (s).refund_amount, (s).null_rows, (s).refunds,
 				   (s).future_rows, margin, month_spend
@@ -1907,7 +1896,7 @@ BEGIN
 						 sum(%4$s) FILTER (WHERE %2$s <= $2 AND %3$s IS NOT NULL) AS margin,
 						 segtier.period_spend(%2$s, %3$s, $3) AS month_spend
 				  FROM %5$s %6$s GROUP BY 1) g ORDER BY 1$f$, cust, tcol, amt, margin, src, filter),
-		  v_tz, v_as_of, mstarts;
+		v_tz, v_as_of, mstarts);
 
 	IF v_restat THEN
 		-- population statistics over the buyers, in one pass over the summaries
@@ -2052,10 +2041,10 @@ END $$;
 
 -- A refresh's per-customer sums (purchase_summary, the margin, period_spend
 -- by month) in one pass over scan's rows, or by the grouped query when they
--- outgrow hash_mem; see summarize.c and _refresh_model.
-CREATE FUNCTION segtier._summarize(scan text, grouped text, time_zone text, as_of timestamptz,
-								   month_starts timestamptz[]) RETURNS SETOF record
-	AS 'MODULE_PATHNAME', 'segtier_summarize' LANGUAGE C VOLATILE STRICT;
+-- outgrow hash_mem, written into target; see summarize.c and _refresh_model.
+CREATE FUNCTION segtier._summarize(target regclass, scan text, grouped text, time_zone text,
+								   as_of timestamptz, month_starts timestamptz[]) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'segtier_summarize_into' LANGUAGE C VOLATILE STRICT;
 
 -- The numeric -> float8 cast without its detour through text for decimals
 -- of up to 15 digits (others take the cast): the statistics cast every amount.
@@ -2375,7 +2364,7 @@ COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz,
 COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table)';
 COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refresh of one model in the current transaction (the path of refresh() and the worker)';
 COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary (0 for a feature the same for every buyer)';
-COMMENT ON FUNCTION segtier._summarize(text, text, text, timestamptz, timestamptz[]) IS 'internal: the per-customer sums of a refresh from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem';
+COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) IS 'internal: writes the per-customer sums of a refresh into target (a table without triggers, row security or checks) from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem; returns the source rows without a customer';
 COMMENT ON FUNCTION segtier._float8(numeric) IS 'numeric to float8, the value of the cast without its detour through text';
 COMMENT ON FUNCTION segtier._cluster_label(double precision[]) IS 'readable description of a standardized cluster centroid';
 COMMENT ON FUNCTION segtier._run_start(text) IS 'worker: record a running run';

@@ -9,6 +9,9 @@
  * from the executor (a DestReceiver: no tuple is copied) into one
  * open-addressing table whose entries hold the key and the states, and
  * calls the aggregates' own transition code, so the rows are the same.
+ * The summaries go straight into the refresh's table, in the customer's
+ * order, as COPY writes: heap multi-inserts of 1000 rows, then their index
+ * entries; no result set is formed, kept and read back.
  *
  * Memory stays within hash_mem (work_mem * hash_mem_multiplier), as hash
  * aggregation's does: when the table and states outgrow it the scan stops
@@ -17,27 +20,38 @@
  * customer: 40-byte entries in a table of 2^21, the purchase state's
  * 256-byte chunk and the 128-byte period sums, with chunk headers and
  * allocator blocks; the sort of the result adds 16 bytes a customer.
+ *
+ * The target is one of segtier's own tables (no triggers, row security or
+ * check constraints: the function refuses those, which it would bypass).
  */
 #include "segtier.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/tupdesc.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
-#include "executor/tstoreReceiver.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/typcache.h"
 
 /* The scan's columns: customer, time, amount, margin. */
 #define SCAN_NCOLS 4
-/* The result: customer, the purchase_summary fields, margin, month_spend. */
+/* The target's columns: customer, the purchase_summary fields, margin, month_spend. */
 #define OUT_NCOLS (1 + SUMMARY_FIELDS + 2)
+/* Rows a heap multi-insert writes at once (COPY's batch). */
+#define WRITE_ROWS 1000
 
 /* The exact sum of the margins (NULL until one is added). */
 typedef struct MarginSum
@@ -318,13 +332,195 @@ pass_noop(DestReceiver *self)
 {
 }
 
-/* One result row of a group, in the current (row) context. */
-static void
-group_put(Pass *p, CustomerGroup *g, bool key_null, Tuplestorestate *store, TupleDesc desc)
+/*
+ * The summaries' way into the target table: rows gather in slots and go in
+ * by heap multi-insert, then their index entries, as COPY writes.  The rows
+ * without a customer are not written: their counts are summed.  The grouped
+ * query of the fallback sends its rows here as a DestReceiver.
+ */
+typedef struct Writer
 {
-	Datum		values[OUT_NCOLS];
-	bool		nulls[OUT_NCOLS];
+	DestReceiver pub;			/* first: the grouped query's receiver */
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	CommandId	cid;
+	int			options;		/* of the table AM's inserts */
+	bool		not_null;		/* the table has NOT NULL columns to check */
+	MemoryContext cxt;			/* the values of the gathered rows */
+	TupleTableSlot *slots[WRITE_ROWS];
+	int			nslots;
+	int64		null_rows;		/* source rows without a customer */
+} Writer;
+
+/* The target's column types after the customer's. */
+static const Oid out_types[OUT_NCOLS] = {
+	InvalidOid, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, NUMERICOID, NUMERICOID,
+	NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, NUMERICARRAYOID
+};
+
+/* The counts of a summary: transactions, null_rows, refunds, future_rows. */
+static const int out_counts[] = {3, 8, 9, 10};
+
+static void
+writer_open(Writer *w, Oid relid)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	AclResult	acl;
+
+	PreventCommandIfReadOnly("segtier._summarize()");
+	rel = w->rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("segtier._summarize writes into a table, not into \"%s\"",
+						RelationGetRelationName(rel))));
+	acl = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_TABLE, RelationGetRelationName(rel));
+	/* what an INSERT would run and this bypasses */
+	if (rel->trigdesc != NULL || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED ||
+		(desc->constr != NULL && (desc->constr->num_check > 0 || desc->constr->has_generated_stored)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("segtier._summarize cannot write into \"%s\"", RelationGetRelationName(rel)),
+				 errdetail("It has triggers, row security, check constraints or generated columns.")));
+	/* the summary's columns, by position */
+	for (int i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("target column %d of segtier._summarize is dropped", i + 1)));
+	if (desc->natts != OUT_NCOLS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the target of segtier._summarize has %d columns, not %d", desc->natts, OUT_NCOLS)));
+	for (int i = 1; i < OUT_NCOLS; i++)
+		segtier_check_type("segtier._summarize", "target", i, TupleDescAttr(desc, i)->atttypid, out_types[i]);
+	/*
+	 * A table made or truncated in this transaction (a full refresh) only
+	 * grows: as COPY, skip the free space map, so pages fill in order.
+	 */
+	if (rel->rd_createSubid != InvalidSubTransactionId ||
+		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
+		w->options |= TABLE_INSERT_SKIP_FSM;
+	w->not_null = desc->constr != NULL && desc->constr->has_not_null;
+	w->estate = CreateExecutorState();
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->cid = GetCurrentCommandId(true);
+	w->cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize rows", ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < WRITE_ROWS; i++)
+		w->slots[i] = table_slot_create(rel, NULL);
+}
+
+static void
+writer_flush(Writer *w)
+{
+	MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
+
+	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, w->options, NULL);
+	for (int i = 0; i < w->nslots; i++)
+	{
+		/* not empty only for deferred checks, whose queue this has not */
+		if (ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL) != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("segtier._summarize cannot write into \"%s\"", RelationGetRelationName(w->rel)),
+					 errdetail("It has deferrable constraints.")));
+		ExecClearTuple(w->slots[i]);
+	}
+	MemoryContextSwitchTo(old);
+	ResetPerTupleExprContext(w->estate);
+	MemoryContextReset(w->cxt);
+	w->nslots = 0;
+}
+
+/* The slot whose values the next row fills, in w->cxt. */
+static TupleTableSlot *
+writer_next(Writer *w)
+{
+	return w->slots[w->nslots];
+}
+
+/* Takes the row in the next slot. */
+static void
+writer_add(Writer *w)
+{
+	TupleTableSlot *slot = w->slots[w->nslots];
+
+	ExecStoreVirtualTuple(slot);
+	if (slot->tts_isnull[0])
+	{
+		for (int i = 0; i < lengthof(out_counts); i++)
+			if (!slot->tts_isnull[out_counts[i]])
+				w->null_rows += DatumGetInt64(slot->tts_values[out_counts[i]]);
+		ExecClearTuple(slot);
+		return;
+	}
+	if (w->not_null)
+		ExecConstraints(w->rri, slot, w->estate);
+	if (++w->nslots == WRITE_ROWS)
+		writer_flush(w);
+}
+
+/* Writes what is left; the count of the rows without a customer. */
+static int64
+writer_close(Writer *w)
+{
+	if (w->nslots > 0)
+		writer_flush(w);
+	for (int i = 0; i < WRITE_ROWS; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	MemoryContextDelete(w->cxt);
+	table_close(w->rel, NoLock);
+	return w->null_rows;
+}
+
+/* The grouped query's columns are checked when it is planned. */
+static void
+writer_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+}
+
+/* A row of the grouped query, its datums copied. */
+static bool
+writer_receive(TupleTableSlot *src, DestReceiver *self)
+{
+	Writer	   *w = (Writer *) self;
+	TupleTableSlot *slot = writer_next(w);
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+	CHECK_FOR_INTERRUPTS();
+	slot_getallattrs(src);
+	for (int i = 0; i < OUT_NCOLS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		slot->tts_isnull[i] = src->tts_isnull[i];
+		slot->tts_values[i] = src->tts_isnull[i] ? (Datum) 0 :
+			datumCopy(src->tts_values[i], att->attbyval, att->attlen);
+	}
+	MemoryContextSwitchTo(old);
+	writer_add(w);
+	return true;
+}
+
+/* A group's summary, made in the writer's context. */
+static void
+group_put(CustomerGroup *g, bool key_null, Writer *w)
+{
+	TupleTableSlot *slot = writer_next(w);
+	Datum	   *values = slot->tts_values;
+	bool	   *nulls = slot->tts_isnull;
 	MarginSum  *ms = g->margin;
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
 
 	values[0] = g->key;
 	nulls[0] = key_null;
@@ -334,7 +530,8 @@ group_put(Pass *p, CustomerGroup *g, bool key_null, Tuplestorestate *store, Tupl
 	nulls[1 + SUMMARY_FIELDS] = (ms == NULL);
 	values[2 + SUMMARY_FIELDS] = segtier_spend_sums(g->spend);
 	nulls[2 + SUMMARY_FIELDS] = false;
-	tuplestore_putvalues(store, desc, values, nulls);
+	MemoryContextSwitchTo(old);
+	writer_add(w);
 }
 
 /* A group in the order of the result. */
@@ -368,18 +565,17 @@ key_compare(Pass *p, Datum a, Datum b)
 #include "lib/sort_template.h"
 
 /*
- * The result rows, in the customer's order when the type has one (its
- * default btree order, the ORDER BY customer that lets the primary key of
- * <model>_summary grow at its right edge), then the NULL customer's.
+ * The summaries, in the customer's order when the type has one (its default
+ * btree order, so that the primary key of <model>_summary grows at its right
+ * edge), then the NULL customer's.
  */
 static void
-pass_put(Pass *p, TypeCacheEntry *tc, Tuplestorestate *store, TupleDesc desc)
+pass_put(Pass *p, TypeCacheEntry *tc, Writer *w)
 {
 	GroupRef   *refs = MemoryContextAllocHuge(p->cxt, sizeof(GroupRef) * Max(p->groups->members, 1));
 	uint64		n = 0;
 	groups_iterator it;
 	CustomerGroup *g;
-	MemoryContext old;
 
 	groups_start_iterate(p->groups, &it);
 	while ((g = groups_iterate(p->groups, &it)) != NULL)
@@ -394,16 +590,13 @@ pass_put(Pass *p, TypeCacheEntry *tc, Tuplestorestate *store, TupleDesc desc)
 		p->cmp_fn = &tc->cmp_proc_finfo;
 		sort_keys(refs, n, p);
 	}
-	old = MemoryContextSwitchTo(p->row_cxt);
 	for (uint64 i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		group_put(p, refs[i].group, false, store, desc);
-		MemoryContextReset(p->row_cxt);
+		group_put(refs[i].group, false, w);
 	}
 	if (p->has_null_group)
-		group_put(p, &p->null_group, true, store, desc);
-	MemoryContextSwitchTo(old);
+		group_put(&p->null_group, true, w);
 }
 
 /* The one SELECT of a prepared query; what names the query in the error. */
@@ -423,44 +616,39 @@ plan_select(SPIPlanPtr plan, const char *what)
 }
 
 /*
- * segtier._summarize(scan text, grouped text, time_zone text, as_of
- * timestamptz, month_starts timestamptz[]): the rows of grouped, computed
- * from scan's when they fit in memory.  scan returns (customer, time
- * timestamptz, amount numeric, margin numeric), grouped the result columns
- * (customer, the purchase_summary fields, margin, month_spend) from the
- * parameters $1 = time_zone, $2 = as_of, $3 = month_starts.
+ * segtier._summarize(target regclass, scan text, grouped text, time_zone
+ * text, as_of timestamptz, month_starts timestamptz[]): writes the
+ * per-customer rows of grouped into target, computed from scan's rows when
+ * they fit in memory; returns the count of source rows without a customer
+ * (their transactions, refunds, null and future rows).  scan returns
+ * (customer, time timestamptz, amount numeric, margin numeric), grouped and
+ * target have the columns (customer, the purchase_summary fields, margin,
+ * month_spend); grouped has the parameters $1 = time_zone, $2 = as_of,
+ * $3 = month_starts.  (0.5.0's function returned the rows; its SQL names
+ * another symbol, which a 0.5.0 database does not find here rather than
+ * misread its arguments.)
  */
-PG_FUNCTION_INFO_V1(segtier_summarize);
+PG_FUNCTION_INFO_V1(segtier_summarize_into);
 Datum
-segtier_summarize(PG_FUNCTION_ARGS)
+segtier_summarize_into(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *scan = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *grouped = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Datum		args[3] = {PG_GETARG_DATUM(2), PG_GETARG_DATUM(3), PG_GETARG_DATUM(4)};
+	char	   *scan = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *grouped = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	Datum		args[3] = {PG_GETARG_DATUM(3), PG_GETARG_DATUM(4), PG_GETARG_DATUM(5)};
 	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZARRAYOID};
-	static const Oid out_types[OUT_NCOLS] = {
-		InvalidOid, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, NUMERICOID, NUMERICOID,
-		NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, NUMERICARRAYOID
-	};
 	TupleDesc	desc;
 	TupleDesc	rdesc;
 	Query	   *scanq;
-	Tuplestorestate *store;
 	TypeCacheEntry *tc;
 	SPIExecuteOptions opts = {0};
 	SPIPlanPtr	plan;
 	Pass		p = {0};
-	DestReceiver *dest;
+	Writer		w = {0};
+	int64		null_rows = 0;
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	desc = rsinfo->setDesc;
-	store = rsinfo->setResult;
-	if (desc->natts != OUT_NCOLS)
-		elog(ERROR, "segtier._summarize returns %d columns, not %d", OUT_NCOLS, desc->natts);
+	writer_open(&w, PG_GETARG_OID(0));
+	desc = RelationGetDescr(w.rel);
 	p.key_type = TupleDescAttr(desc, 0)->atttypid;
-	for (int i = 1; i < OUT_NCOLS; i++)
-		segtier_check_type("segtier._summarize", "output", i, TupleDescAttr(desc, i)->atttypid, out_types[i]);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -486,9 +674,9 @@ segtier_summarize(PG_FUNCTION_ARGS)
 									  ALLOCSET_DEFAULT_SIZES);
 		p.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize row",
 										  ALLOCSET_DEFAULT_SIZES);
-		p.zone = segtier_zone_cache(p.cxt, PG_GETARG_TEXT_PP(2));
-		p.as_of = PG_GETARG_TIMESTAMPTZ(3);
-		p.bounds = segtier_spend_bounds(p.cxt, PG_GETARG_ARRAYTYPE_P(4));
+		p.zone = segtier_zone_cache(p.cxt, PG_GETARG_TEXT_PP(3));
+		p.as_of = PG_GETARG_TIMESTAMPTZ(4);
+		p.bounds = segtier_spend_bounds(p.cxt, PG_GETARG_ARRAYTYPE_P(5));
 		p.groups = groups_create(p.cxt, 1024, &p);
 		p.pub.receiveSlot = pass_receive;
 		p.pub.rStartup = pass_startup;
@@ -505,13 +693,17 @@ segtier_summarize(PG_FUNCTION_ARGS)
 			 p.groups->members, MemoryContextMemAllocated(p.cxt, true) / 1024, p.limit / 1024,
 			 p.overflow ? ", over hash_mem: the grouped query runs" : "");
 		if (!p.overflow)
-			pass_put(&p, tc, store, desc);
+		{
+			pass_put(&p, tc, &w);
+			/* before the keys of the last rows go */
+			null_rows = writer_close(&w);
+		}
 		MemoryContextDelete(p.cxt);
 		MemoryContextDelete(p.row_cxt);
 		if (!p.overflow)
 		{
 			SPI_finish();
-			return (Datum) 0;
+			PG_RETURN_INT64(null_rows);
 		}
 	}
 
@@ -526,9 +718,11 @@ segtier_summarize(PG_FUNCTION_ARGS)
 	for (int i = 0; i < OUT_NCOLS; i++)
 		segtier_check_type("segtier._summarize", "grouped", i, TupleDescAttr(rdesc, i)->atttypid,
 						   TupleDescAttr(desc, i)->atttypid);
-	dest = CreateDestReceiver(DestTuplestore);
-	SetTuplestoreDestReceiverParams(dest, store, rsinfo->econtext->ecxt_per_query_memory,
-									true, NULL, NULL);
+	w.pub.receiveSlot = writer_receive;
+	w.pub.rStartup = writer_startup;
+	w.pub.rShutdown = pass_noop;
+	w.pub.rDestroy = pass_noop;
+	w.pub.mydest = DestNone;
 	memset(&opts, 0, sizeof(opts));
 	opts.params = makeParamList(3);
 	for (int i = 0; i < 3; i++)
@@ -539,10 +733,9 @@ segtier_summarize(PG_FUNCTION_ARGS)
 		opts.params->params[i].ptype = argtypes[i];
 	}
 	opts.read_only = true;
-	opts.dest = dest;
-	if (SPI_execute_plan_extended(plan, &opts) != SPI_OK_SELECT)
-		elog(ERROR, "the grouped query of segtier._summarize is not a SELECT");
-	dest->rDestroy(dest);
+	opts.dest = &w.pub;
+	if (SPI_execute_plan_extended(plan, &opts) < 0)
+		elog(ERROR, "the grouped query of segtier._summarize failed");
 	SPI_finish();
-	return (Datum) 0;
+	PG_RETURN_INT64(writer_close(&w));
 }

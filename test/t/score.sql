@@ -69,7 +69,7 @@ SELECT results_eq($$
 			 ('segtier._run_failed(bigint,text)'),
 			 ('segtier._run_start(text)'),
 			 ('segtier._set_capture(segtier.model,boolean)'),
-			 ('segtier._summarize(text,text,text,timestamp with time zone,timestamp with time zone[])'),
+			 ('segtier._summarize(regclass,text,text,text,timestamp with time zone,timestamp with time zone[])'),
 			 ('segtier.alter_model(text,jsonb)'),
 			 ('segtier.clear_override(text,text,text)'),
 			 ('segtier.create_model(text,regclass,name,name,name,jsonb)'),

@@ -6,7 +6,7 @@ SET search_path = public, segtier;
 SET TimeZone = 'UTC';
 SET work_mem = '4MB';
 SET hash_mem_multiplier = 2;
-SELECT plan(25);
+SELECT plan(35);
 
 -- 3,000 customers, 40,000 rows: refunds, zero amounts, NULL customers, times,
 -- amounts and margins, rows after as_of, 20 customers with 200 distinct days
@@ -44,7 +44,8 @@ CREATE FUNCTION pg_temp.grouped(src text) RETURNS text LANGUAGE sql AS $$
 					 sum(mg) FILTER (WHERE ts <= $2 AND amt IS NOT NULL) AS margin,
 					 segtier.period_spend(ts, amt, $3) AS month_spend
 			  FROM %s GROUP BY 1) g ORDER BY 1$f$, src) $$;
--- a grouped query whose one row says that the pass gave up
+-- a grouped query whose one row says that the pass gave up: -1 rows
+-- without a customer
 CREATE FUNCTION pg_temp.marker(ctype text) RETURNS text LANGUAGE sql AS $$
 	SELECT format('SELECT NULL::%s, NULL::timestamptz, NULL::timestamptz, -1::bigint, NULL::bigint,
 		NULL::numeric, NULL::numeric, NULL::numeric, NULL::bigint, NULL::bigint, NULL::bigint,
@@ -52,31 +53,56 @@ CREATE FUNCTION pg_temp.marker(ctype text) RETURNS text LANGUAGE sql AS $$
 CREATE FUNCTION pg_temp.month_starts() RETURNS timestamptz[] LANGUAGE sql AS $$
 	SELECT array_agg(timestamptz '2024-01-01 00:00+01' + k * interval '1 month' ORDER BY k)
 	FROM generate_series(0, 13) k $$;
--- the column definition list of _summarize's result
-CREATE FUNCTION pg_temp.coldef(ctype text) RETURNS text LANGUAGE sql AS $$
-	SELECT format('customer %s, first_purchase timestamptz, last_purchase timestamptz, transactions bigint,
-		purchase_days bigint, total_amount numeric, repeat_amount numeric, refund_amount numeric,
-		null_rows bigint, refunds bigint, future_rows bigint, margin numeric, month_spend numeric[]', ctype) $$;
--- each result row as text, so that a different scale of a numeric shows
+-- the columns of a summary table
+CREATE FUNCTION pg_temp.columns(ctype text) RETURNS text LANGUAGE sql AS $$
+	SELECT format('customer %s PRIMARY KEY, first_purchase timestamptz, last_purchase timestamptz,
+		transactions bigint, purchase_days bigint, total_amount numeric, repeat_amount numeric,
+		refund_amount numeric, null_rows bigint, refunds bigint, future_rows bigint, margin numeric,
+		month_spend numeric[]', ctype) $$;
+-- a new empty summary table, pg_temp.summ_out
+CREATE FUNCTION pg_temp.target(ctype text) RETURNS regclass LANGUAGE plpgsql AS $$
+BEGIN
+	DROP TABLE IF EXISTS pg_temp.summ_out;
+	EXECUTE format('CREATE TEMP TABLE summ_out (%s)', pg_temp.columns(ctype));
+	RETURN 'pg_temp.summ_out'::regclass;
+END $$;
+-- the rows written, as text (a different scale of a numeric shows) in the
+-- order written, then the count returned
 CREATE FUNCTION pg_temp.summarize(src text, ctype text, grouped text) RETURNS SETOF text
 LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint := segtier._summarize(pg_temp.target(ctype), pg_temp.scan(src), grouped, 'Europe/Berlin',
+								   timestamptz '2025-01-20 02:00+00', pg_temp.month_starts());
 BEGIN
-	RETURN QUERY EXECUTE format('SELECT g::text FROM segtier._summarize($1, $2, $3, $4, $5) AS g(%s)',
-								pg_temp.coldef(ctype))
-	USING pg_temp.scan(src), grouped, 'Europe/Berlin', timestamptz '2025-01-20 02:00+00', pg_temp.month_starts();
+	RETURN QUERY EXECUTE 'SELECT g::text FROM pg_temp.summ_out g ORDER BY ctid';
+	RETURN NEXT 'without a customer: ' || n;
 END $$;
 CREATE FUNCTION pg_temp.reference(src text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
-	RETURN QUERY EXECUTE format('SELECT g::text FROM (%s) g', pg_temp.grouped(src))
+	RETURN QUERY EXECUTE format('SELECT g::text FROM (%s) g WHERE customer IS NOT NULL', pg_temp.grouped(src))
+	USING 'Europe/Berlin', timestamptz '2025-01-20 02:00+00', pg_temp.month_starts();
+	RETURN QUERY EXECUTE format($f$SELECT 'without a customer: ' || coalesce(sum(transactions + refunds + null_rows + future_rows), 0)
+								 FROM (%s) g WHERE customer IS NULL$f$, pg_temp.grouped(src))
 	USING 'Europe/Berlin', timestamptz '2025-01-20 02:00+00', pg_temp.month_starts();
 END $$;
+-- a call into a target with the test's arguments
+CREATE FUNCTION pg_temp.into(target regclass, src text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT segtier._summarize(target, pg_temp.scan(src), pg_temp.marker('bigint'), 'UTC', now(), pg_temp.month_starts()) $$;
 
--- the pass itself (the marker would show a fallback), row for row and in
--- the customer's order, NULL customer last
+-- the pass itself (the marker would show a fallback), row for row and
+-- written in the customer's order
 SELECT results_eq($$SELECT * FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint'))$$,
 	$$SELECT * FROM pg_temp.reference('src')$$, 'bigint customers: the rows of the grouped SQL, in order');
-SELECT is((SELECT count(*) FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint'))), 3006::bigint,
-	'3,005 customers and the NULL one');
+SELECT is((SELECT count(*) FROM pg_temp.summ_out), 3005::bigint, '3,005 customers');
+SELECT is((SELECT s FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint')) s WHERE s LIKE 'without%'),
+	'without a customer: ' || (SELECT count(*) FROM src WHERE c IS NULL), 'every row without a customer counted');
+-- every row has its index entry (amcheck's heapallindexed), the index works
+CREATE EXTENSION amcheck;
+SELECT lives_ok($$SELECT bt_index_check('pg_temp.summ_out_pkey', true)$$, 'the primary key indexes every row written');
+SET LOCAL enable_seqscan = off;
+SELECT is((SELECT count(*) FROM src s WHERE EXISTS (SELECT 1 FROM pg_temp.summ_out o WHERE o.customer = s.c)),
+	(SELECT count(*) FROM src WHERE c IS NOT NULL), 'every customer found through the index');
+RESET enable_seqscan;
 SELECT ok((SELECT s FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint')) s WHERE s LIKE '(5002,%')
 	LIKE '(5002,%,2,2,90000000000000000000000000000000000000,90000000000000000000000000000000000000,-90000000000000000000000000000000000000,0,1,0,3,%',
 	'sums beyond int128 are exact');
@@ -109,39 +135,69 @@ SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_ci', 'text', pg_temp.ma
 SELECT is((SELECT count(*) FROM pg_temp.summarize('src_ci', 'text', pg_temp.marker('text'))), 3006::bigint,
 	'one group per customer whatever its case');
 SELECT results_eq($$SELECT * FROM pg_temp.summarize('src WHERE false', 'bigint', pg_temp.marker('bigint'))$$,
-	$$SELECT NULL::text WHERE false$$, 'no rows, no groups');
+	$$SELECT 'without a customer: 0'$$, 'no rows, no groups');
 
 -- beyond hash_mem the grouped query runs (the marker), with the arguments
 SET LOCAL work_mem = '64kB';
 SELECT results_eq($$SELECT * FROM pg_temp.summarize('src', 'bigint', pg_temp.marker('bigint'))$$,
-	$$SELECT '(,,,-1,,,,,,,,,)'::text$$, 'beyond hash_mem: the grouped query');
+	$$SELECT 'without a customer: -1'$$, 'beyond hash_mem: the grouped query');
 SELECT results_eq($$SELECT * FROM pg_temp.summarize('src', 'bigint', pg_temp.grouped('src'))$$,
 	$$SELECT * FROM pg_temp.reference('src')$$, 'beyond hash_mem: the grouped rows with the arguments');
 RESET work_mem;
 -- a customer type without hashing: the grouped query
 CREATE TEMP TABLE src_bit AS SELECT c::bit(12) AS c, ts, amt, mg FROM src;
 SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_bit', 'bit(12)', pg_temp.marker('bit(12)'))$$,
-	$$SELECT '(,,,-1,,,,,,,,,)'::text$$, 'a customer type without a hash opclass: the grouped query');
+	$$SELECT 'without a customer: -1'$$, 'a customer type without a hash opclass: the grouped query');
 
 -- errors
 SELECT throws_ok($$SELECT * FROM pg_temp.summarize('src', 'integer', pg_temp.marker('integer'))$$,
-	'42804', 'scan column 1 of segtier._summarize has type bigint, not integer', 'customer type of the result');
-SELECT throws_ok(format($$SELECT * FROM segtier._summarize('SELECT 1', 'SELECT 1', 'UTC', now(), ARRAY[now(), now() + interval '1 day'])
-	AS g(%s)$$, replace(pg_temp.coldef('int'), 'transactions bigint', 'transactions int')),
-	'42804', 'output column 4 of segtier._summarize has type integer, not bigint', 'types of the result');
-SELECT throws_ok(format($$SELECT * FROM segtier._summarize('SELECT 1, now(), 1::numeric', 'x', 'UTC', now(), ARRAY[now(), now() + interval '1 day'])
-	AS g(%s)$$, pg_temp.coldef('int')),
+	'42804', 'scan column 1 of segtier._summarize has type bigint, not integer', 'customer type of the target');
+CREATE TEMP TABLE bad_type (LIKE pg_temp.summ_out);
+ALTER TABLE bad_type ALTER transactions TYPE int;
+SELECT throws_ok($$SELECT pg_temp.into('bad_type', 'src')$$,
+	'42804', 'target column 4 of segtier._summarize has type integer, not bigint', 'types of the target');
+CREATE TEMP TABLE short_target (customer bigint PRIMARY KEY, first_purchase timestamptz);
+SELECT throws_ok($$SELECT pg_temp.into('short_target', 'src')$$,
+	'42804', 'the target of segtier._summarize has 2 columns, not 13', 'columns of the target');
+ALTER TABLE bad_type DROP transactions, ADD transactions bigint;
+SELECT throws_ok($$SELECT pg_temp.into('bad_type', 'src')$$,
+	'42804', 'target column 4 of segtier._summarize is dropped', 'a dropped column of the target');
+SELECT throws_ok($$SELECT segtier._summarize(pg_temp.target('int'), 'SELECT 1, now(), 1::numeric', 'x', 'UTC', now(), pg_temp.month_starts())$$,
 	'XX000', 'the scan of segtier._summarize returns 3 columns, not 4', 'columns of the scan');
 CREATE TEMP TABLE src_nan AS SELECT * FROM src;
 INSERT INTO src_nan VALUES (7, '2024-05-01', 'NaN', NULL);
 SELECT throws_ok($$SELECT * FROM pg_temp.summarize('src_nan', 'bigint', pg_temp.marker('bigint'))$$,
 	'22023', 'purchase amount is NaN', 'a NaN amount, as in purchase_summary');
-SELECT throws_ok(format($$SELECT * FROM segtier._summarize('SELECT 1::bigint, now(), 1::numeric, 1::numeric', 'x', 'Mars/Olympus', now(), ARRAY[now(), now() + interval '1 day'])
-	AS g(%s)$$, pg_temp.coldef('bigint')),
+SELECT throws_ok($$SELECT segtier._summarize(pg_temp.target('bigint'), 'SELECT 1::bigint, now(), 1::numeric, 1::numeric', 'x', 'Mars/Olympus', now(), pg_temp.month_starts())$$,
 	'22023', 'time zone "Mars/Olympus" not recognized', 'an unknown zone');
-SELECT throws_ok(format($$SELECT * FROM segtier._summarize('SELECT 1::bigint, now(), 1::numeric, 1::numeric', 'x', 'UTC', now(), ARRAY[now()])
-	AS g(%s)$$, pg_temp.coldef('bigint')),
+SELECT throws_ok($$SELECT segtier._summarize(pg_temp.target('bigint'), 'SELECT 1::bigint, now(), 1::numeric, 1::numeric', 'x', 'UTC', now(), ARRAY[now()])$$,
 	'22023', 'period bounds need at least two times', 'one period bound');
+-- what it writes into: the checks an INSERT would make, and no more
+SELECT pg_temp.into(pg_temp.target('bigint'), 'src');
+SELECT throws_ok($$SELECT pg_temp.into('pg_temp.summ_out', 'src')$$,
+	'23505', 'duplicate key value violates unique constraint "summ_out_pkey"', 'a customer already there');
+CREATE TEMP VIEW summ_view AS SELECT * FROM pg_temp.summ_out;
+SELECT throws_ok($$SELECT pg_temp.into('summ_view', 'src')$$,
+	'42809', 'segtier._summarize writes into a table, not into "summ_view"', 'a view');
+CREATE FUNCTION pg_temp.no_op() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER t BEFORE INSERT ON pg_temp.summ_out FOR EACH ROW EXECUTE FUNCTION pg_temp.no_op();
+TRUNCATE pg_temp.summ_out;
+SELECT throws_ok($$SELECT pg_temp.into('pg_temp.summ_out', 'src')$$,
+	'0A000', 'segtier._summarize cannot write into "summ_out"', 'a table with triggers');
+CREATE FUNCTION pg_temp.read_only() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('transaction_read_only', 'on', true);
+	RETURN pg_temp.into('pg_temp.summ_out', 'src');
+END $$;
+SELECT throws_ok($$SELECT pg_temp.read_only()$$,
+	'25006', 'cannot execute segtier._summarize() in a read-only transaction', 'a read-only transaction');
+CREATE ROLE summ_reader NOLOGIN;
+GRANT SELECT ON src, pg_temp.summ_out TO summ_reader;
+SET LOCAL ROLE summ_reader;
+SELECT throws_ok($$SELECT segtier._summarize('pg_temp.summ_out', 'SELECT c, ts, amt, mg FROM src', 'x', 'UTC', now(),
+	ARRAY[now(), now() + interval '1 day'])$$,
+	'42501', 'permission denied for table summ_out', 'a table the caller may not insert into');
+RESET ROLE;
 
 -- a refresh gives the same summaries through the pass and, beyond
 -- hash_mem, through its grouped query; the margin too (a finite one: a

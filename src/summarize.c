@@ -624,9 +624,7 @@ plan_select(SPIPlanPtr plan, const char *what)
  * (customer, time timestamptz, amount numeric, margin numeric), grouped and
  * target have the columns (customer, the purchase_summary fields, margin,
  * month_spend); grouped has the parameters $1 = time_zone, $2 = as_of,
- * $3 = month_starts.  (0.5.0's function returned the rows; its SQL names
- * another symbol, which a 0.5.0 database does not find here rather than
- * misread its arguments.)
+ * $3 = month_starts.
  */
 PG_FUNCTION_INFO_V1(segtier_summarize_into);
 Datum
@@ -738,4 +736,21 @@ segtier_summarize_into(PG_FUNCTION_ARGS)
 		elog(ERROR, "the grouped query of segtier._summarize failed");
 	SPI_finish();
 	PG_RETURN_INT64(writer_close(&w));
+}
+
+/*
+ * 0.5.0's segtier._summarize(scan, grouped, time_zone, as_of, month_starts)
+ * returned the rows.  Its upgrade script still creates it on the way to
+ * 0.6.0, whose script replaces it; a database left at 0.5.0 gets this error
+ * from a refresh instead of arguments misread.
+ */
+PG_FUNCTION_INFO_V1(segtier_summarize);
+Datum
+segtier_summarize(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("segtier's library is newer than the extension in this database"),
+			 errhint("Run ALTER EXTENSION segtier UPDATE.")));
+	PG_RETURN_NULL();
 }

@@ -93,6 +93,27 @@ extern float8 segtier_numeric_float8(Datum n);
 extern bool SumAdd(PurchaseSum *acc, int128 value, int32 scale);
 extern Numeric SumToNumeric(const PurchaseSum *sum);
 
+/* tablewrite.c: a refresh's passes write into the model's tables */
+#include "executor/tuptable.h"
+#include "nodes/execnodes.h"
+#include "utils/relcache.h"
+
+typedef struct TableWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	CommandId	cid;
+	int			options;		/* of the table AM's inserts */
+	bool		not_null;		/* NOT NULL columns to check */
+	const char *func;			/* names the writer in errors */
+} TableWriter;
+
+extern void segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func);
+extern void segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n);
+extern void segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
+extern void segtier_table_close(TableWriter *w);
+
 /* summary.c, periodspend.c: the states, for the aggregation pass (summarize.c) */
 typedef struct PurchaseState PurchaseState;
 typedef struct ZoneCache ZoneCache;

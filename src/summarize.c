@@ -21,29 +21,22 @@
  * 256-byte chunk and the 128-byte period sums, with chunk headers and
  * allocator blocks; the sort of the result adds 16 bytes a customer.
  *
- * The target is one of segtier's own tables (no triggers, row security or
- * check constraints: the function refuses those, which it would bypass).
+ * The target is one of segtier's own tables, written as tablewrite.c says.
  */
 #include "segtier.h"
 
-#include "access/table.h"
 #include "access/tableam.h"
 #include "access/tupdesc.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
-#include "tcop/utility.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/typcache.h"
 
 /* The scan's columns: customer, time, amount, margin. */
@@ -341,12 +334,7 @@ pass_noop(DestReceiver *self)
 typedef struct Writer
 {
 	DestReceiver pub;			/* first: the grouped query's receiver */
-	Relation	rel;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	CommandId	cid;
-	int			options;		/* of the table AM's inserts */
-	bool		not_null;		/* the table has NOT NULL columns to check */
+	TableWriter table;
 	MemoryContext cxt;			/* the values of the gathered rows */
 	TupleTableSlot *slots[WRITE_ROWS];
 	int			nslots;
@@ -365,76 +353,25 @@ static const int out_counts[] = {3, 8, 9, 10};
 static void
 writer_open(Writer *w, Oid relid)
 {
-	Relation	rel;
 	TupleDesc	desc;
-	AclResult	acl;
 
-	PreventCommandIfReadOnly("segtier._summarize()");
-	rel = w->rel = table_open(relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("segtier._summarize writes into a table, not into \"%s\"",
-						RelationGetRelationName(rel))));
-	acl = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
-	if (acl != ACLCHECK_OK)
-		aclcheck_error(acl, OBJECT_TABLE, RelationGetRelationName(rel));
-	/* what an INSERT would run and this bypasses */
-	if (rel->trigdesc != NULL || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED ||
-		(desc->constr != NULL && (desc->constr->num_check > 0 || desc->constr->has_generated_stored)))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("segtier._summarize cannot write into \"%s\"", RelationGetRelationName(rel)),
-				 errdetail("It has triggers, row security, check constraints or generated columns.")));
-	/* the summary's columns, by position */
-	for (int i = 0; i < desc->natts; i++)
-		if (TupleDescAttr(desc, i)->attisdropped)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("target column %d of segtier._summarize is dropped", i + 1)));
+	segtier_table_open(&w->table, relid, ACL_INSERT, "segtier._summarize");
+	desc = RelationGetDescr(w->table.rel);
 	if (desc->natts != OUT_NCOLS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("the target of segtier._summarize has %d columns, not %d", desc->natts, OUT_NCOLS)));
 	for (int i = 1; i < OUT_NCOLS; i++)
 		segtier_check_type("segtier._summarize", "target", i, TupleDescAttr(desc, i)->atttypid, out_types[i]);
-	/*
-	 * A table made or truncated in this transaction (a full refresh) only
-	 * grows: as COPY, skip the free space map, so pages fill in order.
-	 */
-	if (rel->rd_createSubid != InvalidSubTransactionId ||
-		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
-		w->options |= TABLE_INSERT_SKIP_FSM;
-	w->not_null = desc->constr != NULL && desc->constr->has_not_null;
-	w->estate = CreateExecutorState();
-	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
-	ExecOpenIndices(w->rri, false);
-	w->cid = GetCurrentCommandId(true);
 	w->cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize rows", ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < WRITE_ROWS; i++)
-		w->slots[i] = table_slot_create(rel, NULL);
+		w->slots[i] = table_slot_create(w->table.rel, NULL);
 }
 
 static void
 writer_flush(Writer *w)
 {
-	MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
-
-	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, w->options, NULL);
-	for (int i = 0; i < w->nslots; i++)
-	{
-		/* not empty only for deferred checks, whose queue this has not */
-		if (ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL) != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("segtier._summarize cannot write into \"%s\"", RelationGetRelationName(w->rel)),
-					 errdetail("It has deferrable constraints.")));
-		ExecClearTuple(w->slots[i]);
-	}
-	MemoryContextSwitchTo(old);
-	ResetPerTupleExprContext(w->estate);
+	segtier_table_insert(&w->table, w->slots, w->nslots);
 	MemoryContextReset(w->cxt);
 	w->nslots = 0;
 }
@@ -461,8 +398,6 @@ writer_add(Writer *w)
 		ExecClearTuple(slot);
 		return;
 	}
-	if (w->not_null)
-		ExecConstraints(w->rri, slot, w->estate);
 	if (++w->nslots == WRITE_ROWS)
 		writer_flush(w);
 }
@@ -475,10 +410,8 @@ writer_close(Writer *w)
 		writer_flush(w);
 	for (int i = 0; i < WRITE_ROWS; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
-	ExecCloseIndices(w->rri);
-	FreeExecutorState(w->estate);
+	segtier_table_close(&w->table);
 	MemoryContextDelete(w->cxt);
-	table_close(w->rel, NoLock);
 	return w->null_rows;
 }
 
@@ -645,7 +578,7 @@ segtier_summarize_into(PG_FUNCTION_ARGS)
 	int64		null_rows = 0;
 
 	writer_open(&w, PG_GETARG_OID(0));
-	desc = RelationGetDescr(w.rel);
+	desc = RelationGetDescr(w.table.rel);
 	p.key_type = TupleDescAttr(desc, 0)->atttypid;
 
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -161,7 +161,7 @@ SELECT throws_ok($$SELECT pg_temp.into('short_target', 'src')$$,
 	'42804', 'the target of segtier._summarize has 2 columns, not 13', 'columns of the target');
 ALTER TABLE bad_type DROP transactions, ADD transactions bigint;
 SELECT throws_ok($$SELECT pg_temp.into('bad_type', 'src')$$,
-	'42804', 'target column 4 of segtier._summarize is dropped', 'a dropped column of the target');
+	'42804', 'column 4 of "bad_type" is dropped', 'a dropped column of the target');
 SELECT throws_ok($$SELECT segtier._summarize(pg_temp.target('int'), 'SELECT 1, now(), 1::numeric', 'x', 'UTC', now(), pg_temp.month_starts())$$,
 	'XX000', 'the scan of segtier._summarize returns 3 columns, not 4', 'columns of the scan');
 CREATE TEMP TABLE src_nan AS SELECT * FROM src;
@@ -190,7 +190,7 @@ BEGIN
 	RETURN pg_temp.into('pg_temp.summ_out', 'src');
 END $$;
 SELECT throws_ok($$SELECT pg_temp.read_only()$$,
-	'25006', 'cannot execute segtier._summarize() in a read-only transaction', 'a read-only transaction');
+	'25006', 'cannot execute segtier._summarize in a read-only transaction', 'a read-only transaction');
 CREATE ROLE summ_reader NOLOGIN;
 GRANT SELECT ON src, pg_temp.summ_out TO summ_reader;
 SET LOCAL ROLE summ_reader;

@@ -1,0 +1,140 @@
+/*
+ * tablewrite.c: a refresh's passes write into the model's tables directly.
+ *
+ * The aggregation pass inserts the summaries and the scoring pass updates
+ * the tiers rows that changed, without forming a result set that SQL then
+ * copies or joins back to the table.  Rows go in as COPY writes them (heap
+ * multi-inserts, then their index entries); updates as an UPDATE makes them
+ * (HOT when no indexed column changed, else new index entries).  What an
+ * INSERT or UPDATE would also run (triggers, row security, check
+ * constraints, generated columns) the tables of a model do not have, and a
+ * table that has them is refused rather than bypassed.
+ */
+#include "segtier.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+
+void
+segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	AclResult	acl;
+
+	PreventCommandIfReadOnly(func);
+	rel = w->rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s writes into a table, not into \"%s\"", func, RelationGetRelationName(rel))));
+	acl = pg_class_aclcheck(relid, GetUserId(), mode);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_TABLE, RelationGetRelationName(rel));
+	if (rel->trigdesc != NULL || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED ||
+		(desc->constr != NULL && (desc->constr->num_check > 0 || desc->constr->has_generated_stored)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s cannot write into \"%s\"", func, RelationGetRelationName(rel)),
+				 errdetail("It has triggers, row security, check constraints or generated columns.")));
+	/* callers check the columns by position */
+	for (int i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column %d of \"%s\" is dropped", i + 1, RelationGetRelationName(rel)),
+					 errdetail("%s writes the columns by position.", func)));
+	w->func = func;
+	w->options = 0;
+	/*
+	 * A table made or truncated in this transaction (a full refresh) only
+	 * grows: as COPY, skip the free space map, so pages fill in order.
+	 */
+	if (rel->rd_createSubid != InvalidSubTransactionId ||
+		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
+		w->options |= TABLE_INSERT_SKIP_FSM;
+	w->not_null = desc->constr != NULL && desc->constr->has_not_null;
+	w->estate = CreateExecutorState();
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->cid = GetCurrentCommandId(true);
+}
+
+/* A row's index entries (none are deferred: the caller's tables have no queue for them). */
+static void
+index_entries(TableWriter *w, TupleTableSlot *slot, bool update)
+{
+	if (ExecInsertIndexTuples(w->rri, slot, w->estate, update, false, NULL, NIL) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s cannot write into \"%s\"", w->func, RelationGetRelationName(w->rel)),
+				 errdetail("It has deferrable constraints.")));
+}
+
+/* Inserts the rows of slots (stored, virtual or not) and clears them. */
+void
+segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
+
+	if (w->not_null)
+		for (int i = 0; i < n; i++)
+			ExecConstraints(w->rri, slots[i], w->estate);
+	table_multi_insert(w->rel, slots, n, w->cid, w->options, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		index_entries(w, slots[i], false);
+		ExecClearTuple(slots[i]);
+	}
+	MemoryContextSwitchTo(old);
+	ResetPerTupleExprContext(w->estate);
+}
+
+/*
+ * Replaces the row at tid by slot's.  The caller read it under the active
+ * snapshot; a row another transaction changed or deleted since is an error
+ * (the next refresh starts over) rather than a lost update.
+ */
+void
+segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
+{
+	MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	TM_Result	r;
+
+	if (w->not_null)
+		ExecConstraints(w->rri, slot, w->estate);
+	r = table_tuple_update(w->rel, tid, slot, w->cid, GetActiveSnapshot(), InvalidSnapshot,
+						   true, &tmfd, &lockmode, &update_indexes);
+	if (r != TM_Ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("%s could not update a row of \"%s\": it was changed meanwhile",
+						w->func, RelationGetRelationName(w->rel))));
+	if (update_indexes)
+		index_entries(w, slot, true);
+	ExecClearTuple(slot);
+	MemoryContextSwitchTo(old);
+	ResetPerTupleExprContext(w->estate);
+}
+
+void
+segtier_table_close(TableWriter *w)
+{
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+}

@@ -3,7 +3,10 @@
 -- segtier._summarize writes a refresh's summaries straight into the model's
 -- summary table (heap multi-inserts and their index entries, as COPY does)
 -- and returns the count of rows without a customer, instead of returning
--- the summaries as a set that the refresh copied into the table.  Same rows.
+-- the summaries as a set that the refresh copied into the table; and
+-- segtier._rescore updates the changed rows of <model>_tiers itself (at the
+-- ctid the scoring query read), instead of returning them for an UPDATE
+-- that joined them back.  Same rows.
 \echo Use "ALTER EXTENSION segtier UPDATE TO '0.6.0'" to load this file. \quit
 
 DROP FUNCTION segtier._summarize(text, text, text, timestamptz, timestamptz[]);
@@ -16,6 +19,40 @@ CREATE FUNCTION segtier._summarize(target regclass, scan text, grouped text, tim
 	AS 'MODULE_PATHNAME', 'segtier_summarize_into' LANGUAGE C VOLATILE STRICT;
 
 COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) IS 'internal: writes the per-customer sums of a refresh into target (a table without triggers, row security or checks) from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem; returns the source rows without a customer';
+
+-- the scoring pass writes into the tiers table of its run
+ALTER TYPE segtier._scoring ADD ATTRIBUTE tiers regclass, ADD ATTRIBUTE run_id bigint;
+COMMENT ON FUNCTION segtier._rescore(segtier._scoring, text) IS
+'internal: scores the rows of query (features beside the current tiers row and its ctid), updates the changed rows of the tiers table and returns the rows to insert or delete and the history of all';
+
+DROP FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb);
+-- The scoring settings from the options and the statistics in a run's params.
+CREATE FUNCTION segtier._scoring_settings(m segtier.model, o jsonb, as_of timestamptz, params jsonb, run_id bigint)
+RETURNS segtier._scoring
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT ROW(m.name, as_of, (o->>'rfm_bins')::int,
+		segtier._jsonb_floats(params->'recency_cuts'), segtier._jsonb_floats(params->'frequency_cuts'),
+		segtier._jsonb_floats(params->'monetary_cuts'),
+		segtier._levels(o->>'value_scheme'), segtier._jsonb_floats(params->'value_cuts'),
+		segtier._levels(o->>'pyramid_scheme'), segtier._jsonb_floats(params->'pyramid_cuts'),
+		o->>'segment_scheme', o->>'rfm8_basis' = 'mean', segtier._jsonb_floats(params->'means'), o->>'segment_lang',
+		(o->>'new_days')::int, (o->>'active_days')::int, (o->>'churn_days')::int, (o->>'loyal_purchases')::int,
+		(o->>'churn_decline')::float8, (o->>'churn_months')::int, (o->>'p_alive_threshold')::float8,
+		-- a fit without data is NULL
+		CASE WHEN jsonb_typeof(params->'bgnbd') = 'object' THEN jsonb_populate_record(NULL::segtier.bgnbd, params->'bgnbd') END,
+		CASE WHEN jsonb_typeof(params->'gamma_gamma') = 'object'
+			 THEN jsonb_populate_record(NULL::segtier.gamma_gamma, params->'gamma_gamma') END,
+		(o->>'horizon_days')::int, (o->>'horizon_days')::int / 30.0, (o->>'discount_rate')::float8,
+		segtier._jsonb_floats(params->'stdz'),
+		(SELECT array_agg(segtier._jsonb_floats(c->'centroid')
+						  ORDER BY (c->>'cluster')::int)
+		 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(params->'clusters') = 'array' THEN params->'clusters' END) c),
+		(SELECT array_agg(c->>'label' ORDER BY (c->>'cluster')::int)
+		 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(params->'clusters') = 'array' THEN params->'clusters' END) c),
+		(o->>'hysteresis_runs')::int, (o->>'hysteresis_days')::int,
+		format('segtier_data.%I', m.name || '_tiers')::regclass, run_id)::segtier._scoring
+$$;
+COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb, bigint) IS 'the settings of a scoring pass: the model''s options, the statistics in a run''s params, its tiers table and run';
 
 CREATE OR REPLACE FUNCTION segtier._refresh_model(model text, force_full boolean, run_id bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp
@@ -229,8 +266,8 @@ BEGIN
 		SELECT * FROM segtier._rescore($1, $q$
 			SELECT coalesce(n.customer, t.customer), n.first_purchase, n.last_purchase, n.recency_days, n.frequency,
 				   n.monetary, n.value, n.transactions, n.month_spend, n.x, n.t_x, n.t_age, n.mean_repeat,
-				   n.customer IS NOT NULL, t.customer IS NOT NULL, %4$s
-			FROM (%1$s) n FULL JOIN (SELECT * FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
+				   n.customer IS NOT NULL, t.customer IS NOT NULL, %4$s, t.ctid
+			FROM (%1$s) n FULL JOIN (SELECT ctid, * FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
 		AS x(op "char", customer %5$s, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
 			 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
 			 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,
@@ -240,7 +277,7 @@ BEGIN
 		segtier._features(m, o, v_as_of, subset), tbl,
 		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END,
 		regexp_replace(cols, '(\w+)', 't.\1', 'g'), ctype)
-	USING segtier._scoring_settings(m, o, v_as_of, params);
+	USING segtier._scoring_settings(m, o, v_as_of, params, v_run);
 
 	PERFORM segtier.report_progress(m.name, 'write', n_customers, n_customers);
 	ANALYZE segtier_out (op, customer);
@@ -249,11 +286,8 @@ BEGIN
 	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by)
 	WHERE x.h_scheme <> '{}';
 	GET DIAGNOSTICS n_changed = ROW_COUNT;
+	-- the changed rows _rescore updated itself
 	EXECUTE format('DELETE FROM %s t USING segtier_out x WHERE x.op = %L AND t.customer = x.customer', tbl, 'd');
-	EXECUTE format('UPDATE %s t SET (%s, computed_at, run_id) = (%s, now(), $1)
-					FROM segtier_out x WHERE x.op = %L AND t.customer = x.customer',
-				   tbl, cols, regexp_replace(cols, '(\w+)', 'x.\1', 'g'), 'u')
-	USING v_run;
 	EXECUTE format('INSERT INTO %s (customer, %s, computed_at, run_id)
 					SELECT customer, %s, now(), $1 FROM segtier_out WHERE op = %L', tbl, cols, cols, 'i')
 	USING v_run;

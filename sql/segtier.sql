@@ -1672,17 +1672,19 @@ CREATE TYPE segtier._scoring AS (
 	centroids float8[],
 	cluster_labels text[],
 	hysteresis_runs int,
-	hysteresis_days int
+	hysteresis_days int,
+	tiers regclass,
+	run_id bigint
 );
 COMMENT ON TYPE segtier._scoring IS 'internal: the settings and population statistics of one scoring pass';
 
 CREATE FUNCTION segtier._rescore(cfg segtier._scoring, query text) RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'segtier_rescore' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION segtier._rescore(segtier._scoring, text) IS
-'internal: scores the rows of query (features beside the current tiers row) and returns the rows to write, with their history';
+'internal: scores the rows of query (features beside the current tiers row and its ctid), updates the changed rows of the tiers table and returns the rows to insert or delete and the history of all';
 
 -- The scoring settings from the options and the statistics in a run's params.
-CREATE FUNCTION segtier._scoring_settings(m segtier.model, o jsonb, as_of timestamptz, params jsonb)
+CREATE FUNCTION segtier._scoring_settings(m segtier.model, o jsonb, as_of timestamptz, params jsonb, run_id bigint)
 RETURNS segtier._scoring
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT ROW(m.name, as_of, (o->>'rfm_bins')::int,
@@ -1704,7 +1706,8 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp
 		 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(params->'clusters') = 'array' THEN params->'clusters' END) c),
 		(SELECT array_agg(c->>'label' ORDER BY (c->>'cluster')::int)
 		 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(params->'clusters') = 'array' THEN params->'clusters' END) c),
-		(o->>'hysteresis_runs')::int, (o->>'hysteresis_days')::int)::segtier._scoring
+		(o->>'hysteresis_runs')::int, (o->>'hysteresis_days')::int,
+		format('segtier_data.%I', m.name || '_tiers')::regclass, run_id)::segtier._scoring
 $$;
 
 /*
@@ -1766,9 +1769,10 @@ END $$;
  *    scores.
  * 3. The scoring pass (segtier._rescore) scores the changed customers (and
  *    those with overrides), or everybody when the statistics or the as-of
- *    time moved, applies overrides and hysteresis, and returns only the
- *    rows that differ from <model>_tiers, with their history.
- * 4. Write those rows, and one tier_history row per changed tier.
+ *    time moved, applies overrides and hysteresis, updates the rows of
+ *    <model>_tiers whose values changed, and returns the rows to insert
+ *    and delete and the history of all.
+ * 4. Write those, and one tier_history row per changed tier.
  *
  * Readers of <model>_tiers see the old rows until commit.  A second refresh
  * of the model waits on the advisory lock.
@@ -1985,8 +1989,8 @@ BEGIN
 		SELECT * FROM segtier._rescore($1, $q$
 			SELECT coalesce(n.customer, t.customer), n.first_purchase, n.last_purchase, n.recency_days, n.frequency,
 				   n.monetary, n.value, n.transactions, n.month_spend, n.x, n.t_x, n.t_age, n.mean_repeat,
-				   n.customer IS NOT NULL, t.customer IS NOT NULL, %4$s
-			FROM (%1$s) n FULL JOIN (SELECT * FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
+				   n.customer IS NOT NULL, t.customer IS NOT NULL, %4$s, t.ctid
+			FROM (%1$s) n FULL JOIN (SELECT ctid, * FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
 		AS x(op "char", customer %5$s, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
 			 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
 			 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,
@@ -1996,7 +2000,7 @@ BEGIN
 		segtier._features(m, o, v_as_of, subset), tbl,
 		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END,
 		regexp_replace(cols, '(\w+)', 't.\1', 'g'), ctype)
-	USING segtier._scoring_settings(m, o, v_as_of, params);
+	USING segtier._scoring_settings(m, o, v_as_of, params, v_run);
 
 	PERFORM segtier.report_progress(m.name, 'write', n_customers, n_customers);
 	ANALYZE segtier_out (op, customer);
@@ -2005,11 +2009,8 @@ BEGIN
 	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by)
 	WHERE x.h_scheme <> '{}';
 	GET DIAGNOSTICS n_changed = ROW_COUNT;
+	-- the changed rows _rescore updated itself
 	EXECUTE format('DELETE FROM %s t USING segtier_out x WHERE x.op = %L AND t.customer = x.customer', tbl, 'd');
-	EXECUTE format('UPDATE %s t SET (%s, computed_at, run_id) = (%s, now(), $1)
-					FROM segtier_out x WHERE x.op = %L AND t.customer = x.customer',
-				   tbl, cols, regexp_replace(cols, '(\w+)', 'x.\1', 'g'), 'u')
-	USING v_run;
 	EXECUTE format('INSERT INTO %s (customer, %s, computed_at, run_id)
 					SELECT customer, %s, now(), $1 FROM segtier_out WHERE op = %L', tbl, cols, cols, 'i')
 	USING v_run;
@@ -2360,7 +2361,7 @@ COMMENT ON FUNCTION segtier._capture_targets(segtier.model) IS 'the tables captu
 COMMENT ON FUNCTION segtier._get_model(text) IS 'a model''s row, or 42704';
 COMMENT ON FUNCTION segtier._levels(text) IS 'levels of a tier scheme, lowest first';
 COMMENT ON FUNCTION segtier._jsonb_floats(jsonb) IS 'a JSON array of numbers as float8[] (NULL when not an array)';
-COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb) IS 'the settings of a scoring pass: the model''s options and the statistics in a run''s params';
+COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb, bigint) IS 'the settings of a scoring pass: the model''s options, the statistics in a run''s params, its tiers table and run';
 COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table)';
 COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refresh of one model in the current transaction (the path of refresh() and the worker)';
 COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary (0 for a feature the same for every buyer)';

@@ -4,8 +4,12 @@
  * segtier._rescore(cfg segtier._scoring, query text) reads the rows of query
  * (each customer's features beside the current row of <model>_tiers, see
  * _refresh_model) in one streaming pass and returns only what must be
- * written: new customers ('i'), rows whose values changed ('u') and
- * customers who left ('d'), each with its tier_history entries.  Scores,
+ * written: new customers ('i') and customers who left ('d'), each with
+ * its tier_history entries, and the entries of rows whose values changed
+ * ('u').  Those rows it updates in <model>_tiers itself (tablewrite.c), at
+ * the tid the query read them from: a daily run changes nearly every row
+ * (recency, P(alive)), and writing them here spares a million-row result
+ * set and the join of an UPDATE.  Scores,
  * segments, value classes, the pyramid, lifecycle, churn, the predictive
  * columns, clusters, overrides and hysteresis are all computed here, with
  * the same functions the SQL API exposes, so the refresh and a hand-written
@@ -15,6 +19,8 @@
 
 #include <math.h>
 
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -140,8 +146,12 @@ enum
 	IN_PRESENT,
 	IN_EXISTED,
 	IN_OLD,
-	IN_NCOLS = IN_OLD + NCOLS
+	IN_TID = IN_OLD + NCOLS,	/* the old row's ctid */
+	IN_NCOLS
 };
+
+/* The <model>_tiers row: customer, the NCOLS columns, computed_at, run_id. */
+#define TIERS_NCOLS (1 + NCOLS + 2)
 
 /* Output: op, customer, the NCOLS row columns, then the history arrays (NULL without history). */
 #define OUT_ROW 2
@@ -222,6 +232,7 @@ typedef struct Scoring
 	int			noverrides;
 	Override   *overrides;		/* sorted by customer, then scheme */
 	Oid			customer_out;
+	int64		run_id;			/* of the rows updated */
 	pred_hash  *predictions;	/* Prediction by (x, t_x, T) */
 	pred_hash  *given_alive;	/* expected and clv_purchases given alive, by (x, 0, T) */
 	Datum		empty_array;	/* '{}'::text[] and '{}'::jsonb, built once */
@@ -637,12 +648,12 @@ level_at(const Levels *l, int score, Tier *t)
 
 /*
  * Scores one customer into out/outnull (the customer, then the NCOLS row
- * columns) and h; returns the row's operation ('i', 'u' or 'd'), or '\0'
- * when nothing must be written.
+ * columns) and h, and points tid at the old row's; returns the row's
+ * operation ('i', 'u' or 'd'), or '\0' when nothing must be written.
  */
 static char
 rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *outnull,
-			History *h, const char *by)
+			History *h, const char *by, Datum *tid)
 {
 	Datum	   *v = out + OUT_ROW;
 	bool	   *isnull = outnull + OUT_ROW;
@@ -669,6 +680,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *o
 
 	heap_deform_tuple(tup, desc, in, nul);
 	existed = !nul[IN_EXISTED] && DatumGetBool(in[IN_EXISTED]);
+	*tid = in[IN_TID];
 	h->n = 0;
 	out[1] = in[IN_CUSTOMER];
 	outnull[1] = nul[IN_CUSTOMER];
@@ -1012,7 +1024,7 @@ segtier_check_type(const char *func, const char *what, int col, Oid have, Oid wa
  * pass reads and writes: it reads datums by position.
  */
 static void
-check_types(TupleDesc in, TupleDesc out)
+check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 {
 	static const Oid features[IN_OLD] = {
 		InvalidOid, TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, INT8OID, NUMERICOID, NUMERICOID,
@@ -1023,6 +1035,8 @@ check_types(TupleDesc in, TupleDesc out)
 
 	if (in->natts != IN_NCOLS)
 		elog(ERROR, "the scoring query returns %d columns, not %d", in->natts, IN_NCOLS);
+	if (tiers->natts != TIERS_NCOLS)
+		elog(ERROR, "the tiers table of segtier._rescore has %d columns, not %d", tiers->natts, TIERS_NCOLS);
 	for (int i = 1; i < IN_OLD; i++)
 		segtier_check_type("segtier._rescore", "input", i, TupleDescAttr(in, i)->atttypid, features[i]);
 	segtier_check_type("segtier._rescore", "output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
@@ -1032,10 +1046,37 @@ check_types(TupleDesc in, TupleDesc out)
 		Oid			want = column_type[c] != InvalidOid ? column_type[c] : c == C_RFM ? rfm : tier;
 
 		segtier_check_type("segtier._rescore", "input", IN_OLD + c, TupleDescAttr(in, IN_OLD + c)->atttypid, want);
+		segtier_check_type("segtier._rescore", "tiers", 1 + c, TupleDescAttr(tiers, 1 + c)->atttypid, want);
 		segtier_check_type("segtier._rescore", "output", OUT_ROW + c, TupleDescAttr(out, OUT_ROW + c)->atttypid, want);
 	}
 	for (int f = 0; f < HIST_FIELDS; f++)
 		segtier_check_type("segtier._rescore", "output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid, TEXTARRAYOID);
+	segtier_check_type("segtier._rescore", "input", IN_TID, TupleDescAttr(in, IN_TID)->atttypid, TIDOID);
+	segtier_check_type("segtier._rescore", "tiers", 0, TupleDescAttr(tiers, 0)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
+	segtier_check_type("segtier._rescore", "tiers", 1 + NCOLS, TupleDescAttr(tiers, 1 + NCOLS)->atttypid, TIMESTAMPTZOID);
+	segtier_check_type("segtier._rescore", "tiers", 2 + NCOLS, TupleDescAttr(tiers, 2 + NCOLS)->atttypid, INT8OID);
+}
+
+/* The changed row in place of the old one, as the refresh's UPDATE set it. */
+static void
+update_row(const Scoring *s, TableWriter *w, TupleTableSlot *slot, const Datum *out,
+		   const bool *outnull, Datum tid)
+{
+	ExecClearTuple(slot);
+	slot->tts_values[0] = out[1];
+	slot->tts_isnull[0] = outnull[1];
+	for (int c = 0; c < NCOLS; c++)
+	{
+		slot->tts_values[1 + c] = out[OUT_ROW + c];
+		slot->tts_isnull[1 + c] = outnull[OUT_ROW + c];
+	}
+	/* computed_at = now(), run_id */
+	slot->tts_values[1 + NCOLS] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	slot->tts_isnull[1 + NCOLS] = false;
+	slot->tts_values[2 + NCOLS] = Int64GetDatum(s->run_id);
+	slot->tts_isnull[2 + NCOLS] = false;
+	ExecStoreVirtualTuple(slot);
+	segtier_table_update(w, (ItemPointer) DatumGetPointer(tid), slot);
 }
 
 PG_FUNCTION_INFO_V1(segtier_rescore);
@@ -1055,6 +1096,8 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	Portal		portal;
 	char	   *by = GetUserNameFromId(GetUserId(), false);
 	bool		typisvarlena;
+	TableWriter tiers;
+	TupleTableSlot *slot;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize) || rsinfo->expectedDesc == NULL)
@@ -1086,6 +1129,9 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	load_overrides(&s, DatumGetTextPP(cfg_required(cfg, "model")), per_query);
+	s.run_id = DatumGetInt64(cfg_required(cfg, "run_id"));
+	segtier_table_open(&tiers, DatumGetObjectId(cfg_required(cfg, "tiers")), ACL_UPDATE, "segtier._rescore");
+	slot = table_slot_create(tiers.rel, NULL);
 
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
@@ -1100,7 +1146,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 			break;
 		if (s.customer_out == InvalidOid)
 		{
-			check_types(SPI_tuptable->tupdesc, outdesc);
+			check_types(SPI_tuptable->tupdesc, outdesc, RelationGetDescr(tiers.rel));
 			getTypeOutputInfo(SPI_gettypeid(SPI_tuptable->tupdesc, IN_CUSTOMER + 1),
 							  &s.customer_out, &typisvarlena);
 		}
@@ -1110,12 +1156,16 @@ segtier_rescore(PG_FUNCTION_ARGS)
 			bool		outnull[OUT_NCOLS];
 			History		h;
 			char		op;
+			Datum		tid;
 
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(row_cxt);
 			memset(outnull, true, sizeof(outnull));
-			op = rescore_row(&s, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, out, outnull, &h, by);
-			if (op != '\0')
+			op = rescore_row(&s, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, out, outnull, &h, by, &tid);
+			if (op == 'u')
+				update_row(&s, &tiers, slot, out, outnull, tid);
+			/* an updated row only for its history */
+			if (op != '\0' && (op != 'u' || h.n > 0))
 			{
 				out[0] = CharGetDatum(op);
 				outnull[0] = false;
@@ -1133,6 +1183,8 @@ segtier_rescore(PG_FUNCTION_ARGS)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+	ExecDropSingleTupleTableSlot(slot);
+	segtier_table_close(&tiers);
 	SPI_finish();
 
 	rsinfo->returnMode = SFRM_Materialize;

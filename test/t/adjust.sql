@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(25);
+SELECT plan(27);
 
 -- ten customers with value 10, 20, ... 100: by value A = {100, 90, 80, 70, 60}
 CREATE TABLE sales (who text, at timestamptz, amount numeric);
@@ -25,6 +25,13 @@ SELECT is((SELECT value_class::text || ' ' || held::text FROM segtier_data.adj_t
 SELECT is((SELECT from_tier::text || '>' || to_tier::text || ' ' || reason FROM tier_history
 		   WHERE model = 'adj' AND customer = 'c6' AND scheme = 'value_class' ORDER BY run_id DESC LIMIT 1),
 	'value:A>value:C hysteresis release', 'the release is in the history');
+-- the scoring pass updated the rows itself: the run and time, index entries
+-- for the rows whose held set changed (not HOT), none missing
+SELECT is((SELECT run_id = (SELECT max(run_id) FROM refresh_runs WHERE model = 'adj') AND computed_at = now()
+		   FROM segtier_data.adj_tiers WHERE customer = 'c6'), true, 'an updated row has the run and its time');
+CREATE EXTENSION amcheck;
+SELECT lives_ok($$SELECT bt_index_check('segtier_data.adj_tiers_pkey', true), bt_index_check('segtier_data.adj_tiers_pending', true)$$,
+	'the updated rows are in both indexes');
 
 -- hysteresis by days
 SELECT alter_model('adj', '{"hysteresis_runs": 0, "hysteresis_days": 10}');

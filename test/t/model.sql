@@ -138,8 +138,8 @@ SELECT is((SELECT array_agg(customer ORDER BY customer) FROM segtier_data.once_t
 	'prospects keyed by a numeric column keep their ids in the int customer column');
 SELECT throws_ok($$SELECT * FROM segtier._rescore(
 		segtier._scoring_settings((SELECT m FROM segtier.model m WHERE name = 'once'),
-			segtier._effective_options((SELECT m FROM segtier.model m WHERE name = 'once')), now(), '{}'),
-		'SELECT ' || (SELECT string_agg(g::text, ', ') FROM generate_series(1, 36) g))
+			segtier._effective_options((SELECT m FROM segtier.model m WHERE name = 'once')), now(), '{}', 1),
+		'SELECT ' || (SELECT string_agg(g::text, ', ') FROM generate_series(1, 37) g))
 	AS x(op "char", customer int, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
 		 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
 		 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,

@@ -188,7 +188,7 @@ q wk "INSERT INTO tx VALUES (1000, now() - interval '1 hour', 9000), (1, now() -
 PID=$(q wk "$WORKER = 'wk'")
 poll wk "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $PID AND wait_event_type = 'Lock')
 	AND EXISTS (SELECT FROM segtier.refresh_progress WHERE pid = $PID AND database = 'wk' AND model = 'm1'
-				AND phase IN ('apply', 'write') AND started <= updated)" 30 \
+				AND phase IN ('score', 'write') AND started <= updated)" 30 \
 	"the worker is mid-refresh, visible in refresh_progress"
 RUN=$(q wk "SELECT max(run_id) FROM segtier.refresh_runs WHERE model = 'm1' AND status = 'running'")
 is wk "SELECT pg_terminate_backend($PID)" t "SIGTERM the worker mid-refresh"

@@ -647,20 +647,18 @@ level_at(const Levels *l, int score, Tier *t)
 }
 
 /*
- * Scores one customer into out/outnull (the customer, then the NCOLS row
- * columns) and h, and points tid at the old row's; returns the row's
- * operation ('i', 'u' or 'd'), or '\0' when nothing must be written.
+ * Scores one customer, the query's row in/nul, into out/outnull (the
+ * customer, then the NCOLS row columns) and h; returns the row's operation
+ * ('i', 'u' or 'd'), or '\0' when nothing must be written.
  */
 static char
-rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *outnull,
-			History *h, const char *by, Datum *tid)
+rescore_row(const Scoring *s, const Datum *in, const bool *nul, Datum *out, bool *outnull,
+			History *h, const char *by)
 {
 	Datum	   *v = out + OUT_ROW;
 	bool	   *isnull = outnull + OUT_ROW;
-	Datum		in[IN_NCOLS];
-	bool		nul[IN_NCOLS];
-	Datum	   *old = in + IN_OLD;
-	bool	   *oldnull = nul + IN_OLD;
+	const Datum *old = in + IN_OLD;
+	const bool *oldnull = nul + IN_OLD;
 	bool		existed,
 				has;
 	float8		recency = 0,
@@ -678,9 +676,7 @@ rescore_row(const Scoring *s, HeapTuple tup, TupleDesc desc, Datum *out, bool *o
 	StringInfoData hold;
 	bool		changed;
 
-	heap_deform_tuple(tup, desc, in, nul);
 	existed = !nul[IN_EXISTED] && DatumGetBool(in[IN_EXISTED]);
-	*tid = in[IN_TID];
 	h->n = 0;
 	out[1] = in[IN_CUSTOMER];
 	outnull[1] = nul[IN_CUSTOMER];
@@ -1079,6 +1075,73 @@ update_row(const Scoring *s, TableWriter *w, TupleTableSlot *slot, const Datum *
 	segtier_table_update(w, (ItemPointer) DatumGetPointer(tid), slot);
 }
 
+/*
+ * The scoring query's rows come straight from the executor (no copy into a
+ * tuple table): each is scored, its changed row updated and what SQL must
+ * write put in the result.
+ */
+typedef struct ScoreReceiver
+{
+	DestReceiver pub;			/* first: the executor calls us as a receiver */
+	Scoring    *s;
+	TableWriter *tiers;
+	TupleTableSlot *slot;		/* a tiers row to update */
+	Tuplestorestate *store;
+	TupleDesc	outdesc;
+	MemoryContext row_cxt;
+	const char *by;
+} ScoreReceiver;
+
+static void
+score_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	ScoreReceiver *r = (ScoreReceiver *) self;
+	bool		typisvarlena;
+
+	check_types(desc, r->outdesc, RelationGetDescr(r->tiers->rel));
+	getTypeOutputInfo(TupleDescAttr(desc, IN_CUSTOMER)->atttypid, &r->s->customer_out, &typisvarlena);
+}
+
+static bool
+score_receive(TupleTableSlot *in, DestReceiver *self)
+{
+	ScoreReceiver *r = (ScoreReceiver *) self;
+	Datum		out[OUT_NCOLS];
+	bool		outnull[OUT_NCOLS];
+	History		h;
+	char		op;
+	MemoryContext old;
+
+	CHECK_FOR_INTERRUPTS();
+	slot_getallattrs(in);
+	old = MemoryContextSwitchTo(r->row_cxt);
+	memset(outnull, true, sizeof(outnull));
+	op = rescore_row(r->s, in->tts_values, in->tts_isnull, out, outnull, &h, r->by);
+	if (op == 'u')
+		update_row(r->s, r->tiers, r->slot, out, outnull, in->tts_values[IN_TID]);
+	/* an updated row only for its history */
+	if (op != '\0' && (op != 'u' || h.n > 0))
+	{
+		out[0] = CharGetDatum(op);
+		outnull[0] = false;
+		/* NULL without history: most rows of a daily run have none */
+		for (int f = 0; f < HIST_FIELDS && h.n > 0; f++)
+		{
+			out[OUT_HIST + f] = history_array(&h, f);
+			outnull[OUT_HIST + f] = false;
+		}
+		tuplestore_putvalues(r->store, r->outdesc, out, outnull);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->row_cxt);
+	return true;
+}
+
+static void
+score_noop(DestReceiver *self)
+{
+}
+
 PG_FUNCTION_INFO_V1(segtier_rescore);
 Datum
 segtier_rescore(PG_FUNCTION_ARGS)
@@ -1087,17 +1150,14 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	HeapTupleHeader cfg = PG_GETARG_HEAPTUPLEHEADER(0);
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	MemoryContext per_query;
-	MemoryContext row_cxt;
 	MemoryContext old;
 	Tuplestorestate *store;
 	TupleDesc	outdesc;
 	Scoring		s;
 	SPIPlanPtr	plan;
-	Portal		portal;
-	char	   *by = GetUserNameFromId(GetUserId(), false);
-	bool		typisvarlena;
+	SPIExecuteOptions opts = {0};
+	ScoreReceiver r = {0};
 	TableWriter tiers;
-	TupleTableSlot *slot;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize) || rsinfo->expectedDesc == NULL)
@@ -1131,59 +1191,28 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	load_overrides(&s, DatumGetTextPP(cfg_required(cfg, "model")), per_query);
 	s.run_id = DatumGetInt64(cfg_required(cfg, "run_id"));
 	segtier_table_open(&tiers, DatumGetObjectId(cfg_required(cfg, "tiers")), ACL_UPDATE, "segtier._rescore");
-	slot = table_slot_create(tiers.rel, NULL);
 
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the scoring query: %s", SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row",
-									ALLOCSET_DEFAULT_SIZES);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 10000);
-		if (SPI_processed == 0)
-			break;
-		if (s.customer_out == InvalidOid)
-		{
-			check_types(SPI_tuptable->tupdesc, outdesc, RelationGetDescr(tiers.rel));
-			getTypeOutputInfo(SPI_gettypeid(SPI_tuptable->tupdesc, IN_CUSTOMER + 1),
-							  &s.customer_out, &typisvarlena);
-		}
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			Datum		out[OUT_NCOLS];
-			bool		outnull[OUT_NCOLS];
-			History		h;
-			char		op;
-			Datum		tid;
-
-			CHECK_FOR_INTERRUPTS();
-			old = MemoryContextSwitchTo(row_cxt);
-			memset(outnull, true, sizeof(outnull));
-			op = rescore_row(&s, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, out, outnull, &h, by, &tid);
-			if (op == 'u')
-				update_row(&s, &tiers, slot, out, outnull, tid);
-			/* an updated row only for its history */
-			if (op != '\0' && (op != 'u' || h.n > 0))
-			{
-				out[0] = CharGetDatum(op);
-				outnull[0] = false;
-				/* NULL without history: most rows of a daily run have none */
-				for (int f = 0; f < HIST_FIELDS && h.n > 0; f++)
-				{
-					out[OUT_HIST + f] = history_array(&h, f);
-					outnull[OUT_HIST + f] = false;
-				}
-				tuplestore_putvalues(store, outdesc, out, outnull);
-			}
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(row_cxt);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
-	ExecDropSingleTupleTableSlot(slot);
+	r.pub.receiveSlot = score_receive;
+	r.pub.rStartup = score_startup;
+	r.pub.rShutdown = score_noop;
+	r.pub.rDestroy = score_noop;
+	r.pub.mydest = DestNone;
+	r.s = &s;
+	r.tiers = &tiers;
+	r.slot = table_slot_create(tiers.rel, NULL);
+	r.store = store;
+	r.outdesc = outdesc;
+	r.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row",
+									  ALLOCSET_DEFAULT_SIZES);
+	r.by = GetUserNameFromId(GetUserId(), false);
+	opts.read_only = true;
+	opts.dest = &r.pub;
+	if (SPI_execute_plan_extended(plan, &opts) < 0)
+		elog(ERROR, "the scoring query failed");
+	ExecDropSingleTupleTableSlot(r.slot);
 	segtier_table_close(&tiers);
 	SPI_finish();
 

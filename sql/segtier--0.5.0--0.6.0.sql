@@ -316,3 +316,5 @@ BEGIN
 	PERFORM set_config('role', prev_role, true);
 	RETURN v_run;
 END $$;
+
+COMMENT ON COLUMN segtier.refresh_progress.phase IS 'aggregate, score (which also updates the changed tiers rows) or write';

@@ -1032,7 +1032,9 @@ check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 	if (in->natts != IN_NCOLS)
 		elog(ERROR, "the scoring query returns %d columns, not %d", in->natts, IN_NCOLS);
 	if (tiers->natts != TIERS_NCOLS)
-		elog(ERROR, "the tiers table of segtier._rescore has %d columns, not %d", tiers->natts, TIERS_NCOLS);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the tiers table of segtier._rescore has %d columns, not %d", tiers->natts, TIERS_NCOLS)));
 	for (int i = 1; i < IN_OLD; i++)
 		segtier_check_type("segtier._rescore", "input", i, TupleDescAttr(in, i)->atttypid, features[i]);
 	segtier_check_type("segtier._rescore", "output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
@@ -1053,14 +1055,23 @@ check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 	segtier_check_type("segtier._rescore", "tiers", 2 + NCOLS, TupleDescAttr(tiers, 2 + NCOLS)->atttypid, INT8OID);
 }
 
-/* The changed row in place of the old one, as the refresh's UPDATE set it. */
+/*
+ * The changed row in place of the old one, at the ctid the query read; its
+ * computed_at and run_id are the run's.
+ */
 static void
-update_row(const Scoring *s, TableWriter *w, TupleTableSlot *slot, const Datum *out,
-		   const bool *outnull, Datum tid)
+update_row(const Scoring *s, TableWriter *w, TupleTableSlot *old, TupleTableSlot *slot,
+		   const Datum *out, const bool *outnull, const Datum *in, const bool *nul)
 {
+	ItemPointer tid = (ItemPointer) DatumGetPointer(in[IN_TID]);
+
+	/* a query's ctid: the row must be there, as the query saw it */
+	if (nul[IN_TID] || !segtier_table_fetch(w, tid, old))
+		elog(ERROR, "the scoring query of segtier._rescore read no row of \"%s\" at its ctid",
+			 RelationGetRelationName(w->rel));
 	ExecClearTuple(slot);
-	slot->tts_values[0] = out[1];
-	slot->tts_isnull[0] = outnull[1];
+	/* the key as stored (an equal key may be spelt otherwise) */
+	slot->tts_values[0] = slot_getattr(old, 1, &slot->tts_isnull[0]);
 	for (int c = 0; c < NCOLS; c++)
 	{
 		slot->tts_values[1 + c] = out[OUT_ROW + c];
@@ -1072,7 +1083,8 @@ update_row(const Scoring *s, TableWriter *w, TupleTableSlot *slot, const Datum *
 	slot->tts_values[2 + NCOLS] = Int64GetDatum(s->run_id);
 	slot->tts_isnull[2 + NCOLS] = false;
 	ExecStoreVirtualTuple(slot);
-	segtier_table_update(w, (ItemPointer) DatumGetPointer(tid), slot);
+	segtier_table_update(w, tid, slot);
+	ExecClearTuple(old);
 }
 
 /*
@@ -1085,7 +1097,8 @@ typedef struct ScoreReceiver
 	DestReceiver pub;			/* first: the executor calls us as a receiver */
 	Scoring    *s;
 	TableWriter *tiers;
-	TupleTableSlot *slot;		/* a tiers row to update */
+	TupleTableSlot *old;		/* a tiers row as read */
+	TupleTableSlot *slot;		/* and as updated */
 	Tuplestorestate *store;
 	TupleDesc	outdesc;
 	MemoryContext row_cxt;
@@ -1118,7 +1131,7 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 	memset(outnull, true, sizeof(outnull));
 	op = rescore_row(r->s, in->tts_values, in->tts_isnull, out, outnull, &h, r->by);
 	if (op == 'u')
-		update_row(r->s, r->tiers, r->slot, out, outnull, in->tts_values[IN_TID]);
+		update_row(r->s, r->tiers, r->old, r->slot, out, outnull, in->tts_values, in->tts_isnull);
 	/* an updated row only for its history */
 	if (op != '\0' && (op != 'u' || h.n > 0))
 	{
@@ -1202,6 +1215,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	r.pub.mydest = DestNone;
 	r.s = &s;
 	r.tiers = &tiers;
+	r.old = table_slot_create(tiers.rel, NULL);
 	r.slot = table_slot_create(tiers.rel, NULL);
 	r.store = store;
 	r.outdesc = outdesc;
@@ -1212,6 +1226,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	opts.dest = &r.pub;
 	if (SPI_execute_plan_extended(plan, &opts) < 0)
 		elog(ERROR, "the scoring query failed");
+	ExecDropSingleTupleTableSlot(r.old);
 	ExecDropSingleTupleTableSlot(r.slot);
 	segtier_table_close(&tiers);
 	SPI_finish();

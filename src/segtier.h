@@ -111,6 +111,7 @@ typedef struct TableWriter
 
 extern void segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func);
 extern void segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n);
+extern bool segtier_table_fetch(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_close(TableWriter *w);
 

@@ -19,9 +19,10 @@
  * At 1M customers of ten orders the pass holds 508 MB, 520 bytes a
  * customer: 40-byte entries in a table of 2^21, the purchase state's
  * 256-byte chunk and the 128-byte period sums, with chunk headers and
- * allocator blocks; the sort of the result adds 16 bytes a customer.
+ * allocator blocks; sorting the summaries adds 16 bytes a customer.
  *
- * The target is one of segtier's own tables, written as tablewrite.c says.
+ * The target is a refresh's <model>_summary; any other table must pass the
+ * checks of tablewrite.c.
  */
 #include "segtier.h"
 
@@ -685,5 +686,5 @@ segtier_summarize(PG_FUNCTION_ARGS)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("segtier's library is newer than the extension in this database"),
 			 errhint("Run ALTER EXTENSION segtier UPDATE.")));
-	PG_RETURN_NULL();
+	pg_unreachable();
 }

@@ -3,12 +3,15 @@
  *
  * The aggregation pass inserts the summaries and the scoring pass updates
  * the tiers rows that changed, without forming a result set that SQL then
- * copies or joins back to the table.  Rows go in as COPY writes them (heap
- * multi-inserts, then their index entries); updates as an UPDATE makes them
+ * copies or joins back to the table.  Rows go in by heap multi-inserts and
+ * their index entries, as COPY writes them; updates as an UPDATE makes them
  * (HOT when no indexed column changed, else new index entries).  What an
- * INSERT or UPDATE would also run (triggers, row security, check
- * constraints, generated columns) the tables of a model do not have, and a
- * table that has them is refused rather than bypassed.
+ * INSERT or UPDATE would also run or check (triggers, rules, row security,
+ * check constraints, generated columns, type modifiers) the tables of a
+ * model do not have, and a table that has them is refused rather than
+ * bypassed.  Those tables belong to the extension's owner, so no model
+ * owner can add any of it; the functions check the caller's privilege on
+ * the table as the statement would.
  */
 #include "segtier.h"
 
@@ -20,6 +23,7 @@
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -32,28 +36,36 @@ segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
 	AclResult	acl;
 
 	PreventCommandIfReadOnly(func);
+	/* before the lock, as the statement's parse analysis would */
+	acl = pg_class_aclcheck(relid, GetUserId(), mode);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(relid));
 	rel = w->rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s writes into a table, not into \"%s\"", func, RelationGetRelationName(rel))));
-	acl = pg_class_aclcheck(relid, GetUserId(), mode);
-	if (acl != ACLCHECK_OK)
-		aclcheck_error(acl, OBJECT_TABLE, RelationGetRelationName(rel));
-	if (rel->trigdesc != NULL || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED ||
+	if (rel->trigdesc != NULL || rel->rd_rules != NULL || check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED ||
 		(desc->constr != NULL && (desc->constr->num_check > 0 || desc->constr->has_generated_stored)))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s cannot write into \"%s\"", func, RelationGetRelationName(rel)),
-				 errdetail("It has triggers, row security, check constraints or generated columns.")));
-	/* callers check the columns by position */
+				 errdetail("It has triggers, rules, row security, check constraints or generated columns.")));
+	/* callers check the columns' types by position */
 	for (int i = 0; i < desc->natts; i++)
-		if (TupleDescAttr(desc, i)->attisdropped)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypmod != -1)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column %d of \"%s\" is dropped", i + 1, RelationGetRelationName(rel)),
-					 errdetail("%s writes the columns by position.", func)));
+					 errmsg("column %d of \"%s\" is %s", i + 1, RelationGetRelationName(rel),
+							att->attisdropped ? "dropped" : "of a type with a modifier"),
+					 errdetail("%s writes the columns by position and their values as they are.", func)));
+	}
+	/* a published table must be able to log an update */
+	CheckCmdReplicaIdentity(rel, mode == ACL_UPDATE ? CMD_UPDATE : CMD_INSERT);
 	w->func = func;
 	w->options = 0;
 	/*
@@ -71,15 +83,14 @@ segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
 	w->cid = GetCurrentCommandId(true);
 }
 
-/* A row's index entries (none are deferred: the caller's tables have no queue for them). */
+/*
+ * A row's index entries.  The list of constraints to check later is empty:
+ * deferrable ones come with constraint triggers, refused at open.
+ */
 static void
 index_entries(TableWriter *w, TupleTableSlot *slot, bool update)
 {
-	if (ExecInsertIndexTuples(w->rri, slot, w->estate, update, false, NULL, NIL) != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s cannot write into \"%s\"", w->func, RelationGetRelationName(w->rel)),
-				 errdetail("It has deferrable constraints.")));
+	list_free(ExecInsertIndexTuples(w->rri, slot, w->estate, update, false, NULL, NIL));
 }
 
 /* Inserts the rows of slots (stored, virtual or not) and clears them. */
@@ -102,9 +113,10 @@ segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n)
 }
 
 /*
- * Replaces the row at tid by slot's.  The caller read it under the active
- * snapshot; a row another transaction changed or deleted since is an error
- * (the next refresh starts over) rather than a lost update.
+ * Replaces the row at tid by slot's.  The caller fetched it under the active
+ * snapshot (segtier_table_fetch); a row another transaction changed or
+ * deleted since is an error (the next refresh starts over) rather than a
+ * lost update.
  */
 void
 segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
@@ -119,6 +131,8 @@ segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
 		ExecConstraints(w->rri, slot, w->estate);
 	r = table_tuple_update(w->rel, tid, slot, w->cid, GetActiveSnapshot(), InvalidSnapshot,
 						   true, &tmfd, &lockmode, &update_indexes);
+	if (r == TM_SelfModified)
+		elog(ERROR, "%s updated a row of \"%s\" twice", w->func, RelationGetRelationName(w->rel));
 	if (r != TM_Ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -129,6 +143,17 @@ segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
 	ExecClearTuple(slot);
 	MemoryContextSwitchTo(old);
 	ResetPerTupleExprContext(w->estate);
+}
+
+/*
+ * The row at tid as the active snapshot sees it, into slot (the table's
+ * kind); false when there is none.  A tid read by a query is checked so
+ * before anything is written at it.
+ */
+bool
+segtier_table_fetch(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
+{
+	return table_tuple_fetch_row_version(w->rel, tid, GetActiveSnapshot(), slot);
 }
 
 void

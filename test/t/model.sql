@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(36);
+SELECT plan(40);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -148,6 +148,36 @@ SELECT throws_ok($$SELECT * FROM segtier._rescore(
 		 h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$$,
 	'42804', 'input column 2 of segtier._rescore has type integer, not timestamp with time zone',
 	'the scoring pass checks the types of what it reads');
+-- it updates rows at the ctid its query read: one that is not a row is an error, not a write
+CREATE FUNCTION pg_temp.rescore_at(tid text) RETURNS bigint LANGUAGE plpgsql AS $f$
+DECLARE
+	m segtier.model := (SELECT m FROM segtier.model m WHERE name = 'once');
+	n bigint;
+BEGIN
+	EXECUTE $q$SELECT count(*) FROM segtier._rescore(
+			segtier._scoring_settings($1, segtier._effective_options($1), now(), (SELECT params FROM segtier.refresh_runs
+				WHERE model = 'once' AND status = 'succeeded' ORDER BY run_id DESC LIMIT 1), 1), $2)
+		AS x(op "char", customer int, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
+			 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
+			 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,
+			 churn_reason text, p_alive float8, expected_purchases float8, clv float8, cluster int,
+			 cluster_label text, held text[], overridden text[], hold jsonb,
+			 h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$q$
+	INTO n USING m, format($q$SELECT t.customer, t.first_purchase, t.last_purchase, 12345::float8, t.frequency,
+			t.monetary, t.value, 1::bigint, NULL::numeric[], NULL::float8, NULL::float8, NULL::float8, NULL::float8,
+			true, true, t.first_purchase, t.last_purchase, t.recency_days, t.frequency, t.monetary, t.value, t.rfm,
+			t.rfm_segment, t.value_class, t.pyramid, t.lifecycle, t.churn_risk, t.churn_reason, t.p_alive,
+			t.expected_purchases, t.clv, t.cluster, t.cluster_label, t.held, t.overridden, t.hold, %s::tid
+		FROM segtier_data.once_tiers t WHERE t.last_purchase IS NOT NULL$q$, tid);
+	RETURN n;
+END $f$;
+SELECT throws_ok($$SELECT pg_temp.rescore_at('''(0,999)''')$$, 'XX000',
+	'the scoring query of segtier._rescore read no row of "once_tiers" at its ctid', 'a ctid past the rows of a page');
+SELECT throws_ok($$SELECT pg_temp.rescore_at('NULL')$$, 'XX000',
+	'the scoring query of segtier._rescore read no row of "once_tiers" at its ctid', 'no ctid');
+SELECT lives_ok($$SELECT pg_temp.rescore_at('t.ctid')$$, 'the ctid of the row read: updated');
+SELECT is((SELECT count(*) FROM segtier_data.once_tiers WHERE recency_days = 12345), 3::bigint,
+	'the rows read were updated');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -6,7 +6,7 @@ SET search_path = public, segtier;
 SET TimeZone = 'UTC';
 SET work_mem = '4MB';
 SET hash_mem_multiplier = 2;
-SELECT plan(35);
+SELECT plan(37);
 
 -- 3,000 customers, 40,000 rows: refunds, zero amounts, NULL customers, times,
 -- amounts and margins, rows after as_of, 20 customers with 200 distinct days
@@ -145,8 +145,8 @@ SELECT results_eq($$SELECT * FROM pg_temp.summarize('src', 'bigint', pg_temp.gro
 	$$SELECT * FROM pg_temp.reference('src')$$, 'beyond hash_mem: the grouped rows with the arguments');
 RESET work_mem;
 -- a customer type without hashing: the grouped query
-CREATE TEMP TABLE src_bit AS SELECT c::bit(12) AS c, ts, amt, mg FROM src;
-SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_bit', 'bit(12)', pg_temp.marker('bit(12)'))$$,
+CREATE TEMP TABLE src_bit AS SELECT c::bit(12)::varbit AS c, ts, amt, mg FROM src;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_bit', 'varbit', pg_temp.marker('varbit'))$$,
 	$$SELECT 'without a customer: -1'$$, 'a customer type without a hash opclass: the grouped query');
 
 -- errors
@@ -176,6 +176,14 @@ SELECT throws_ok($$SELECT segtier._summarize(pg_temp.target('bigint'), 'SELECT 1
 SELECT pg_temp.into(pg_temp.target('bigint'), 'src');
 SELECT throws_ok($$SELECT pg_temp.into('pg_temp.summ_out', 'src')$$,
 	'23505', 'duplicate key value violates unique constraint "summ_out_pkey"', 'a customer already there');
+CREATE TEMP TABLE typmod_target (LIKE pg_temp.summ_out);
+ALTER TABLE typmod_target ALTER total_amount TYPE numeric(12, 2);
+SELECT throws_ok($$SELECT pg_temp.into('typmod_target', 'src')$$,
+	'42804', 'column 6 of "typmod_target" is of a type with a modifier', 'a column whose values an INSERT would coerce');
+CREATE TEMP TABLE ruled_target (LIKE pg_temp.summ_out);
+CREATE RULE r AS ON INSERT TO ruled_target DO INSTEAD NOTHING;
+SELECT throws_ok($$SELECT pg_temp.into('ruled_target', 'src')$$,
+	'0A000', 'segtier._summarize cannot write into "ruled_target"', 'a table with rules');
 CREATE TEMP VIEW summ_view AS SELECT * FROM pg_temp.summ_out;
 SELECT throws_ok($$SELECT pg_temp.into('summ_view', 'src')$$,
 	'42809', 'segtier._summarize writes into a table, not into "summ_view"', 'a view');

@@ -23,7 +23,7 @@ COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, 
 -- the scoring pass writes into the tiers table of its run
 ALTER TYPE segtier._scoring ADD ATTRIBUTE tiers regclass, ADD ATTRIBUTE run_id bigint;
 COMMENT ON FUNCTION segtier._rescore(segtier._scoring, text) IS
-'internal: scores the rows of query (features beside the current tiers row and its ctid), updates the changed rows of the tiers table and returns the rows to insert or delete and the history of all';
+'internal: scores the rows of query (features and the ctid of the customer''s current tiers row), updates the changed rows of the tiers table and returns the rows to insert or delete and the history of all';
 
 DROP FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb);
 -- The scoring settings from the options and the statistics in a run's params.
@@ -266,9 +266,9 @@ BEGIN
 		SELECT * FROM segtier._rescore($1, $q$
 			SELECT coalesce(n.customer, t.customer), n.first_purchase, n.last_purchase, n.recency_days, n.frequency,
 				   n.monetary, n.value, n.transactions, n.month_spend, n.x, n.t_x, n.t_age, n.mean_repeat,
-				   n.customer IS NOT NULL, t.customer IS NOT NULL, %4$s, t.ctid
-			FROM (%1$s) n FULL JOIN (SELECT ctid, * FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
-		AS x(op "char", customer %5$s, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
+				   n.customer IS NOT NULL, t.ctid
+			FROM (%1$s) n FULL JOIN (SELECT t.customer, t.ctid FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
+		AS x(op "char", customer %4$s, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
 			 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
 			 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,
 			 churn_reason text, p_alive float8, expected_purchases float8, clv float8, cluster int,
@@ -276,7 +276,7 @@ BEGIN
 			 h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$f$,
 		segtier._features(m, o, v_as_of, subset), tbl,
 		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END,
-		regexp_replace(cols, '(\w+)', 't.\1', 'g'), ctype)
+		ctype)
 	USING segtier._scoring_settings(m, o, v_as_of, params, v_run);
 
 	PERFORM segtier.report_progress(m.name, 'write', n_customers, n_customers);

@@ -127,7 +127,11 @@ static const Oid column_type[NCOLS] = {
 	INT4OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBOID
 };
 
-/* Input columns of the query, 0-based; the old row follows at IN_OLD. */
+/*
+ * Input columns of the query, 0-based: the features, then the ctid of the
+ * customer's row in <model>_tiers (NULL for a new customer), which the pass
+ * reads itself: a hash join carrying every old row would cost more.
+ */
 enum
 {
 	IN_CUSTOMER,
@@ -144,9 +148,7 @@ enum
 	IN_T_AGE,
 	IN_MEAN_REPEAT,
 	IN_PRESENT,
-	IN_EXISTED,
-	IN_OLD,
-	IN_TID = IN_OLD + NCOLS,	/* the old row's ctid */
+	IN_TID,
 	IN_NCOLS
 };
 
@@ -647,20 +649,18 @@ level_at(const Levels *l, int score, Tier *t)
 }
 
 /*
- * Scores one customer, the query's row in/nul, into out/outnull (the
- * customer, then the NCOLS row columns) and h; returns the row's operation
- * ('i', 'u' or 'd'), or '\0' when nothing must be written.
+ * Scores one customer, the query's row in/nul beside the customer's row of
+ * <model>_tiers (the NCOLS columns old/oldnull, when it existed), into
+ * out/outnull (the customer, then the NCOLS row columns) and h; returns the
+ * row's operation ('i', 'u' or 'd'), or '\0' when nothing must be written.
  */
 static char
-rescore_row(const Scoring *s, const Datum *in, const bool *nul, Datum *out, bool *outnull,
-			History *h, const char *by)
+rescore_row(const Scoring *s, const Datum *in, const bool *nul, bool existed, const Datum *old,
+			const bool *oldnull, Datum *out, bool *outnull, History *h, const char *by)
 {
 	Datum	   *v = out + OUT_ROW;
 	bool	   *isnull = outnull + OUT_ROW;
-	const Datum *old = in + IN_OLD;
-	const bool *oldnull = nul + IN_OLD;
-	bool		existed,
-				has;
+	bool		has;
 	float8		recency = 0,
 				frequency = 0,
 				monetary = 0;
@@ -676,7 +676,6 @@ rescore_row(const Scoring *s, const Datum *in, const bool *nul, Datum *out, bool
 	StringInfoData hold;
 	bool		changed;
 
-	existed = !nul[IN_EXISTED] && DatumGetBool(in[IN_EXISTED]);
 	h->n = 0;
 	out[1] = in[IN_CUSTOMER];
 	outnull[1] = nul[IN_CUSTOMER];
@@ -1022,9 +1021,9 @@ segtier_check_type(const char *func, const char *what, int col, Oid have, Oid wa
 static void
 check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 {
-	static const Oid features[IN_OLD] = {
+	static const Oid features[IN_NCOLS] = {
 		InvalidOid, TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, INT8OID, NUMERICOID, NUMERICOID,
-		INT8OID, NUMERICARRAYOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, BOOLOID, BOOLOID
+		INT8OID, NUMERICARRAYOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, BOOLOID, TIDOID
 	};
 	Oid			rfm = segtier_type("rfm");
 	Oid			tier = segtier_type("tier");
@@ -1035,7 +1034,7 @@ check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("the tiers table of segtier._rescore has %d columns, not %d", tiers->natts, TIERS_NCOLS)));
-	for (int i = 1; i < IN_OLD; i++)
+	for (int i = 1; i < IN_NCOLS; i++)
 		segtier_check_type("segtier._rescore", "input", i, TupleDescAttr(in, i)->atttypid, features[i]);
 	segtier_check_type("segtier._rescore", "output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
 	segtier_check_type("segtier._rescore", "output", 1, TupleDescAttr(out, 1)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
@@ -1043,32 +1042,24 @@ check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 	{
 		Oid			want = column_type[c] != InvalidOid ? column_type[c] : c == C_RFM ? rfm : tier;
 
-		segtier_check_type("segtier._rescore", "input", IN_OLD + c, TupleDescAttr(in, IN_OLD + c)->atttypid, want);
 		segtier_check_type("segtier._rescore", "tiers", 1 + c, TupleDescAttr(tiers, 1 + c)->atttypid, want);
 		segtier_check_type("segtier._rescore", "output", OUT_ROW + c, TupleDescAttr(out, OUT_ROW + c)->atttypid, want);
 	}
 	for (int f = 0; f < HIST_FIELDS; f++)
 		segtier_check_type("segtier._rescore", "output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid, TEXTARRAYOID);
-	segtier_check_type("segtier._rescore", "input", IN_TID, TupleDescAttr(in, IN_TID)->atttypid, TIDOID);
 	segtier_check_type("segtier._rescore", "tiers", 0, TupleDescAttr(tiers, 0)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
 	segtier_check_type("segtier._rescore", "tiers", 1 + NCOLS, TupleDescAttr(tiers, 1 + NCOLS)->atttypid, TIMESTAMPTZOID);
 	segtier_check_type("segtier._rescore", "tiers", 2 + NCOLS, TupleDescAttr(tiers, 2 + NCOLS)->atttypid, INT8OID);
 }
 
 /*
- * The changed row in place of the old one, at the ctid the query read; its
- * computed_at and run_id are the run's.
+ * The changed row in place of the old one, which old holds; its computed_at
+ * and run_id are the run's.
  */
 static void
 update_row(const Scoring *s, TableWriter *w, TupleTableSlot *old, TupleTableSlot *slot,
-		   const Datum *out, const bool *outnull, const Datum *in, const bool *nul)
+		   const Datum *out, const bool *outnull)
 {
-	ItemPointer tid = (ItemPointer) DatumGetPointer(in[IN_TID]);
-
-	/* a query's ctid: the row must be there, as the query saw it */
-	if (nul[IN_TID] || !segtier_table_fetch(w, tid, old))
-		elog(ERROR, "the scoring query of segtier._rescore read no row of \"%s\" at its ctid",
-			 RelationGetRelationName(w->rel));
 	ExecClearTuple(slot);
 	/* the key as stored (an equal key may be spelt otherwise) */
 	slot->tts_values[0] = slot_getattr(old, 1, &slot->tts_isnull[0]);
@@ -1083,8 +1074,7 @@ update_row(const Scoring *s, TableWriter *w, TupleTableSlot *old, TupleTableSlot
 	slot->tts_values[2 + NCOLS] = Int64GetDatum(s->run_id);
 	slot->tts_isnull[2 + NCOLS] = false;
 	ExecStoreVirtualTuple(slot);
-	segtier_table_update(w, tid, slot);
-	ExecClearTuple(old);
+	segtier_table_update(w, &old->tts_tid, slot);
 }
 
 /*
@@ -1097,8 +1087,10 @@ typedef struct ScoreReceiver
 	DestReceiver pub;			/* first: the executor calls us as a receiver */
 	Scoring    *s;
 	TableWriter *tiers;
-	TupleTableSlot *old;		/* a tiers row as read */
+	TupleTableSlot *old;		/* a tiers row as fetched */
 	TupleTableSlot *slot;		/* and as updated */
+	Datum		no_values[NCOLS];	/* the columns of no row: 0 */
+	bool		no_row[NCOLS];	/* and NULL */
 	Tuplestorestate *store;
 	TupleDesc	outdesc;
 	MemoryContext row_cxt;
@@ -1125,13 +1117,24 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 	char		op;
 	MemoryContext old;
 
+	bool		existed;
+
 	CHECK_FOR_INTERRUPTS();
 	slot_getallattrs(in);
+	existed = !in->tts_isnull[IN_TID];
+	/* a query's ctid: the row must be there, as the query saw it */
+	if (existed && !segtier_table_fetch(r->tiers, (ItemPointer) DatumGetPointer(in->tts_values[IN_TID]), r->old))
+		elog(ERROR, "the scoring query of segtier._rescore read no row of \"%s\" at its ctid",
+			 RelationGetRelationName(r->tiers->rel));
+	if (existed)
+		slot_getallattrs(r->old);
 	old = MemoryContextSwitchTo(r->row_cxt);
 	memset(outnull, true, sizeof(outnull));
-	op = rescore_row(r->s, in->tts_values, in->tts_isnull, out, outnull, &h, r->by);
+	op = rescore_row(r->s, in->tts_values, in->tts_isnull, existed,
+					 existed ? r->old->tts_values + 1 : r->no_values, existed ? r->old->tts_isnull + 1 : r->no_row,
+					 out, outnull, &h, r->by);
 	if (op == 'u')
-		update_row(r->s, r->tiers, r->old, r->slot, out, outnull, in->tts_values, in->tts_isnull);
+		update_row(r->s, r->tiers, r->old, r->slot, out, outnull);
 	/* an updated row only for its history */
 	if (op != '\0' && (op != 'u' || h.n > 0))
 	{
@@ -1147,6 +1150,7 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(r->row_cxt);
+	ExecClearTuple(r->old);
 	return true;
 }
 
@@ -1216,6 +1220,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	r.s = &s;
 	r.tiers = &tiers;
 	r.old = table_slot_create(tiers.rel, NULL);
+	memset(r.no_row, true, sizeof(r.no_row));
 	r.slot = table_slot_create(tiers.rel, NULL);
 	r.store = store;
 	r.outdesc = outdesc;

@@ -105,6 +105,8 @@ typedef struct TableWriter
 	ResultRelInfo *rri;
 	CommandId	cid;
 	int			options;		/* of the table AM's inserts */
+	bool		build_indexes;	/* at close, not an entry a row */
+	bool		inserted;
 	bool		not_null;		/* NOT NULL columns to check */
 	const char *func;			/* names the writer in errors */
 } TableWriter;

@@ -18,9 +18,11 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -68,13 +70,23 @@ segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
 	CheckCmdReplicaIdentity(rel, mode == ACL_UPDATE ? CMD_UPDATE : CMD_INSERT);
 	w->func = func;
 	w->options = 0;
+	w->build_indexes = false;
+	w->inserted = false;
 	/*
 	 * A table made or truncated in this transaction (a full refresh) only
 	 * grows: as COPY, skip the free space map, so pages fill in order.
 	 */
 	if (rel->rd_createSubid != InvalidSubTransactionId ||
 		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
+	{
 		w->options |= TABLE_INSERT_SKIP_FSM;
+		/*
+		 * No other session sees it: when it is empty, its indexes are built
+		 * once from all the rows at the end, as CREATE INDEX would, instead
+		 * of an entry at a time.
+		 */
+		w->build_indexes = RelationGetNumberOfBlocks(rel) == 0;
+	}
 	w->not_null = desc->constr != NULL && desc->constr->has_not_null;
 	w->estate = CreateExecutorState();
 	w->rri = makeNode(ResultRelInfo);
@@ -105,9 +117,11 @@ segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n)
 	table_multi_insert(w->rel, slots, n, w->cid, w->options, NULL);
 	for (int i = 0; i < n; i++)
 	{
-		index_entries(w, slots[i], false);
+		if (!w->build_indexes)
+			index_entries(w, slots[i], false);
 		ExecClearTuple(slots[i]);
 	}
+	w->inserted = true;
 	MemoryContextSwitchTo(old);
 	ResetPerTupleExprContext(w->estate);
 }
@@ -160,6 +174,12 @@ void
 segtier_table_close(TableWriter *w)
 {
 	ExecCloseIndices(w->rri);
+	if (w->build_indexes && w->inserted)
+	{
+		ReindexParams params = {0};
+
+		reindex_relation(RelationGetRelid(w->rel), REINDEX_REL_CHECK_CONSTRAINTS, &params);
+	}
 	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);
 }

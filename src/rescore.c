@@ -2,18 +2,17 @@
  * rescore.c: the scoring pass of a refresh.
  *
  * segtier._rescore(cfg segtier._scoring, query text) reads the rows of query
- * (each customer's features beside the current row of <model>_tiers, see
- * _refresh_model) in one streaming pass and returns only what must be
- * written: new customers ('i') and customers who left ('d'), each with
- * its tier_history entries, and the entries of rows whose values changed
- * ('u').  Those rows it updates in <model>_tiers itself (tablewrite.c), at
- * the tid the query read them from: a daily run changes nearly every row
- * (recency, P(alive)), and writing them here spares a million-row result
- * set and the join of an UPDATE.  Scores,
- * segments, value classes, the pyramid, lifecycle, churn, the predictive
- * columns, clusters, overrides and hysteresis are all computed here, with
- * the same functions the SQL API exposes, so the refresh and a hand-written
- * query give the same answer.
+ * (each customer's features and the ctid of its row in <model>_tiers, see
+ * _refresh_model) and those rows in one streaming pass.  It updates the rows
+ * whose values changed itself (tablewrite.c): a daily run changes nearly
+ * every row (recency, P(alive)), and writing them here spares a million-row
+ * result set and the join of an UPDATE.  It returns the rest that must be
+ * written: new customers ('i') and customers who left ('d'), each with its
+ * tier_history entries, and the entries of the rows it updated ('u').
+ * Scores, segments, value classes, the pyramid, lifecycle, churn, the
+ * predictive columns, clusters, overrides and hysteresis are all computed
+ * here, with the same functions the SQL API exposes, so the refresh and a
+ * hand-written query give the same answer.
  */
 #include "segtier.h"
 
@@ -1116,18 +1115,19 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 	History		h;
 	char		op;
 	MemoryContext old;
-
 	bool		existed;
 
 	CHECK_FOR_INTERRUPTS();
 	slot_getallattrs(in);
 	existed = !in->tts_isnull[IN_TID];
-	/* a query's ctid: the row must be there, as the query saw it */
-	if (existed && !segtier_table_fetch(r->tiers, (ItemPointer) DatumGetPointer(in->tts_values[IN_TID]), r->old))
-		elog(ERROR, "the scoring query of segtier._rescore read no row of \"%s\" at its ctid",
-			 RelationGetRelationName(r->tiers->rel));
 	if (existed)
+	{
+		/* a query's ctid: the row must be there, as the query saw it */
+		if (!segtier_table_fetch(r->tiers, (ItemPointer) DatumGetPointer(in->tts_values[IN_TID]), r->old))
+			elog(ERROR, "the scoring query of segtier._rescore read no row of \"%s\" at its ctid",
+				 RelationGetRelationName(r->tiers->rel));
 		slot_getallattrs(r->old);
+	}
 	old = MemoryContextSwitchTo(r->row_cxt);
 	memset(outnull, true, sizeof(outnull));
 	op = rescore_row(r->s, in->tts_values, in->tts_isnull, existed,

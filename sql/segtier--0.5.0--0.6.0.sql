@@ -18,7 +18,40 @@ CREATE FUNCTION segtier._summarize(target regclass, scan text, grouped text, tim
 								   as_of timestamptz, month_starts timestamptz[]) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'segtier_summarize_into' LANGUAGE C VOLATILE STRICT;
 
-COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) IS 'internal: writes the per-customer sums of a refresh into target (a table without triggers, row security or checks) from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem; returns the source rows without a customer';
+COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) IS 'internal: writes the per-customer sums of a refresh into target (a table without triggers, rules, row security, checks, generated columns or type modifiers) from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem; returns the source rows without a customer';
+
+CREATE OR REPLACE FUNCTION segtier.grant_admin(role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+BEGIN
+	PERFORM segtier._grant_views(role);
+	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.model TO %s', role);
+	EXECUTE format('GRANT INSERT, UPDATE ON segtier.refresh_runs TO %s', role);
+	EXECUTE format('GRANT USAGE ON SEQUENCE segtier.refresh_runs_run_id_seq TO %s', role);
+	EXECUTE format('GRANT INSERT ON segtier.tier_history TO %s', role);
+	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.tier_override TO %s', role);
+	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
+		segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
+		segtier._refresh_model(text, boolean, bigint), segtier._rescore(segtier._scoring, text),
+		segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]),
+		segtier._create_relations(text), segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean),
+		segtier._capture(), segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
+		segtier.set_override(text, text, segtier.tier, text, timestamptz),
+		segtier.clear_override(text, text, text) TO %s', role);
+END $$;
+
+-- it writes into a table: like _rescore, for the roles a refresh runs as
+REVOKE ALL ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) FROM PUBLIC;
+DO $$
+DECLARE
+	r regrole;
+BEGIN
+	FOR r IN SELECT DISTINCT a.grantee::regrole
+			 FROM pg_proc p, aclexplode(p.proacl) a
+			 WHERE p.oid = 'segtier._refresh_model(text, boolean, bigint)'::regprocedure
+			   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) TO %s', r);
+	END LOOP;
+END $$;
 
 -- the scoring pass writes into the tiers table of its run
 ALTER TYPE segtier._scoring ADD ATTRIBUTE tiers regclass, ADD ATTRIBUTE run_id bigint;
@@ -165,8 +198,8 @@ BEGIN
 	END IF;
 	-- the summaries in one pass of the module (segtier._summarize), or, when
 	-- they outgrow hash_mem, by the grouped query, whose hash aggregation
-	-- spills; written in the customer's order (the primary key index grows
-	-- at its right edge)
+	-- spills; written in the customer's order, which the table's pages and
+	-- its primary key then follow
 	null_customer_rows := segtier._summarize(sumt::regclass,
 		format('SELECT %s, %s, %s, %s FROM %s %s', cust, tcol, amt, margin, src, filter),
 		format($f$

@@ -1888,8 +1888,8 @@ BEGIN
 	END IF;
 	-- the summaries in one pass of the module (segtier._summarize), or, when
 	-- they outgrow hash_mem, by the grouped query, whose hash aggregation
-	-- spills; written in the customer's order (the primary key index grows
-	-- at its right edge)
+	-- spills; written in the customer's order, which the table's pages and
+	-- its primary key then follow
 	null_customer_rows := segtier._summarize(sumt::regclass,
 		format('SELECT %s, %s, %s, %s FROM %s %s', cust, tcol, amt, margin, src, filter),
 		format($f$
@@ -2337,6 +2337,7 @@ BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
 		segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
 		segtier._refresh_model(text, boolean, bigint), segtier._rescore(segtier._scoring, text),
+		segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]),
 		segtier._create_relations(text), segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean),
 		segtier._capture(), segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),
 		segtier.set_override(text, text, segtier.tier, text, timestamptz),
@@ -2365,7 +2366,7 @@ COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz,
 COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table)';
 COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refresh of one model in the current transaction (the path of refresh() and the worker)';
 COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary (0 for a feature the same for every buyer)';
-COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) IS 'internal: writes the per-customer sums of a refresh into target (a table without triggers, row security or checks) from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem; returns the source rows without a customer';
+COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) IS 'internal: writes the per-customer sums of a refresh into target (a table without triggers, rules, row security, checks, generated columns or type modifiers) from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem; returns the source rows without a customer';
 COMMENT ON FUNCTION segtier._float8(numeric) IS 'numeric to float8, the value of the cast without its detour through text';
 COMMENT ON FUNCTION segtier._cluster_label(double precision[]) IS 'readable description of a standardized cluster centroid';
 COMMENT ON FUNCTION segtier._run_start(text) IS 'worker: record a running run';
@@ -2384,7 +2385,8 @@ REVOKE ALL ON FUNCTION segtier.create_model(text, regclass, name, name, name, js
 	segtier.grant_admin(regrole), segtier._refresh_model(text, boolean, bigint), segtier._run_start(text),
 	segtier._run_failed(bigint, text), segtier._close_stale_runs(), segtier._capture(),
 	segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
-	segtier._rescore(segtier._scoring, text), segtier._create_relations(text),
+	segtier._rescore(segtier._scoring, text), segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]),
+	segtier._create_relations(text),
 	segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean), segtier._grant_views(regrole) FROM PUBLIC;
 
 ------------------------------------------------------------------------------

@@ -1227,6 +1227,11 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	r.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row",
 									  ALLOCSET_DEFAULT_SIZES);
 	r.by = GetUserNameFromId(GetUserId(), false);
+	/*
+	 * Read-only: the query runs on the caller's snapshot, which the pass's
+	 * fetches share, and no command counter increment lets it see the
+	 * versions the pass writes.
+	 */
 	opts.read_only = true;
 	opts.dest = &r.pub;
 	if (SPI_execute_plan_extended(plan, &opts) < 0)

@@ -9,9 +9,9 @@
  * from the executor (a DestReceiver: no tuple is copied) into one
  * open-addressing table whose entries hold the key and the states, and
  * calls the aggregates' own transition code, so the rows are the same.
- * The summaries go straight into the refresh's table, in the customer's
- * order, as COPY writes: heap multi-inserts of 1000 rows, then their index
- * entries; no result set is formed, kept and read back.
+ * The summaries go straight into the refresh's table in the customer's
+ * order, by heap multi-inserts of 1000 rows (tablewrite.c); no result set
+ * is formed, kept and read back.
  *
  * Memory stays within hash_mem (work_mem * hash_mem_multiplier), as hash
  * aggregation's does: when the table and states outgrow it the scan stops
@@ -328,9 +328,9 @@ pass_noop(DestReceiver *self)
 
 /*
  * The summaries' way into the target table: rows gather in slots and go in
- * by heap multi-insert, then their index entries, as COPY writes.  The rows
- * without a customer are not written: their counts are summed.  The grouped
- * query of the fallback sends its rows here as a DestReceiver.
+ * by heap multi-insert (tablewrite.c).  The rows without a customer are not
+ * written: their counts are summed.  The grouped query of the fallback
+ * sends its rows here as a DestReceiver.
  */
 typedef struct Writer
 {
@@ -500,8 +500,9 @@ key_compare(Pass *p, Datum a, Datum b)
 
 /*
  * The summaries, in the customer's order when the type has one (its default
- * btree order, so that the primary key of <model>_summary grows at its right
- * edge), then the NULL customer's.
+ * btree order: the table's pages then follow its primary key, whose build
+ * or right edge takes the rows in order, as the scoring's scans do), then
+ * the NULL customer's.
  */
 static void
 pass_put(Pass *p, TypeCacheEntry *tc, Writer *w)

@@ -4,7 +4,9 @@
  * The aggregation pass inserts the summaries and the scoring pass updates
  * the tiers rows that changed, without forming a result set that SQL then
  * copies or joins back to the table.  Rows go in by heap multi-inserts and
- * their index entries, as COPY writes them; updates as an UPDATE makes them
+ * their index entries, as COPY writes them (into a table new and empty in
+ * the transaction, the indexes are built at the end); updates as an UPDATE
+ * makes them
  * (HOT when no indexed column changed, else new index entries).  What an
  * INSERT or UPDATE would also run or check (triggers, rules, row security,
  * check constraints, generated columns, type modifiers) the tables of a
@@ -81,9 +83,10 @@ segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
 	{
 		w->options |= TABLE_INSERT_SKIP_FSM;
 		/*
-		 * No other session sees it: when it is empty, its indexes are built
-		 * once from all the rows at the end, as CREATE INDEX would, instead
-		 * of an entry at a time.
+		 * No other session writes it (it is new, or TRUNCATE's lock holds
+		 * them off): when it is empty, its indexes are built once from all
+		 * the rows at the end, as CREATE INDEX would, instead of an entry at
+		 * a time.
 		 */
 		w->build_indexes = RelationGetNumberOfBlocks(rel) == 0;
 	}

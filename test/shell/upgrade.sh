@@ -42,7 +42,8 @@ ok "$([ "$(tiers)" = "$before" ]; echo $?)" "with the same tiers on the same dat
 ok "$([ "$(q -d su_old -c "SELECT reloptions::text || ' ' || (to_regclass('segtier_data.crm_tiers_pending') IS NOT NULL)
 	FROM pg_class WHERE oid = 'segtier_data.crm_tiers'::regclass")" = "{fillfactor=45} true" ]; echo $?)" \
 	"its tiers table now leaves room for HOT updates and indexes the rows incremental runs rescore"
-ok "$([ "$(q -d su_old -c "SELECT has_function_privilege('segtier_upgrade_admin', 'segtier._rescore(segtier._scoring, text)', 'EXECUTE')")" = t ]; echo $?)" \
+ok "$([ "$(q -d su_old -c "SELECT has_function_privilege('segtier_upgrade_admin', 'segtier._rescore(segtier._scoring, text)', 'EXECUTE')
+	AND has_function_privilege('segtier_upgrade_admin', 'segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[])', 'EXECUTE')")" = t ]; echo $?)" \
 	"roles granted admin before keep every function a refresh needs"
 
 for db in su_old su_new; do q -d postgres -c "DROP DATABASE $db" >/dev/null; done

@@ -6,7 +6,7 @@ SET search_path = public, segtier;
 SET TimeZone = 'UTC';
 SET work_mem = '4MB';
 SET hash_mem_multiplier = 2;
-SELECT plan(38);
+SELECT plan(39);
 
 -- 3,000 customers, 40,000 rows: refunds, zero amounts, NULL customers, times,
 -- amounts and margins, rows after as_of, 20 customers with 200 distinct days
@@ -208,6 +208,9 @@ END $$;
 SELECT throws_ok($$SELECT pg_temp.read_only()$$,
 	'25006', 'cannot execute segtier._summarize in a read-only transaction', 'a read-only transaction');
 CREATE ROLE summ_reader NOLOGIN;
+SELECT ok(NOT has_function_privilege('summ_reader', 'segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[])', 'EXECUTE'),
+	'only the roles a refresh runs as (grant_admin) may call it');
+GRANT EXECUTE ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) TO summ_reader;
 GRANT SELECT ON src, pg_temp.summ_out TO summ_reader;
 SET LOCAL ROLE summ_reader;
 SELECT throws_ok($$SELECT segtier._summarize('pg_temp.summ_out', 'SELECT c, ts, amt, mg FROM src', 'x', 'UTC', now(),

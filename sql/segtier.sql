@@ -1681,7 +1681,7 @@ COMMENT ON TYPE segtier._scoring IS 'internal: the settings and population stati
 CREATE FUNCTION segtier._rescore(cfg segtier._scoring, query text) RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'segtier_rescore' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION segtier._rescore(segtier._scoring, text) IS
-'internal: scores the rows of query (features and the ctid of the customer''s current tiers row), updates the changed rows of the tiers table and returns the rows to insert or delete and the history of all';
+'internal: scores the rows of query (features and the ctid of the customer''s current tiers row), inserts the new and updates the changed rows of the tiers table, and returns the new and removed customers and the history of all';
 
 -- The scoring settings from the options and the statistics in a run's params.
 CREATE FUNCTION segtier._scoring_settings(m segtier.model, o jsonb, as_of timestamptz, params jsonb, run_id bigint)
@@ -1769,10 +1769,11 @@ END $$;
  *    scores.
  * 3. The scoring pass (segtier._rescore) scores the changed customers (and
  *    those with overrides), or everybody when the statistics or the as-of
- *    time moved, applies overrides and hysteresis, updates the rows of
- *    <model>_tiers whose values changed, and returns the rows to insert
- *    and delete and the history of all.
- * 4. Write those, and one tier_history row per changed tier.
+ *    time moved, applies overrides and hysteresis, inserts the new rows of
+ *    <model>_tiers and updates those whose values changed, and returns the
+ *    new and removed customers and the history of all.
+ * 4. Delete the removed customers' rows; one tier_history row per changed
+ *    tier.
  *
  * Readers of <model>_tiers see the old rows until commit.  A second refresh
  * of the model waits on the advisory lock.
@@ -1815,9 +1816,6 @@ DECLARE
 	subset text;
 	seqscan text;
 	feat text;
-	cols text := 'first_purchase, last_purchase, recency_days, frequency, monetary, value, rfm, rfm_segment, '
-		'value_class, pyramid, lifecycle, churn_risk, churn_reason, p_alive, expected_purchases, clv, cluster, '
-		'cluster_label, held, overridden, hold';
 BEGIN
 	-- lock, then read: a change committed while we waited is seen
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(model));
@@ -1991,12 +1989,7 @@ BEGIN
 				   n.monetary, n.value, n.transactions, n.month_spend, n.x, n.t_x, n.t_age, n.mean_repeat,
 				   n.customer IS NOT NULL, t.ctid
 			FROM (%1$s) n FULL JOIN (SELECT t.customer, t.ctid FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
-		AS x(op "char", customer %4$s, first_purchase timestamptz, last_purchase timestamptz, recency_days float8,
-			 frequency bigint, monetary numeric, value numeric, rfm segtier.rfm, rfm_segment text,
-			 value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier, churn_risk boolean,
-			 churn_reason text, p_alive float8, expected_purchases float8, clv float8, cluster int,
-			 cluster_label text, held text[], overridden text[], hold jsonb,
-			 h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$f$,
+		AS x(op "char", customer %4$s, h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$f$,
 		segtier._features(m, o, v_as_of, subset), tbl,
 		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END,
 		ctype)
@@ -2009,11 +2002,8 @@ BEGIN
 	FROM segtier_out x, unnest(x.h_scheme, x.h_from, x.h_to, x.h_reason, x.h_by) h(scheme, from_tier, to_tier, reason, by)
 	WHERE x.h_scheme <> '{}';
 	GET DIAGNOSTICS n_changed = ROW_COUNT;
-	-- the changed rows _rescore updated itself
+	-- the new and changed rows _rescore wrote itself
 	EXECUTE format('DELETE FROM %s t USING segtier_out x WHERE x.op = %L AND t.customer = x.customer', tbl, 'd');
-	EXECUTE format('INSERT INTO %s (customer, %s, computed_at, run_id)
-					SELECT customer, %s, now(), $1 FROM segtier_out WHERE op = %L', tbl, cols, cols, 'i')
-	USING v_run;
 	IF NOT v_restat THEN
 		n_customers := n_customers + (SELECT count(*) FILTER (WHERE op = 'i') - count(*) FILTER (WHERE op = 'd')
 									  FROM segtier_out);

@@ -154,9 +154,8 @@ enum
 /* The <model>_tiers row: customer, the NCOLS columns, computed_at, run_id. */
 #define TIERS_NCOLS (1 + NCOLS + 2)
 
-/* Output: op, customer, the NCOLS row columns, then the history arrays (NULL without history). */
-#define OUT_ROW 2
-#define OUT_HIST (OUT_ROW + NCOLS)
+/* Output: op, customer, then the history arrays (NULL without history). */
+#define OUT_HIST 2
 #define HIST_FIELDS 5
 #define OUT_NCOLS (OUT_HIST + HIST_FIELDS)
 
@@ -650,15 +649,16 @@ level_at(const Levels *l, int score, Tier *t)
 /*
  * Scores one customer, the query's row in/nul beside the customer's row of
  * <model>_tiers (the NCOLS columns old/oldnull, when it existed), into
- * out/outnull (the customer, then the NCOLS row columns) and h; returns the
- * row's operation ('i', 'u' or 'd'), or '\0' when nothing must be written.
+ * row/rownull (the customer, then the NCOLS columns, as the table has them)
+ * and h; returns the row's operation ('i', 'u' or 'd'), or '\0' when
+ * nothing must be written.
  */
 static char
 rescore_row(const Scoring *s, const Datum *in, const bool *nul, bool existed, const Datum *old,
-			const bool *oldnull, Datum *out, bool *outnull, History *h, const char *by)
+			const bool *oldnull, Datum *row, bool *rownull, History *h, const char *by)
 {
-	Datum	   *v = out + OUT_ROW;
-	bool	   *isnull = outnull + OUT_ROW;
+	Datum	   *v = row + 1;
+	bool	   *isnull = rownull + 1;
 	bool		has;
 	float8		recency = 0,
 				frequency = 0,
@@ -676,8 +676,8 @@ rescore_row(const Scoring *s, const Datum *in, const bool *nul, bool existed, co
 	bool		changed;
 
 	h->n = 0;
-	out[1] = in[IN_CUSTOMER];
-	outnull[1] = nul[IN_CUSTOMER];
+	row[0] = in[IN_CUSTOMER];
+	rownull[0] = nul[IN_CUSTOMER];
 
 	if (nul[IN_PRESENT] || !DatumGetBool(in[IN_PRESENT]))
 	{
@@ -1042,7 +1042,6 @@ check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 		Oid			want = column_type[c] != InvalidOid ? column_type[c] : c == C_RFM ? rfm : tier;
 
 		segtier_check_type("segtier._rescore", "tiers", 1 + c, TupleDescAttr(tiers, 1 + c)->atttypid, want);
-		segtier_check_type("segtier._rescore", "output", OUT_ROW + c, TupleDescAttr(out, OUT_ROW + c)->atttypid, want);
 	}
 	for (int f = 0; f < HIST_FIELDS; f++)
 		segtier_check_type("segtier._rescore", "output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid, TEXTARRAYOID);
@@ -1051,35 +1050,25 @@ check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 	segtier_check_type("segtier._rescore", "tiers", 2 + NCOLS, TupleDescAttr(tiers, 2 + NCOLS)->atttypid, INT8OID);
 }
 
-/*
- * The changed row in place of the old one, which old holds; its computed_at
- * and run_id are the run's.
- */
+/* A tiers row of row/rownull, with the run's computed_at and run_id, into slot. */
 static void
-update_row(const Scoring *s, TableWriter *w, TupleTableSlot *old, TupleTableSlot *slot,
-		   const Datum *out, const bool *outnull)
+tiers_row(const Scoring *s, TupleTableSlot *slot, const Datum *row, const bool *rownull)
 {
 	ExecClearTuple(slot);
-	/* the key as stored (an equal key may be spelt otherwise) */
-	slot->tts_values[0] = slot_getattr(old, 1, &slot->tts_isnull[0]);
-	for (int c = 0; c < NCOLS; c++)
-	{
-		slot->tts_values[1 + c] = out[OUT_ROW + c];
-		slot->tts_isnull[1 + c] = outnull[OUT_ROW + c];
-	}
+	memcpy(slot->tts_values, row, (1 + NCOLS) * sizeof(Datum));
+	memcpy(slot->tts_isnull, rownull, (1 + NCOLS) * sizeof(bool));
 	/* computed_at = now(), run_id */
 	slot->tts_values[1 + NCOLS] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	slot->tts_isnull[1 + NCOLS] = false;
 	slot->tts_values[2 + NCOLS] = Int64GetDatum(s->run_id);
 	slot->tts_isnull[2 + NCOLS] = false;
 	ExecStoreVirtualTuple(slot);
-	segtier_table_update(w, &old->tts_tid, slot);
 }
 
 /*
  * The scoring query's rows come straight from the executor (no copy into a
- * tuple table): each is scored, its changed row updated and what SQL must
- * write put in the result.
+ * tuple table): each is scored, its row inserted or updated, and what SQL
+ * must write put in the result.
  */
 typedef struct ScoreReceiver
 {
@@ -1088,6 +1077,8 @@ typedef struct ScoreReceiver
 	TableWriter *tiers;
 	TupleTableSlot *old;		/* a tiers row as fetched */
 	TupleTableSlot *slot;		/* and as updated */
+	TupleTableSlot *ins[SEGTIER_WRITE_ROWS];	/* new rows gathered for a multi-insert */
+	int			nins;
 	Datum		no_values[NCOLS];	/* the columns of no row: 0 */
 	bool		no_row[NCOLS];	/* and NULL */
 	Tuplestorestate *store;
@@ -1110,6 +1101,8 @@ static bool
 score_receive(TupleTableSlot *in, DestReceiver *self)
 {
 	ScoreReceiver *r = (ScoreReceiver *) self;
+	Datum		row[1 + NCOLS];
+	bool		rownull[1 + NCOLS];
 	Datum		out[OUT_NCOLS];
 	bool		outnull[OUT_NCOLS];
 	History		h;
@@ -1129,17 +1122,38 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 		slot_getallattrs(r->old);
 	}
 	old = MemoryContextSwitchTo(r->row_cxt);
+	memset(rownull, true, sizeof(rownull));
 	memset(outnull, true, sizeof(outnull));
 	op = rescore_row(r->s, in->tts_values, in->tts_isnull, existed,
 					 existed ? r->old->tts_values + 1 : r->no_values, existed ? r->old->tts_isnull + 1 : r->no_row,
-					 out, outnull, &h, r->by);
+					 row, rownull, &h, r->by);
 	if (op == 'u')
-		update_row(r->s, r->tiers, r->old, r->slot, out, outnull);
-	/* an updated row only for its history */
+	{
+		/* in place of the old row, its key as stored (an equal key may be spelt otherwise) */
+		row[0] = slot_getattr(r->old, 1, &rownull[0]);
+		tiers_row(r->s, r->slot, row, rownull);
+		segtier_table_update(r->tiers, &r->old->tts_tid, r->slot);
+	}
+	else if (op == 'i')
+	{
+		TupleTableSlot *slot = r->ins[r->nins];
+
+		tiers_row(r->s, slot, row, rownull);
+		/* its own copy: the row's values go with the row context */
+		ExecMaterializeSlot(slot);
+		if (++r->nins == SEGTIER_WRITE_ROWS)
+		{
+			segtier_table_insert(r->tiers, r->ins, r->nins);
+			r->nins = 0;
+		}
+	}
+	/* an updated row only for its history; new and removed ones are counted */
 	if (op != '\0' && (op != 'u' || h.n > 0))
 	{
 		out[0] = CharGetDatum(op);
 		outnull[0] = false;
+		out[1] = row[0];
+		outnull[1] = rownull[0];
 		/* NULL without history: most rows of a daily run have none */
 		for (int f = 0; f < HIST_FIELDS && h.n > 0; f++)
 		{
@@ -1207,7 +1221,8 @@ segtier_rescore(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	load_overrides(&s, DatumGetTextPP(cfg_required(cfg, "model")), per_query);
 	s.run_id = DatumGetInt64(cfg_required(cfg, "run_id"));
-	segtier_table_open(&tiers, DatumGetObjectId(cfg_required(cfg, "tiers")), ACL_UPDATE, "segtier._rescore");
+	segtier_table_open(&tiers, DatumGetObjectId(cfg_required(cfg, "tiers")), ACL_INSERT | ACL_UPDATE,
+					   "segtier._rescore");
 
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
@@ -1222,6 +1237,8 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	r.old = table_slot_create(tiers.rel, NULL);
 	memset(r.no_row, true, sizeof(r.no_row));
 	r.slot = table_slot_create(tiers.rel, NULL);
+	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
+		r.ins[i] = table_slot_create(tiers.rel, NULL);
 	r.store = store;
 	r.outdesc = outdesc;
 	r.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row",
@@ -1237,7 +1254,11 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan_extended(plan, &opts) < 0)
 		elog(ERROR, "the scoring query failed");
 	ExecDropSingleTupleTableSlot(r.old);
+	if (r.nins > 0)
+		segtier_table_insert(&tiers, r.ins, r.nins);
 	ExecDropSingleTupleTableSlot(r.slot);
+	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
+		ExecDropSingleTupleTableSlot(r.ins[i]);
 	segtier_table_close(&tiers);
 	SPI_finish();
 

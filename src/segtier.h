@@ -111,6 +111,9 @@ typedef struct TableWriter
 	const char *func;			/* names the writer in errors */
 } TableWriter;
 
+/* Rows a heap multi-insert writes at once (COPY's batch). */
+#define SEGTIER_WRITE_ROWS 1000
+
 extern void segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func);
 extern void segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n);
 extern bool segtier_table_fetch(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);

@@ -44,8 +44,6 @@
 #define SCAN_NCOLS 4
 /* The target's columns: customer, the purchase_summary fields, margin, month_spend. */
 #define OUT_NCOLS (1 + SUMMARY_FIELDS + 2)
-/* Rows a heap multi-insert writes at once (COPY's batch). */
-#define WRITE_ROWS 1000
 
 /* The exact sum of the margins (NULL until one is added). */
 typedef struct MarginSum
@@ -337,7 +335,7 @@ typedef struct Writer
 	DestReceiver pub;			/* first: the grouped query's receiver */
 	TableWriter table;
 	MemoryContext cxt;			/* the values of the gathered rows */
-	TupleTableSlot *slots[WRITE_ROWS];
+	TupleTableSlot *slots[SEGTIER_WRITE_ROWS];
 	int			nslots;
 	int64		null_rows;		/* source rows without a customer */
 } Writer;
@@ -365,7 +363,7 @@ writer_open(Writer *w, Oid relid)
 	for (int i = 1; i < OUT_NCOLS; i++)
 		segtier_check_type("segtier._summarize", "target", i, TupleDescAttr(desc, i)->atttypid, out_types[i]);
 	w->cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize rows", ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < WRITE_ROWS; i++)
+	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
 		w->slots[i] = table_slot_create(w->table.rel, NULL);
 }
 
@@ -399,7 +397,7 @@ writer_add(Writer *w)
 		ExecClearTuple(slot);
 		return;
 	}
-	if (++w->nslots == WRITE_ROWS)
+	if (++w->nslots == SEGTIER_WRITE_ROWS)
 		writer_flush(w);
 }
 
@@ -409,7 +407,7 @@ writer_close(Writer *w)
 {
 	if (w->nslots > 0)
 		writer_flush(w);
-	for (int i = 0; i < WRITE_ROWS; i++)
+	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
 	segtier_table_close(&w->table);
 	MemoryContextDelete(w->cxt);

@@ -69,7 +69,7 @@ segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
 					 errdetail("%s writes the columns by position and their values as they are.", func)));
 	}
 	/* a published table must be able to log an update */
-	CheckCmdReplicaIdentity(rel, mode == ACL_UPDATE ? CMD_UPDATE : CMD_INSERT);
+	CheckCmdReplicaIdentity(rel, (mode & ACL_UPDATE) ? CMD_UPDATE : CMD_INSERT);
 	w->func = func;
 	w->options = 0;
 	w->build_indexes = false;

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(27);
+SELECT plan(28);
 
 -- ten customers with value 10, 20, ... 100: by value A = {100, 90, 80, 70, 60}
 CREATE TABLE sales (who text, at timestamptz, amount numeric);
@@ -9,6 +9,9 @@ SELECT create_model('adj', 'sales', 'who', 'at', 'amount',
 	'{"as_of": "2025-03-10 00:00+00", "time_zone": "UTC", "hysteresis_runs": 2, "statistics_interval": "0"}');
 SELECT lives_ok($$SELECT segtier.refresh('adj')$$, 'first run');
 SELECT is((SELECT value_class::text FROM segtier_data.adj_tiers WHERE customer = 'c6'), 'value:A', 'c6 starts in A');
+SELECT is((SELECT count(*) FROM segtier_data.adj_tiers
+		   WHERE run_id = (SELECT min(run_id) FROM refresh_runs WHERE model = 'adj') AND computed_at = now()),
+	10::bigint, 'the scoring pass inserted every new row with the run and its time');
 
 -- c11 arrives with 2000 and pushes everyone else down
 INSERT INTO sales VALUES ('c11', '2025-03-02 12:00+00', 2000);

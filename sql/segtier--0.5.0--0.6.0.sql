@@ -340,4 +340,4 @@ BEGIN
 	RETURN v_run;
 END $$;
 
-COMMENT ON COLUMN segtier.refresh_progress.phase IS 'aggregate, score (which also updates the changed tiers rows) or write';
+COMMENT ON COLUMN segtier.refresh_progress.phase IS 'aggregate, score (which also writes the new and changed tiers rows) or write';

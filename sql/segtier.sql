@@ -2423,7 +2423,7 @@ GRANT SELECT ON segtier.refresh_progress TO PUBLIC;
 COMMENT ON COLUMN segtier.refresh_progress.pid IS 'backend running the refresh';
 COMMENT ON COLUMN segtier.refresh_progress.database IS 'its database';
 COMMENT ON COLUMN segtier.refresh_progress.model IS 'model being refreshed';
-COMMENT ON COLUMN segtier.refresh_progress.phase IS 'aggregate, score (which also updates the changed tiers rows) or write';
+COMMENT ON COLUMN segtier.refresh_progress.phase IS 'aggregate, score (which also writes the new and changed tiers rows) or write';
 COMMENT ON COLUMN segtier.refresh_progress.customers_done IS 'customers done in this phase, when known';
 COMMENT ON COLUMN segtier.refresh_progress.customers_total IS 'customers in this phase, when known';
 COMMENT ON COLUMN segtier.refresh_progress.started IS 'when the refresh started';

@@ -3,12 +3,14 @@
  *
  * segtier._rescore(cfg segtier._scoring, query text) reads the rows of query
  * (each customer's features and the ctid of its row in <model>_tiers, see
- * _refresh_model) and those rows in one streaming pass.  It updates the rows
- * whose values changed itself (tablewrite.c): a daily run changes nearly
- * every row (recency, P(alive)), and writing them here spares a million-row
- * result set and the join of an UPDATE.  It returns the rest that must be
- * written: new customers ('i') and customers who left ('d'), each with its
- * tier_history entries, and the entries of the rows it updated ('u').
+ * _refresh_model) and those rows in one streaming pass.  It writes the rows
+ * itself (tablewrite.c), inserting new customers' and updating those whose
+ * values changed: a daily run changes nearly every row (recency, P(alive)),
+ * a first one adds every row, and writing them here spares a million-row
+ * result set and the INSERT or UPDATE that joined it back.  It returns what
+ * SQL still writes: the new ('i'), removed ('d') and updated ('u')
+ * customers with their tier_history entries (an updated one only with
+ * entries), the removed to be deleted, the new to be counted.
  * Scores, segments, value classes, the pyramid, lifecycle, churn, the
  * predictive columns, clusters, overrides and hysteresis are all computed
  * here, with the same functions the SQL API exposes, so the refresh and a

@@ -1079,8 +1079,6 @@ typedef struct ScoreReceiver
 	TableWriter *tiers;
 	TupleTableSlot *old;		/* a tiers row as fetched */
 	TupleTableSlot *slot;		/* and as updated */
-	TupleTableSlot *ins[SEGTIER_WRITE_ROWS];	/* new rows gathered for a multi-insert */
-	int			nins;
 	Datum		no_values[NCOLS];	/* the columns of no row: 0 */
 	bool		no_row[NCOLS];	/* and NULL */
 	Tuplestorestate *store;
@@ -1138,16 +1136,8 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 	}
 	else if (op == 'i')
 	{
-		TupleTableSlot *slot = r->ins[r->nins];
-
-		tiers_row(r->s, slot, row, rownull);
-		/* its own copy: the row's values go with the row context */
-		ExecMaterializeSlot(slot);
-		if (++r->nins == SEGTIER_WRITE_ROWS)
-		{
-			segtier_table_insert(r->tiers, r->ins, r->nins);
-			r->nins = 0;
-		}
+		tiers_row(r->s, segtier_table_slot(r->tiers), row, rownull);
+		segtier_table_put(r->tiers);
 	}
 	/* an updated row only for its history; new and removed ones are counted */
 	if (op != '\0' && (op != 'u' || h.n > 0))
@@ -1239,8 +1229,6 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	r.old = table_slot_create(tiers.rel, NULL);
 	memset(r.no_row, true, sizeof(r.no_row));
 	r.slot = table_slot_create(tiers.rel, NULL);
-	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
-		r.ins[i] = table_slot_create(tiers.rel, NULL);
 	r.store = store;
 	r.outdesc = outdesc;
 	r.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row",
@@ -1256,11 +1244,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan_extended(plan, &opts) < 0)
 		elog(ERROR, "the scoring query failed");
 	ExecDropSingleTupleTableSlot(r.old);
-	if (r.nins > 0)
-		segtier_table_insert(&tiers, r.ins, r.nins);
 	ExecDropSingleTupleTableSlot(r.slot);
-	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
-		ExecDropSingleTupleTableSlot(r.ins[i]);
 	segtier_table_close(&tiers);
 	SPI_finish();
 

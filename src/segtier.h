@@ -98,6 +98,9 @@ extern Numeric SumToNumeric(const PurchaseSum *sum);
 #include "nodes/execnodes.h"
 #include "utils/relcache.h"
 
+/* Rows a heap multi-insert writes at once (COPY's batch). */
+#define SEGTIER_WRITE_ROWS 1000
+
 typedef struct TableWriter
 {
 	Relation	rel;
@@ -106,16 +109,15 @@ typedef struct TableWriter
 	CommandId	cid;
 	int			options;		/* of the table AM's inserts */
 	bool		build_indexes;	/* at close, not an entry a row */
-	bool		inserted;
 	bool		not_null;		/* NOT NULL columns to check */
 	const char *func;			/* names the writer in errors */
+	TupleTableSlot *slots[SEGTIER_WRITE_ROWS];	/* new rows for a multi-insert */
+	int			nslots;
 } TableWriter;
 
-/* Rows a heap multi-insert writes at once (COPY's batch). */
-#define SEGTIER_WRITE_ROWS 1000
-
 extern void segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func);
-extern void segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n);
+extern TupleTableSlot *segtier_table_slot(TableWriter *w);
+extern void segtier_table_put(TableWriter *w);
 extern bool segtier_table_fetch(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_close(TableWriter *w);

@@ -325,18 +325,14 @@ pass_noop(DestReceiver *self)
 }
 
 /*
- * The summaries' way into the target table: rows gather in slots and go in
- * by heap multi-insert (tablewrite.c).  The rows without a customer are not
- * written: their counts are summed.  The grouped query of the fallback
- * sends its rows here as a DestReceiver.
+ * The summaries' way into the target table (tablewrite.c's multi-inserts).
+ * The rows without a customer are not written: their counts are summed.
+ * The grouped query of the fallback sends its rows here as a DestReceiver.
  */
 typedef struct Writer
 {
 	DestReceiver pub;			/* first: the grouped query's receiver */
 	TableWriter table;
-	MemoryContext cxt;			/* the values of the gathered rows */
-	TupleTableSlot *slots[SEGTIER_WRITE_ROWS];
-	int			nslots;
 	int64		null_rows;		/* source rows without a customer */
 } Writer;
 
@@ -362,32 +358,12 @@ writer_open(Writer *w, Oid relid)
 				 errmsg("the target of segtier._summarize has %d columns, not %d", desc->natts, OUT_NCOLS)));
 	for (int i = 1; i < OUT_NCOLS; i++)
 		segtier_check_type("segtier._summarize", "target", i, TupleDescAttr(desc, i)->atttypid, out_types[i]);
-	w->cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize rows", ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
-		w->slots[i] = table_slot_create(w->table.rel, NULL);
 }
 
+/* Takes the row in slot, the writer's next. */
 static void
-writer_flush(Writer *w)
+writer_add(Writer *w, TupleTableSlot *slot)
 {
-	segtier_table_insert(&w->table, w->slots, w->nslots);
-	MemoryContextReset(w->cxt);
-	w->nslots = 0;
-}
-
-/* The slot whose values the next row fills, in w->cxt. */
-static TupleTableSlot *
-writer_next(Writer *w)
-{
-	return w->slots[w->nslots];
-}
-
-/* Takes the row in the next slot. */
-static void
-writer_add(Writer *w)
-{
-	TupleTableSlot *slot = w->slots[w->nslots];
-
 	ExecStoreVirtualTuple(slot);
 	if (slot->tts_isnull[0])
 	{
@@ -395,22 +371,16 @@ writer_add(Writer *w)
 			if (!slot->tts_isnull[out_counts[i]])
 				w->null_rows += DatumGetInt64(slot->tts_values[out_counts[i]]);
 		ExecClearTuple(slot);
-		return;
 	}
-	if (++w->nslots == SEGTIER_WRITE_ROWS)
-		writer_flush(w);
+	else
+		segtier_table_put(&w->table);
 }
 
 /* Writes what is left; the count of the rows without a customer. */
 static int64
 writer_close(Writer *w)
 {
-	if (w->nslots > 0)
-		writer_flush(w);
-	for (int i = 0; i < SEGTIER_WRITE_ROWS; i++)
-		ExecDropSingleTupleTableSlot(w->slots[i]);
 	segtier_table_close(&w->table);
-	MemoryContextDelete(w->cxt);
 	return w->null_rows;
 }
 
@@ -420,39 +390,30 @@ writer_startup(DestReceiver *self, int operation, TupleDesc desc)
 {
 }
 
-/* A row of the grouped query, its datums copied. */
+/* A row of the grouped query (the writer copies it). */
 static bool
 writer_receive(TupleTableSlot *src, DestReceiver *self)
 {
 	Writer	   *w = (Writer *) self;
-	TupleTableSlot *slot = writer_next(w);
-	TupleDesc	desc = slot->tts_tupleDescriptor;
-	MemoryContext old = MemoryContextSwitchTo(w->cxt);
+	TupleTableSlot *slot = segtier_table_slot(&w->table);
 
 	CHECK_FOR_INTERRUPTS();
 	slot_getallattrs(src);
-	for (int i = 0; i < OUT_NCOLS; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		slot->tts_isnull[i] = src->tts_isnull[i];
-		slot->tts_values[i] = src->tts_isnull[i] ? (Datum) 0 :
-			datumCopy(src->tts_values[i], att->attbyval, att->attlen);
-	}
-	MemoryContextSwitchTo(old);
-	writer_add(w);
+	memcpy(slot->tts_values, src->tts_values, OUT_NCOLS * sizeof(Datum));
+	memcpy(slot->tts_isnull, src->tts_isnull, OUT_NCOLS * sizeof(bool));
+	writer_add(w, slot);
 	return true;
 }
 
-/* A group's summary, made in the writer's context. */
+/* A group's summary, made in the pass's row context. */
 static void
-group_put(CustomerGroup *g, bool key_null, Writer *w)
+group_put(Pass *p, CustomerGroup *g, bool key_null, Writer *w)
 {
-	TupleTableSlot *slot = writer_next(w);
+	TupleTableSlot *slot = segtier_table_slot(&w->table);
 	Datum	   *values = slot->tts_values;
 	bool	   *nulls = slot->tts_isnull;
 	MarginSum  *ms = g->margin;
-	MemoryContext old = MemoryContextSwitchTo(w->cxt);
+	MemoryContext old = MemoryContextSwitchTo(p->row_cxt);
 
 	values[0] = g->key;
 	nulls[0] = key_null;
@@ -463,7 +424,8 @@ group_put(CustomerGroup *g, bool key_null, Writer *w)
 	values[2 + SUMMARY_FIELDS] = segtier_spend_sums(g->spend);
 	nulls[2 + SUMMARY_FIELDS] = false;
 	MemoryContextSwitchTo(old);
-	writer_add(w);
+	writer_add(w, slot);
+	MemoryContextReset(p->row_cxt);
 }
 
 /* A group in the order of the result. */
@@ -526,10 +488,10 @@ pass_put(Pass *p, TypeCacheEntry *tc, Writer *w)
 	for (uint64 i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		group_put(refs[i].group, false, w);
+		group_put(p, refs[i].group, false, w);
 	}
 	if (p->has_null_group)
-		group_put(&p->null_group, true, w);
+		group_put(p, &p->null_group, true, w);
 }
 
 /* The one SELECT of a prepared query; what names the query in the error. */
@@ -546,6 +508,48 @@ plan_select(SPIPlanPtr plan, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the %s of segtier._summarize must be one SELECT", what)));
 	return ps;
+}
+
+/*
+ * The rows of the grouped query ($1 time_zone, $2 as_of, $3 month_starts
+ * from args) into the writer.
+ */
+static void
+run_grouped(Writer *w, const char *grouped, Datum *args)
+{
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZARRAYOID};
+	TupleDesc	desc = RelationGetDescr(w->table.rel);
+	TupleDesc	rdesc;
+	SPIPlanPtr	plan;
+	SPIExecuteOptions opts = {0};
+
+	plan = SPI_prepare(grouped, 3, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the grouped query of segtier._summarize: %s",
+			 SPI_result_code_string(SPI_result));
+	rdesc = plan_select(plan, "grouped query")->resultDesc;
+	if (rdesc->natts != OUT_NCOLS)
+		elog(ERROR, "the grouped query of segtier._summarize must return %d columns", OUT_NCOLS);
+	for (int i = 0; i < OUT_NCOLS; i++)
+		segtier_check_type("segtier._summarize", "grouped", i, TupleDescAttr(rdesc, i)->atttypid,
+						   TupleDescAttr(desc, i)->atttypid);
+	w->pub.receiveSlot = writer_receive;
+	w->pub.rStartup = writer_startup;
+	w->pub.rShutdown = pass_noop;
+	w->pub.rDestroy = pass_noop;
+	w->pub.mydest = DestNone;
+	opts.params = makeParamList(3);
+	for (int i = 0; i < 3; i++)
+	{
+		opts.params->params[i].value = args[i];
+		opts.params->params[i].isnull = false;
+		opts.params->params[i].pflags = PARAM_FLAG_CONST;
+		opts.params->params[i].ptype = argtypes[i];
+	}
+	opts.read_only = true;
+	opts.dest = &w->pub;
+	if (SPI_execute_plan_extended(plan, &opts) < 0)
+		elog(ERROR, "the grouped query of segtier._summarize failed");
 }
 
 /*
@@ -566,16 +570,14 @@ segtier_summarize_into(PG_FUNCTION_ARGS)
 	char	   *scan = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *grouped = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	Datum		args[3] = {PG_GETARG_DATUM(3), PG_GETARG_DATUM(4), PG_GETARG_DATUM(5)};
-	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZARRAYOID};
 	TupleDesc	desc;
-	TupleDesc	rdesc;
 	Query	   *scanq;
 	TypeCacheEntry *tc;
 	SPIExecuteOptions opts = {0};
 	SPIPlanPtr	plan;
 	Pass		p = {0};
 	Writer		w = {0};
-	int64		null_rows = 0;
+	bool		summed = false;
 
 	writer_open(&w, PG_GETARG_OID(0));
 	desc = RelationGetDescr(w.table.rel);
@@ -624,49 +626,15 @@ segtier_summarize_into(PG_FUNCTION_ARGS)
 			 p.groups->members, MemoryContextMemAllocated(p.cxt, true) / 1024, p.limit / 1024,
 			 p.overflow ? ", over hash_mem: the grouped query runs" : "");
 		if (!p.overflow)
-		{
 			pass_put(&p, tc, &w);
-			/* before the keys of the last rows go */
-			null_rows = writer_close(&w);
-		}
+		summed = !p.overflow;
 		MemoryContextDelete(p.cxt);
 		MemoryContextDelete(p.row_cxt);
-		if (!p.overflow)
-		{
-			SPI_finish();
-			PG_RETURN_INT64(null_rows);
-		}
 	}
 
 	/* a key type without hashing, or more states than hash_mem holds */
-	plan = SPI_prepare(grouped, 3, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the grouped query of segtier._summarize: %s",
-			 SPI_result_code_string(SPI_result));
-	rdesc = plan_select(plan, "grouped query")->resultDesc;
-	if (rdesc->natts != OUT_NCOLS)
-		elog(ERROR, "the grouped query of segtier._summarize must return %d columns", OUT_NCOLS);
-	for (int i = 0; i < OUT_NCOLS; i++)
-		segtier_check_type("segtier._summarize", "grouped", i, TupleDescAttr(rdesc, i)->atttypid,
-						   TupleDescAttr(desc, i)->atttypid);
-	w.pub.receiveSlot = writer_receive;
-	w.pub.rStartup = writer_startup;
-	w.pub.rShutdown = pass_noop;
-	w.pub.rDestroy = pass_noop;
-	w.pub.mydest = DestNone;
-	memset(&opts, 0, sizeof(opts));
-	opts.params = makeParamList(3);
-	for (int i = 0; i < 3; i++)
-	{
-		opts.params->params[i].value = args[i];
-		opts.params->params[i].isnull = false;
-		opts.params->params[i].pflags = PARAM_FLAG_CONST;
-		opts.params->params[i].ptype = argtypes[i];
-	}
-	opts.read_only = true;
-	opts.dest = &w.pub;
-	if (SPI_execute_plan_extended(plan, &opts) < 0)
-		elog(ERROR, "the grouped query of segtier._summarize failed");
+	if (!summed)
+		run_grouped(&w, grouped, args);
 	SPI_finish();
 	PG_RETURN_INT64(writer_close(&w));
 }

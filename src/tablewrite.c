@@ -73,7 +73,8 @@ segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
 	w->func = func;
 	w->options = 0;
 	w->build_indexes = false;
-	w->inserted = false;
+	w->nslots = 0;
+	memset(w->slots, 0, sizeof(w->slots));
 	/*
 	 * A table made or truncated in this transaction (a full refresh) only
 	 * grows: as COPY, skip the free space map, so pages fill in order.
@@ -108,25 +109,53 @@ index_entries(TableWriter *w, TupleTableSlot *slot, bool update)
 	list_free(ExecInsertIndexTuples(w->rri, slot, w->estate, update, false, NULL, NIL));
 }
 
-/* Inserts the rows of slots (stored, virtual or not) and clears them. */
-void
-segtier_table_insert(TableWriter *w, TupleTableSlot **slots, int n)
+/* Inserts the gathered rows and clears their slots. */
+static void
+insert_rows(TableWriter *w)
 {
 	MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
 
 	if (w->not_null)
-		for (int i = 0; i < n; i++)
-			ExecConstraints(w->rri, slots[i], w->estate);
-	table_multi_insert(w->rel, slots, n, w->cid, w->options, NULL);
-	for (int i = 0; i < n; i++)
+		for (int i = 0; i < w->nslots; i++)
+			ExecConstraints(w->rri, w->slots[i], w->estate);
+	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, w->options, NULL);
+	for (int i = 0; i < w->nslots; i++)
 	{
 		if (!w->build_indexes)
-			index_entries(w, slots[i], false);
-		ExecClearTuple(slots[i]);
+			index_entries(w, w->slots[i], false);
+		ExecClearTuple(w->slots[i]);
 	}
-	w->inserted = true;
+	w->nslots = 0;
 	MemoryContextSwitchTo(old);
 	ResetPerTupleExprContext(w->estate);
+}
+
+/* The empty slot (of the table's kind) the caller stores the next new row in. */
+TupleTableSlot *
+segtier_table_slot(TableWriter *w)
+{
+	if (w->slots[w->nslots] == NULL)
+	{
+		/* in the writer's memory: the caller's may be a row's */
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+		w->slots[w->nslots] = table_slot_create(w->rel, NULL);
+		MemoryContextSwitchTo(old);
+	}
+	return w->slots[w->nslots];
+}
+
+/*
+ * Takes the row stored in the slot segtier_table_slot gave (its own copy:
+ * the values may go with the caller's memory) and inserts the rows gathered
+ * once they make a batch.
+ */
+void
+segtier_table_put(TableWriter *w)
+{
+	ExecMaterializeSlot(w->slots[w->nslots]);
+	if (++w->nslots == SEGTIER_WRITE_ROWS)
+		insert_rows(w);
 }
 
 /*
@@ -173,11 +202,16 @@ segtier_table_fetch(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
 	return table_tuple_fetch_row_version(w->rel, tid, GetActiveSnapshot(), slot);
 }
 
+/* Inserts the rows left; with build_indexes, builds the indexes. */
 void
 segtier_table_close(TableWriter *w)
 {
+	if (w->nslots > 0)
+		insert_rows(w);
+	for (int i = 0; i < SEGTIER_WRITE_ROWS && w->slots[i] != NULL; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
 	ExecCloseIndices(w->rri);
-	if (w->build_indexes && w->inserted)
+	if (w->build_indexes)
 	{
 		ReindexParams params = {0};
 

@@ -22,8 +22,8 @@ SELECT segtier.refresh('crm');
 SQL
 tiers() { q -d su_old -c "SELECT md5(string_agg(format('%s %s %s %s %s %s', customer, rfm, value_class, pyramid, lifecycle, cluster), '|' ORDER BY customer)) FROM segtier_data.crm_tiers"; }
 before=$(tiers)
-# 0.5.0's C function of the summaries is gone from this library: its stub
-# says what to do
+# this library no longer has 0.5.0's C function of the summaries: the
+# symbol it keeps for 0.5.0's SQL raises an error saying what to do
 q -d su_old -c "ALTER EXTENSION segtier UPDATE TO '0.5.0'" >/dev/null
 err=$(q -d su_old -c "SELECT segtier.refresh('crm')" 2>&1)
 ok "$([[ "$err" == *"segtier's library is newer than the extension in this database"* ]]; echo $?)" \

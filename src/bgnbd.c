@@ -187,14 +187,6 @@ float8_cmp(const void *pa, const void *pb)
 	return a < b ? -1 : (a > b ? 1 : 0);
 }
 
-/* float8_cmp inlined into a sort: the time table has two entries a history */
-#define ST_SORT float8_sort
-#define ST_ELEMENT_TYPE float8
-#define ST_COMPARE(a, b) float8_cmp(a, b)
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
-
 static int
 time_index(const BgnbdData *d, float8 t)
 {
@@ -250,7 +242,7 @@ bgnbd_times(BgnbdData *d, const HistEntry *e, int m, float8 maxT)
 		if (e[i].key[0] > 0.0)
 			d->times[nt++] = e[i].key[1];
 	}
-	float8_sort(d->times, nt);
+	segtier_sort_float8(d->times, nt);
 	for (int i = 0; i < nt; i++)
 	{
 		if (d->ntimes == 0 || d->times[d->ntimes - 1] != d->times[i])

@@ -446,14 +446,6 @@ cuts_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(EOHPGetRWDatum(&bag->hdr));
 }
 
-/* An inlined float8 sort: qsort's comparator calls dominate the final step. */
-#define ST_SORT cuts_sort
-#define ST_ELEMENT_TYPE float8
-#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
-
 /*
  * Sorts x[0..N-1] and picks the cut points.  A boundary b (0..N) splits the
  * sorted values into x[0..b-1] and x[b..]; only boundaries between two tie
@@ -477,8 +469,7 @@ cuts_final(PG_FUNCTION_ARGS)
 
 	if (N == 0)
 		PG_RETURN_NULL();
-	floatbag_normalize_zeros(bag);
-	cuts_sort(x, N);
+	segtier_sort_float8(x, N);
 	for (int k = 1; k < n; k++)
 	{
 		int64		target = k * N; /* the ideal boundary, times n */

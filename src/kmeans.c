@@ -390,7 +390,7 @@ kmeans_final(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_NULL();
 	floatbag_normalize_zeros(bag);
-	qsort_arg(bag->values, n, d * sizeof(float8), kmeans_point_cmp, &d);
+	segtier_sort_rows(bag->values, n, d, d);
 	pt = palloc(n * sizeof(float8 *));
 	w = palloc(n * sizeof(double));
 	for (int64 i = 0; i < n; i++)
@@ -416,7 +416,7 @@ kmeans_final(PG_FUNCTION_ARGS)
 	{
 		kmeans_seed(pt, w, m, d, k, bag->param[KM_SEED], cent);
 		kmeans_lloyd(pt, w, m, d, k, cent);
-		qsort_arg(cent, k, d * sizeof(float8), kmeans_point_cmp, &d);
+		segtier_sort_rows(cent, k, d, d);
 	}
 	elems = palloc(sizeof(Datum) * k * d);
 	for (int64 i = 0; i < (int64) k * d; i++)

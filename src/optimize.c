@@ -150,28 +150,6 @@ hist_merge(Hist *into, const Hist *from)
 	return into;
 }
 
-static int
-hist_entry_cmp(const void *pa, const void *pb)
-{
-	const HistEntry *a = pa;
-	const HistEntry *b = pb;
-
-	for (int k = 0; k < HIST_MAX_KEYS; k++)
-	{
-		if (a->key[k] != b->key[k])
-			return a->key[k] < b->key[k] ? -1 : 1;
-	}
-	return 0;
-}
-
-/* A sort of histogram entries with the comparison inlined (it dominated fits). */
-#define ST_SORT hist_sort
-#define ST_ELEMENT_TYPE HistEntry
-#define ST_COMPARE(a, b) hist_entry_cmp(a, b)
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
-
 /* An entry's keys packed into one integer, when they are small whole numbers. */
 typedef struct PackedEntry
 {
@@ -179,18 +157,11 @@ typedef struct PackedEntry
 	int64		n;
 } PackedEntry;
 
-#define ST_SORT packed_sort
-#define ST_ELEMENT_TYPE PackedEntry
-#define ST_COMPARE(a, b) ((a)->key < (b)->key ? -1 : (a)->key > (b)->key ? 1 : 0)
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
-
 /*
  * Packs every entry's keys (nkeys fields of bits bits, the first key highest,
  * so integer order is key order) and returns how many there are; -1 unless
  * all are whole numbers in [0, 2^bits).  The refresh fits on whole days,
- * where this sort is much faster than the one comparing three floats.
+ * where one sort of these keys replaces one a key.
  */
 static int
 hist_pack(const Hist *h, PackedEntry *out)
@@ -233,7 +204,7 @@ hist_sorted(const Hist *h, int *count)
 	{
 		int			bits = 63 / h->nkeys;
 
-		packed_sort(packed, m);
+		segtier_sort_u64((uint64 *) packed, m, sizeof(PackedEntry) / sizeof(uint64));
 		for (int i = 0; i < m; i++)
 		{
 			memset(out[i].key, 0, sizeof(out[i].key));
@@ -251,7 +222,7 @@ hist_sorted(const Hist *h, int *count)
 			if (h->slots[i].n > 0)
 				out[m++] = h->slots[i];
 		}
-		hist_sort(out, m);
+		segtier_sort_rows(out, m, sizeof(HistEntry) / sizeof(float8), h->nkeys);
 	}
 	pfree(packed);
 	*count = m;

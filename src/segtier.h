@@ -231,6 +231,12 @@ extern Datum floatbag_recv(StringInfo buf, const FloatBagKind *kind);
 extern bytea *floatbag_send(Datum d, const FloatBagKind *kind);
 /* ---- end kmcuts ---- */
 
+/* ---- sort.c ---- */
+
+extern void segtier_sort_u64(uint64 *a, int64 n, int width);
+extern void segtier_sort_float8(float8 *v, int64 n);
+extern void segtier_sort_rows(void *rows, int64 n, int width, int nkeys);
+
 /* ---- models: optimize.c, bgnbd.c, gammagamma.c ---- */
 #include "access/htup_details.h"
 #include "lib/stringinfo.h"

@@ -441,15 +441,6 @@ key_compare(Pass *p, Datum a, Datum b)
 	return DatumGetInt32(FunctionCall2Coll(p->cmp_fn, p->collation, a, b));
 }
 
-#define ST_SORT sort_int_keys
-#define ST_ELEMENT_TYPE GroupRef
-#define ST_COMPARE(a, b) \
-	(DatumGetInt64((a)->key) < DatumGetInt64((b)->key) ? -1 : \
-	 DatumGetInt64((a)->key) > DatumGetInt64((b)->key) ? 1 : 0)
-#define ST_SCOPE static
-#define ST_DEFINE
-#include "lib/sort_template.h"
-
 #define ST_SORT sort_keys
 #define ST_ELEMENT_TYPE GroupRef
 #define ST_COMPARE(a, b, p) key_compare(p, (a)->key, (b)->key)
@@ -479,7 +470,12 @@ pass_put(Pass *p, TypeCacheEntry *tc, Writer *w)
 		refs[n++].group = g;
 	}
 	if (p->key_int)
-		sort_int_keys(refs, n);
+	{
+		/* the signed integers' order as unsigned keys (refs[].key is not read again) */
+		for (uint64 i = 0; i < n; i++)
+			refs[i].key = (Datum) ((uint64) DatumGetInt64(refs[i].key) ^ (UINT64CONST(1) << 63));
+		segtier_sort_u64((uint64 *) refs, n, sizeof(GroupRef) / sizeof(uint64));
+	}
 	else if (OidIsValid(tc->cmp_proc))
 	{
 		p->cmp_fn = &tc->cmp_proc_finfo;

@@ -36,15 +36,6 @@ enum
 	SP_BOUND
 };
 
-static int
-cmp_desc(const void *a, const void *b)
-{
-	float8		x = *(const float8 *) a;
-	float8		y = *(const float8 *) b;
-
-	return (x < y) - (x > y);
-}
-
 /*
  * Sorts values (in place, descending) and writes nbounds cut points to
  * cuts.  n must be > 0.
@@ -58,7 +49,14 @@ share_cuts(float8 *values, int64 n, const float8 *bounds, int nbounds,
 	float8		scale;
 	int			nclasses = nbounds + 1;
 
-	qsort(values, n, sizeof(float8), cmp_desc);
+	segtier_sort_float8(values, n);
+	for (int64 i = 0, j = n - 1; i < j; i++, j--)
+	{
+		float8		v = values[i];
+
+		values[i] = values[j];
+		values[j] = v;
+	}
 	/* sums in units of the largest value, so they stay finite */
 	scale = values[0] > 0 ? values[0] : 1.0;
 	if (by_value)

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(20);
+SELECT plan(22);
 
 SELECT throws_ok($$SELECT segtier.cuts(v, 1) FROM (VALUES (1::float8)) t(v)$$,
 	'22023', 'number of groups 1 is out of range', 'n = 1 is rejected');
@@ -48,6 +48,29 @@ SELECT set_eq($$SELECT g % 3, segtier.cuts(g, 2) FROM generate_series(1, 30) g G
 SELECT is(array_agg(segtier.score(v, c) ORDER BY v), '{1,1,2,2}',
 	'the cut is the largest value of the lower group')
 FROM (SELECT segtier.cuts(v, 2) c FROM generate_series(1, 4) v) x, generate_series(1, 4) v;
+
+-- values of every sign, size and byte pattern, -0, infinities and ties,
+-- against an independent statement of the rule on a sorted copy: boundary
+-- k * N / n moved to the nearer end of its tie block (the lower when equal),
+-- each distinct boundary inside (0, N) giving the value just below it
+SELECT setseed(0.17);
+CREATE TEMP TABLE cv AS
+SELECT CASE WHEN g % 53 = 0 THEN '-Infinity'::float8 WHEN g % 59 = 0 THEN 'Infinity'
+			WHEN g % 7 = 0 THEN '-0'::float8 WHEN g % 11 = 0 THEN 0
+			WHEN g % 5 = 0 THEN round(random() * 20 - 10)
+			WHEN g % 13 = 0 THEN (random() - 0.5) * 1e-310
+			ELSE (random() - 0.5) * power(10::float8, floor(random() * 60) - 30) END AS v
+FROM generate_series(1, 20000) g;
+CREATE FUNCTION pg_temp.ref_cuts(n int) RETURNS float8[] LANGUAGE sql AS $$
+	WITH s AS (SELECT v, row_number() OVER (ORDER BY v) - 1 AS i FROM cv),
+		 tot AS (SELECT count(*) AS cnt FROM cv),
+		 blocks AS (SELECT k * cnt AS target, (SELECT count(*) FROM cv WHERE cv.v < s.v) AS lo,
+						   (SELECT count(*) FROM cv WHERE cv.v <= s.v) AS hi
+					FROM generate_series(1, n - 1) k, tot, s WHERE s.i = k * cnt / n),
+		 b AS (SELECT DISTINCT CASE WHEN target - n * lo <= n * hi - target THEN lo ELSE hi END AS b FROM blocks)
+	SELECT array_agg(s.v ORDER BY b.b) FROM b, s, tot WHERE s.i = b.b - 1 AND b.b > 0 AND b.b < tot.cnt $$;
+SELECT is((SELECT segtier.cuts(v, 9) FROM cv), pg_temp.ref_cuts(9), 'nine groups of mixed values match the reference');
+SELECT is((SELECT segtier.cuts(v, 7) FROM cv), pg_temp.ref_cuts(7), 'seven groups match the reference');
 
 SELECT * FROM finish();
 ROLLBACK;

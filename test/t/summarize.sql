@@ -6,7 +6,7 @@ SET search_path = public, segtier;
 SET TimeZone = 'UTC';
 SET work_mem = '4MB';
 SET hash_mem_multiplier = 2;
-SELECT plan(39);
+SELECT plan(40);
 
 -- 3,000 customers, 40,000 rows: refunds, zero amounts, NULL customers, times,
 -- amounts and margins, rows after as_of, 20 customers with 200 distinct days
@@ -117,6 +117,10 @@ SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_int', 'integer', pg_tem
 CREATE TEMP TABLE src_small AS SELECT (c - 1500)::smallint AS c, ts, amt, mg FROM src;
 SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_small', 'smallint', pg_temp.marker('smallint'))$$,
 	$$SELECT * FROM pg_temp.reference('src_small')$$, 'smallint customers, negative ones too');
+-- keys of both signs that differ in every byte, for the sort into key order
+CREATE TEMP TABLE src_wide AS SELECT (c - 2500) * 3074457345618258::bigint + c AS c, ts, amt, mg FROM src;
+SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_wide', 'bigint', pg_temp.marker('bigint'))$$,
+	$$SELECT * FROM pg_temp.reference('src_wide')$$, 'bigint customers across the whole range, in order');
 CREATE TEMP TABLE src_text AS SELECT 'customer-' || c AS c, ts, amt, mg FROM src;
 SELECT results_eq($$SELECT * FROM pg_temp.summarize('src_text', 'text', pg_temp.marker('text'))$$,
 	$$SELECT * FROM pg_temp.reference('src_text')$$, 'text customers, in the collation''s order');

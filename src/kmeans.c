@@ -284,34 +284,113 @@ kmeans_seed(const float8 *const *pt, const double *w, int64 m, int d,
 	pfree(d2);
 }
 
-/* Assigns each point to its nearest centre (lowest index on ties); returns the changes. */
-static int64
-kmeans_assign(const float8 *const *pt, int64 m, int d, const float8 *cent, int k,
-			  int *assign)
+/*
+ * Where Lloyd's iterations are: each point's assigned centre with Hamerly's
+ * bounds (Hamerly 2010, "Making k-means even faster", SDM), an upper bound
+ * on the distance to that centre and a lower bound on the distance to every
+ * other, so that most points skip the k distances once the centres settle.
+ * A point skips only when its assigned centre is provably nearer than all
+ * others by more than rounding (slack), where the full scan would keep it
+ * too: the iterations are those of plain Lloyd.
+ */
+typedef struct KmeansAssignment
 {
+	int			k;
+	int			d;
+	int		   *assign;			/* -1 before the first assignment */
+	double	   *upper;
+	double	   *lower;
+	double	   *moved;			/* how far each centre moved in the last step */
+	double	   *half_gap;		/* half the distance to the nearest other centre */
+	double		slack;
+} KmeansAssignment;
+
+/* The nearest centre (lowest index on ties) and the distances to it and to the next nearest. */
+static int
+kmeans_nearest(const float8 *x, int d, const float8 *cent, int k, double *best2,
+			   double *second2)
+{
+	int			best = 0;
+	double		bestd = kmeans_dist2(x, cent, d);
+	double		second = HUGE_VAL;
+
+	for (int c = 1; c < k; c++)
+	{
+		double		dc = kmeans_dist2(x, cent + (int64) c * d, d);
+
+		if (dc < bestd)
+		{
+			second = bestd;
+			best = c;
+			bestd = dc;
+		}
+		else if (dc < second)
+			second = dc;
+	}
+	*best2 = bestd;
+	*second2 = second;
+	return best;
+}
+
+/*
+ * Assigns each point to its nearest centre (lowest index on ties), given how
+ * far the centres moved since the last call; returns the changes.
+ */
+static int64
+kmeans_assign(const float8 *const *pt, int64 m, const float8 *cent, KmeansAssignment *a)
+{
+	int			k = a->k,
+				d = a->d;
+	double		max1 = 0,
+				max2 = 0;
+	int			far = -1;
 	int64		changes = 0;
 
+	for (int c = 0; c < k; c++)
+	{
+		double		gap = HUGE_VAL;
+
+		if (a->moved[c] > max1)
+		{
+			max2 = max1;
+			max1 = a->moved[c];
+			far = c;
+		}
+		else if (a->moved[c] > max2)
+			max2 = a->moved[c];
+		for (int o = 0; o < k; o++)
+			if (o != c)
+				gap = Min(gap, sqrt(kmeans_dist2(cent + (int64) c * d, cent + (int64) o * d, d)));
+		a->half_gap[c] = gap / 2;
+	}
 	for (int64 p = 0; p < m; p++)
 	{
-		int			best = 0;
-		double		bestd = kmeans_dist2(pt[p], cent, d);
+		int			was = a->assign[p];
+		int			best;
+		double		best2,
+					second2;
 
 		if (p % 1024 == 0)
 			CHECK_FOR_INTERRUPTS();
-
-		for (int c = 1; c < k; c++)
+		if (was >= 0)
 		{
-			double		dc = kmeans_dist2(pt[p], cent + (int64) c * d, d);
+			double		z;
 
-			if (dc < bestd)
-			{
-				best = c;
-				bestd = dc;
-			}
+			a->upper[p] += a->moved[was];
+			a->lower[p] -= (was == far) ? max2 : max1;
+			z = Max(a->lower[p], a->half_gap[was]) - a->slack;
+			if (a->upper[p] < z)
+				continue;
+			a->upper[p] = sqrt(kmeans_dist2(pt[p], cent + (int64) was * d, d));
+			if (a->upper[p] < z)
+				continue;
 		}
-		if (assign[p] != best)
+		best = kmeans_nearest(pt[p], d, cent, k, &best2, &second2);
+		a->upper[p] = sqrt(best2);
+		a->lower[p] = sqrt(second2);
+		if (was != best)
 		{
-			assign[p] = best;
+			a->assign[p] = best;
 			changes++;
 		}
 	}
@@ -327,13 +406,26 @@ static void
 kmeans_lloyd(const float8 *const *pt, const double *w, int64 m, int d,
 			 int k, float8 *cent)
 {
-	int		   *assign = palloc(m * sizeof(int));
+	KmeansAssignment a = {k, d};
 	double	   *sum = palloc(sizeof(double) * k * d);
 	double	   *weight = palloc(sizeof(double) * k);
+	float8	   *before = palloc(sizeof(float8) * k * d);
+	double		scale = 0;
 
+	a.assign = palloc(m * sizeof(int));
+	a.upper = palloc(m * sizeof(double));
+	a.lower = palloc(m * sizeof(double));
+	a.moved = palloc0(k * sizeof(double));
+	a.half_gap = palloc(k * sizeof(double));
 	for (int64 p = 0; p < m; p++)
-		assign[p] = -1;
-	kmeans_assign(pt, m, d, cent, k, assign);
+	{
+		a.assign[p] = -1;
+		for (int j = 0; j < d; j++)
+			scale = Max(scale, fabs(pt[p][j]));
+	}
+	/* far above the bounds' accumulated rounding, far below real gaps */
+	a.slack = 1e-9 * (1 + scale);
+	kmeans_assign(pt, m, cent, &a);
 	for (int iter = 0; iter < KMEANS_MAX_ITERATIONS; iter++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -341,15 +433,16 @@ kmeans_lloyd(const float8 *const *pt, const double *w, int64 m, int d,
 		memset(weight, 0, sizeof(double) * k);
 		for (int64 p = 0; p < m; p++)
 		{
-			double	   *s = sum + (int64) assign[p] * d;
+			double	   *s = sum + (int64) a.assign[p] * d;
 
 			if (p % 16384 == 0)
 				CHECK_FOR_INTERRUPTS();
 
 			for (int j = 0; j < d; j++)
 				s[j] += w[p] * pt[p][j];
-			weight[assign[p]] += w[p];
+			weight[a.assign[p]] += w[p];
 		}
+		memcpy(before, cent, sizeof(float8) * k * d);
 		for (int c = 0; c < k; c++)
 		{
 			if (weight[c] == 0)
@@ -358,10 +451,17 @@ kmeans_lloyd(const float8 *const *pt, const double *w, int64 m, int d,
 				cent[(int64) c * d + j] = sum[(int64) c * d + j] / weight[c];
 		}
 		kmeans_check_finite(cent, (int64) k * d, "centroids");
-		if (kmeans_assign(pt, m, d, cent, k, assign) == 0)
+		for (int c = 0; c < k; c++)
+			a.moved[c] = sqrt(kmeans_dist2(before + (int64) c * d, cent + (int64) c * d, d));
+		if (kmeans_assign(pt, m, cent, &a) == 0)
 			break;
 	}
-	pfree(assign);
+	pfree(a.assign);
+	pfree(a.upper);
+	pfree(a.lower);
+	pfree(a.moved);
+	pfree(a.half_gap);
+	pfree(before);
 	pfree(sum);
 	pfree(weight);
 }
@@ -432,20 +532,10 @@ kmeans_final(PG_FUNCTION_ARGS)
 int
 segtier_nearest_centroid(const float8 *x, int d, const float8 *cent, int k)
 {
-	int			best = 0;
-	double		bestd = kmeans_dist2(x, cent, d);
+	double		best2,
+				second2;
 
-	for (int c = 1; c < k; c++)
-	{
-		double		dc = kmeans_dist2(x, cent + (int64) c * d, d);
-
-		if (dc < bestd)
-		{
-			best = c;
-			bestd = dc;
-		}
-	}
-	return best + 1;
+	return kmeans_nearest(x, d, cent, k, &best2, &second2) + 1;
 }
 
 /* 1-based index of the nearest centroid row (squared Euclidean; ties: lowest). */

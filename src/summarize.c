@@ -19,7 +19,8 @@
  * At 1M customers of ten orders the pass holds 508 MB, 520 bytes a
  * customer: 40-byte entries in a table of 2^21, the purchase state's
  * 256-byte chunk and the 128-byte period sums, with chunk headers and
- * allocator blocks; sorting the summaries adds 16 bytes a customer.
+ * allocator blocks; sorting the summaries adds 32 bytes a customer
+ * (the references and the radix sort's buffer).
  *
  * The target is a refresh's <model>_summary; any other table must pass the
  * checks of tablewrite.c.

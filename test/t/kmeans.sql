@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(36);
+SELECT plan(37);
 
 SELECT throws_ok($$SELECT segtier.kmeans('{1}'::float8[], 0)$$,
 	'22023', 'k must be at least 1', 'k = 0');
@@ -58,6 +58,14 @@ SELECT is(count(*), 0::bigint, 'converged: centroids are the means of their poin
 FROM (SELECT segtier.kmeans(f, 6, 1) AS c FROM grid) k,
 	LATERAL (SELECT segtier.nearest_centroid(f, k.c) AS cl, avg(f[1]) x, avg(f[2]) y FROM grid GROUP BY 1) m
 WHERE abs(m.x - k.c[cl][1]) > 1e-9 OR abs(m.y - k.c[cl][2]) > 1e-9;
+-- the bounds that let points skip the distances change no step: the
+-- centroids that plain Lloyd iterations (0.6.0's full scans) reach, digit
+-- for digit, on data that takes many iterations
+SELECT is((SELECT segtier.kmeans(ARRAY[((g * 37) % 101) / 7.0 + (g % 7), ((g * 53) % 103) / 11.0 - (g % 5) * 0.5,
+									   ((g * 7919) % 1000) / 250.0]::float8[], 7, 3)
+		   FROM generate_series(1, 20000) g),
+	'{{3.3939055074084403,5.7364347980786325,2.0141076320939324},{4.961993888464454,1.071432912007778,1.9896671122994642},{7.754681986790897,5.906845529391452,1.991970867637745},{10.277126577126529,1.1456617456617455,1.999831339031339},{12.182532244388,5.906946692794877,1.9949053420806016},{15.530303773862677,1.1315542924955477,2.0033857780831323},{16.623757195185757,5.907092907092913,1.9974725274725278}}'::float8[],
+	'the centroids of plain Lloyd iterations');
 
 -- the refresh's points: standardized log(1 + x), the SQL formula as reference
 SELECT is(segtier._cluster_features(r, f, m, '{1.5,0.7,0.9,0.4,3.1,1.2}'),

@@ -54,7 +54,18 @@ typedef enum SegtierLang
 } SegtierLang;
 
 extern SegtierLang segtier_parse_lang(text *lang);
-extern bool segtier_text_is(text *t, const char *word);
+
+/*
+ * True when a text argument equals a short ASCII word (no palloc); inline,
+ * so that a literal's length is a constant (scalar functions call it per row).
+ */
+static inline bool
+segtier_text_is(text *t, const char *word)
+{
+	size_t		len = strlen(word);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), word, len) == 0;
+}
 
 #include "utils/array.h"
 #include "utils/timestamp.h"

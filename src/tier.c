@@ -452,15 +452,6 @@ tier_rank(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(segtier_tier_rank(PG_GETARG_TIER(0)));
 }
 
-/* True when a text argument equals a short ASCII word (no palloc). */
-bool
-segtier_text_is(text *t, const char *word)
-{
-	size_t		len = strlen(word);
-
-	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), word, len) == 0;
-}
-
 SegtierLang
 segtier_parse_lang(text *lang)
 {

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(16);
+SELECT plan(17);
 
 -- generated values: Pareto-like, with ties, zeros and refunds
 SELECT setseed(0.31);
@@ -51,6 +51,8 @@ SELECT is((SELECT share_cuts(x, '{0.7,0.9}', 'value') FROM unnest('{7,7,7}'::flo
 SELECT is((SELECT share_cuts(x, '{0.7,0.9}', 'value') FROM unnest('{42}'::float8[]) x),
 	'{-Infinity,-Infinity}'::float8[], 'a single customer is in the top class');
 SELECT is((SELECT share_cuts(x, '{0.7,0.9}', 'value') FROM unnest('{}'::float8[]) x), NULL, 'empty input: NULL');
+SELECT is((SELECT share_cuts(x, '{0.5}', 'count')::text FROM unnest('{-0,10,-0,5,0}'::float8[]) x), '{0}',
+	'a cut in a block of zeros is 0, never -0');
 
 -- parallel == serial
 CREATE FUNCTION pg_temp.plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$

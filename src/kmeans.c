@@ -285,7 +285,7 @@ kmeans_seed(const float8 *const *pt, const double *w, int64 m, int d,
 }
 
 /*
- * Where Lloyd's iterations are: each point's assigned centre with Hamerly's
+ * The state of Lloyd's iterations: each point's assigned centre with Hamerly's
  * bounds (Hamerly 2010, "Making k-means even faster", SDM), an upper bound
  * on the distance to that centre and a lower bound on the distance to every
  * other, so that most points skip the k distances once the centres settle.

@@ -161,7 +161,7 @@ typedef struct PackedEntry
  * Packs every entry's keys (nkeys fields of bits bits, the first key highest,
  * so integer order is key order) and returns how many there are; -1 unless
  * all are whole numbers in [0, 2^bits).  The refresh fits on whole days,
- * where one sort of these keys replaces one a key.
+ * where these keys take one radix sort instead of one for each key.
  */
 static int
 hist_pack(const Hist *h, PackedEntry *out)

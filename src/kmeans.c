@@ -348,8 +348,6 @@ kmeans_assign(const float8 *const *pt, int64 m, const float8 *cent, KmeansAssign
 
 	for (int c = 0; c < k; c++)
 	{
-		double		gap = HUGE_VAL;
-
 		if (a->moved[c] > max1)
 		{
 			max2 = max1;
@@ -358,10 +356,18 @@ kmeans_assign(const float8 *const *pt, int64 m, const float8 *cent, KmeansAssign
 		}
 		else if (a->moved[c] > max2)
 			max2 = a->moved[c];
-		for (int o = 0; o < k; o++)
-			if (o != c)
-				gap = Min(gap, sqrt(kmeans_dist2(cent + (int64) c * d, cent + (int64) o * d, d)));
-		a->half_gap[c] = gap / 2;
+		a->half_gap[c] = HUGE_VAL;
+	}
+	for (int c = 0; c < k; c++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		for (int o = c + 1; o < k; o++)
+		{
+			double		half = sqrt(kmeans_dist2(cent + (int64) c * d, cent + (int64) o * d, d)) / 2;
+
+			a->half_gap[c] = Min(a->half_gap[c], half);
+			a->half_gap[o] = Min(a->half_gap[o], half);
+		}
 	}
 	for (int64 p = 0; p < m; p++)
 	{
@@ -378,11 +384,12 @@ kmeans_assign(const float8 *const *pt, int64 m, const float8 *cent, KmeansAssign
 
 			a->upper[p] += a->moved[was];
 			a->lower[p] -= (was == far) ? max2 : max1;
+			/* an infinite bound is an overflowed distance, not a bound */
 			z = Max(a->lower[p], a->half_gap[was]) - a->slack;
-			if (a->upper[p] < z)
+			if (isfinite(z) && a->upper[p] < z)
 				continue;
 			a->upper[p] = sqrt(kmeans_dist2(pt[p], cent + (int64) was * d, d));
-			if (a->upper[p] < z)
+			if (isfinite(z) && a->upper[p] < z)
 				continue;
 		}
 		best = kmeans_nearest(pt[p], d, cent, k, &best2, &second2);
@@ -423,8 +430,11 @@ kmeans_lloyd(const float8 *const *pt, const double *w, int64 m, int d,
 		for (int j = 0; j < d; j++)
 			scale = Max(scale, fabs(pt[p][j]));
 	}
-	/* far above the bounds' accumulated rounding, far below real gaps */
-	a.slack = 1e-9 * (1 + scale);
+	/*
+	 * Far above the bounds' rounding (a distance is off by about d ulps, the
+	 * bounds add up to KMEANS_MAX_ITERATIONS moves), far below real gaps.
+	 */
+	a.slack = 1e-9 * d * (1 + scale);
 	kmeans_assign(pt, m, cent, &a);
 	for (int iter = 0; iter < KMEANS_MAX_ITERATIONS; iter++)
 	{

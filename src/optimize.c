@@ -157,6 +157,8 @@ typedef struct PackedEntry
 	int64		n;
 } PackedEntry;
 
+StaticAssertDecl(sizeof(PackedEntry) == 2 * sizeof(uint64), "PackedEntry is two words");
+
 /*
  * Packs every entry's keys (nkeys fields of bits bits, the first key highest,
  * so integer order is key order) and returns how many there are; -1 unless

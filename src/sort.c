@@ -45,8 +45,8 @@ segtier_sort_u64(uint64 *a, int64 n, int width)
 {
 	int64		counts[8][256];
 	uint64	   *src = a,
-			   *dst,
-			   *tmp;
+			   *dst = NULL,
+			   *tmp = NULL;
 
 	if (n < 2)
 		return;
@@ -58,8 +58,6 @@ segtier_sort_u64(uint64 *a, int64 n, int width)
 		for (int b = 0; b < 8; b++)
 			counts[b][(k >> (8 * b)) & 0xFF]++;
 	}
-	tmp = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint64) * width * n);
-	dst = tmp;
 	for (int b = 0; b < 8; b++)
 	{
 		int64	   *c = counts[b];
@@ -67,6 +65,8 @@ segtier_sort_u64(uint64 *a, int64 n, int width)
 
 		if (c[(src[0] >> (8 * b)) & 0xFF] == n)
 			continue;
+		if (tmp == NULL)
+			dst = tmp = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint64) * width * n);
 		for (int j = 0; j < 256; j++)
 		{
 			int64		t = c[j];
@@ -92,7 +92,8 @@ segtier_sort_u64(uint64 *a, int64 n, int width)
 	}
 	if (src != a)
 		memcpy(a, src, sizeof(uint64) * width * n);
-	pfree(tmp);
+	if (tmp != NULL)
+		pfree(tmp);
 }
 
 /* Sorts n float8 (no NaN) ascending; a -0 comes out as 0. */

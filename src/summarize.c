@@ -436,6 +436,9 @@ typedef struct GroupRef
 	CustomerGroup *group;
 } GroupRef;
 
+/* sorted as records of two uint64 words, the key first */
+StaticAssertDecl(sizeof(GroupRef) == 2 * sizeof(uint64), "GroupRef is two words");
+
 static inline int
 key_compare(Pass *p, Datum a, Datum b)
 {

@@ -256,7 +256,6 @@ share_final(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	for (int i = 0; i < nb; i++)
 		bounds[i] = bag->param[SP_BOUND + i] / SHARE_PPB;
-	floatbag_normalize_zeros(bag);
 	share_cuts(bag->values, bag->nvalues, bounds, nb, bag->param[SP_BASIS] == 0, cuts);
 	for (int i = 0; i < nb; i++)
 		out[i] = Float8GetDatum(cuts[i]);

@@ -52,7 +52,7 @@ SELECT is((SELECT share_cuts(x, '{0.7,0.9}', 'value') FROM unnest('{42}'::float8
 	'{-Infinity,-Infinity}'::float8[], 'a single customer is in the top class');
 SELECT is((SELECT share_cuts(x, '{0.7,0.9}', 'value') FROM unnest('{}'::float8[]) x), NULL, 'empty input: NULL');
 SELECT is((SELECT share_cuts(x, '{0.5}', 'count')::text FROM unnest('{-0,10,-0,5,0}'::float8[]) x), '{0}',
-	'a cut in a block of zeros is 0, never -0');
+	'a cut in a block of zeros (-0 among them) is 0');
 
 -- parallel == serial
 CREATE FUNCTION pg_temp.plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$

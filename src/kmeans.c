@@ -181,22 +181,14 @@ kmeans_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(EOHPGetRWDatum(&bag->hdr));
 }
 
-/* Lexicographic order of points; arg points to the dimension. */
-static int
-kmeans_point_cmp(const void *a, const void *b, void *arg)
+/* Whether two points are the same (the sorted points' duplicates merge). */
+static bool
+kmeans_same_point(const float8 *x, const float8 *y, int d)
 {
-	const float8 *x = a;
-	const float8 *y = b;
-	int			d = *(const int *) arg;
-
 	for (int j = 0; j < d; j++)
-	{
-		if (x[j] < y[j])
-			return -1;
-		if (x[j] > y[j])
-			return 1;
-	}
-	return 0;
+		if (x[j] != y[j])
+			return false;
+	return true;
 }
 
 /* Squared Euclidean distance. */
@@ -507,7 +499,7 @@ kmeans_final(PG_FUNCTION_ARGS)
 	{
 		const float8 *x = bag->values + i * d;
 
-		if (m > 0 && kmeans_point_cmp(pt[m - 1], x, &d) == 0)
+		if (m > 0 && kmeans_same_point(pt[m - 1], x, d))
 			w[m - 1] += 1;
 		else
 		{

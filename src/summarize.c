@@ -27,15 +27,28 @@
  */
 #include "segtier.h"
 
+#include "access/heaptoast.h"
+#include "access/parallel.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "access/tupdesc.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "lib/binaryheap.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/cost.h"
+#include "optimizer/paths.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/rel.h"
@@ -120,6 +133,10 @@ struct Pass
 	ZoneCache  *zone;
 	TimestampTz as_of;
 	const SpendBounds *bounds;
+	/* the customers this process sums: hash partitions [part_lo, part_hi) of nparts */
+	int			nparts;
+	int			part_lo;
+	int			part_hi;
 };
 
 static inline uint32
@@ -140,6 +157,13 @@ key_equal(Pass *p, Datum a, Datum b)
 	if (p->key_int)
 		return a == b;
 	return DatumGetBool(FunctionCall2Coll(p->eq_fn, p->collation, a, b));
+}
+
+/* A hash's partition, from its high bits (the table's buckets take the low ones). */
+static inline int
+key_partition(uint32 hash, int nparts)
+{
+	return (int) (((uint64) hash * (uint64) nparts) >> 32);
 }
 
 /* A new group's states, in cxt, with its own copy of a by-reference key. */
@@ -223,10 +247,7 @@ batch_add(Pass *p)
 		ScanRow    *r = &p->rows[i];
 
 		if (!r->key_null)
-		{
-			r->hash = key_hash(p, r->key);
 			__builtin_prefetch(&tb->data[r->hash & tb->sizemask]);
-		}
 	}
 	for (int i = 0; i < p->nrows; i++)
 	{
@@ -263,13 +284,17 @@ batch_add(Pass *p)
 		p->overflow = true;
 }
 
-/* Keeps a row (its datums copied: the slot's point into a buffer page). */
+/*
+ * Keeps a row of this process's customers (its datums copied: the slot's
+ * point into a buffer page).  Rows without a customer are partition 0's.
+ */
 static bool
 pass_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	Pass	   *p = (Pass *) self;
 	ScanRow    *r = &p->rows[p->nrows];
 	MemoryContext old;
+	int			part = 0;
 
 	slot_getallattrs(slot);
 	old = MemoryContextSwitchTo(p->row_cxt);
@@ -279,9 +304,16 @@ pass_receive(TupleTableSlot *slot, DestReceiver *self)
 		r->key = slot->tts_values[0];
 		if (p->key_len == -1)
 			r->key = PointerGetDatum(PG_DETOAST_DATUM_PACKED(r->key));
-		if (!p->key_byval)
-			r->key = datumCopy(r->key, false, p->key_len);
+		r->hash = key_hash(p, r->key);
+		part = key_partition(r->hash, p->nparts);
 	}
+	if (part < p->part_lo || part >= p->part_hi)
+	{
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	if (!r->key_null && !p->key_byval)
+		r->key = datumCopy(r->key, false, p->key_len);
 	r->isnull = slot->tts_isnull[1] || slot->tts_isnull[2];
 	if (!r->isnull)
 	{
@@ -335,6 +367,9 @@ typedef struct Writer
 	DestReceiver pub;			/* first: the grouped query's receiver */
 	TableWriter table;
 	int64		null_rows;		/* source rows without a customer */
+	bool		parallel;		/* writing while workers run: no TOAST */
+	List	   *deferred;		/* the rows that would need it, written after */
+	MemoryContext cxt;			/* the call's, for those */
 } Writer;
 
 /* The target's column types after the customer's. */
@@ -343,8 +378,18 @@ static const Oid out_types[OUT_NCOLS] = {
 	NUMERICOID, INT8OID, INT8OID, INT8OID, NUMERICOID, NUMERICARRAYOID
 };
 
-/* The counts of a summary: transactions, null_rows, refunds, future_rows. */
-static const int out_counts[] = {3, 8, 9, 10};
+/* The source rows a summary counts: transactions, null_rows, refunds, future_rows. */
+static int64
+summary_rows(const Datum *values, const bool *nulls)
+{
+	static const int counts[] = {3, 8, 9, 10};
+	int64		n = 0;
+
+	for (int i = 0; i < lengthof(counts); i++)
+		if (!nulls[counts[i]])
+			n += DatumGetInt64(values[counts[i]]);
+	return n;
+}
 
 static void
 writer_open(Writer *w, Oid relid)
@@ -359,28 +404,36 @@ writer_open(Writer *w, Oid relid)
 				 errmsg("the target of segtier._summarize has %d columns, not %d", desc->natts, OUT_NCOLS)));
 	for (int i = 1; i < OUT_NCOLS; i++)
 		segtier_check_type("segtier._summarize", "target", i, TupleDescAttr(desc, i)->atttypid, out_types[i]);
+	w->cxt = CurrentMemoryContext;
 }
 
-/* Takes the row in slot, the writer's next. */
+/*
+ * Takes a summary (a copy).  In parallel mode a row that would go out of
+ * line waits: storing it takes an OID, which only a serial leader may.
+ */
 static void
-writer_add(Writer *w, TupleTableSlot *slot)
+writer_put(Writer *w, HeapTuple tuple)
 {
-	ExecStoreVirtualTuple(slot);
-	if (slot->tts_isnull[0])
+	if (w->parallel && tuple->t_len > TOAST_TUPLE_THRESHOLD)
 	{
-		for (int i = 0; i < lengthof(out_counts); i++)
-			if (!slot->tts_isnull[out_counts[i]])
-				w->null_rows += DatumGetInt64(slot->tts_values[out_counts[i]]);
-		ExecClearTuple(slot);
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+		w->deferred = lappend(w->deferred, heap_copytuple(tuple));
+		MemoryContextSwitchTo(old);
+		return;
 	}
-	else
-		segtier_table_put(&w->table);
+	ExecForceStoreHeapTuple(tuple, segtier_table_slot(&w->table), false);
+	segtier_table_put(&w->table);
 }
 
 /* Writes what is left; the count of the rows without a customer. */
 static int64
 writer_close(Writer *w)
 {
+	ListCell   *lc;
+
+	foreach(lc, w->deferred)
+		writer_put(w, lfirst(lc));
 	segtier_table_close(&w->table);
 	return w->null_rows;
 }
@@ -396,25 +449,28 @@ static bool
 writer_receive(TupleTableSlot *src, DestReceiver *self)
 {
 	Writer	   *w = (Writer *) self;
-	TupleTableSlot *slot = segtier_table_slot(&w->table);
 
 	CHECK_FOR_INTERRUPTS();
 	slot_getallattrs(src);
-	memcpy(slot->tts_values, src->tts_values, OUT_NCOLS * sizeof(Datum));
-	memcpy(slot->tts_isnull, src->tts_isnull, OUT_NCOLS * sizeof(bool));
-	writer_add(w, slot);
+	if (src->tts_isnull[0])
+		w->null_rows += summary_rows(src->tts_values, src->tts_isnull);
+	else
+	{
+		TupleTableSlot *slot = segtier_table_slot(&w->table);
+
+		memcpy(slot->tts_values, src->tts_values, OUT_NCOLS * sizeof(Datum));
+		memcpy(slot->tts_isnull, src->tts_isnull, OUT_NCOLS * sizeof(bool));
+		ExecStoreVirtualTuple(slot);
+		segtier_table_put(&w->table);
+	}
 	return true;
 }
 
-/* A group's summary, made in the pass's row context. */
+/* A group's summary as the target's columns, made in the current context. */
 static void
-group_put(Pass *p, CustomerGroup *g, bool key_null, Writer *w)
+group_values(CustomerGroup *g, bool key_null, Datum *values, bool *nulls)
 {
-	TupleTableSlot *slot = segtier_table_slot(&w->table);
-	Datum	   *values = slot->tts_values;
-	bool	   *nulls = slot->tts_isnull;
 	MarginSum  *ms = g->margin;
-	MemoryContext old = MemoryContextSwitchTo(p->row_cxt);
 
 	values[0] = g->key;
 	nulls[0] = key_null;
@@ -424,9 +480,42 @@ group_put(Pass *p, CustomerGroup *g, bool key_null, Writer *w)
 	nulls[1 + SUMMARY_FIELDS] = (ms == NULL);
 	values[2 + SUMMARY_FIELDS] = segtier_spend_sums(g->spend);
 	nulls[2 + SUMMARY_FIELDS] = false;
-	MemoryContextSwitchTo(old);
-	writer_add(w, slot);
+}
+
+/* A group's summary row, in the pass's row context (reset here first). */
+static HeapTuple
+group_tuple(Pass *p, CustomerGroup *g, TupleDesc desc)
+{
+	Datum		values[OUT_NCOLS];
+	bool		nulls[OUT_NCOLS];
+	MemoryContext old;
+	HeapTuple	tuple;
+
 	MemoryContextReset(p->row_cxt);
+	old = MemoryContextSwitchTo(p->row_cxt);
+	group_values(g, false, values, nulls);
+	tuple = heap_form_tuple(desc, values, nulls);
+	MemoryContextSwitchTo(old);
+	return tuple;
+}
+
+/* The source rows without a customer that this process summed. */
+static int64
+pass_null_rows(Pass *p)
+{
+	Datum		values[OUT_NCOLS];
+	bool		nulls[OUT_NCOLS];
+	MemoryContext old;
+	int64		n;
+
+	if (!p->has_null_group)
+		return 0;
+	old = MemoryContextSwitchTo(p->row_cxt);
+	group_values(&p->null_group, true, values, nulls);
+	n = summary_rows(values, nulls);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(p->row_cxt);
+	return n;
 }
 
 /* A group in the order of the result. */
@@ -445,6 +534,20 @@ key_compare(Pass *p, Datum a, Datum b)
 	return DatumGetInt32(FunctionCall2Coll(p->cmp_fn, p->collation, a, b));
 }
 
+/* The result's order of two keys; 0 for a type without one. */
+static inline int
+key_order(Pass *p, Datum a, Datum b)
+{
+	if (p->key_int)
+	{
+		int64		x = DatumGetInt64(a);
+		int64		y = DatumGetInt64(b);
+
+		return (x > y) - (x < y);
+	}
+	return p->cmp_fn != NULL ? key_compare(p, a, b) : 0;
+}
+
 #define ST_SORT sort_keys
 #define ST_ELEMENT_TYPE GroupRef
 #define ST_COMPARE(a, b, p) key_compare(p, (a)->key, (b)->key)
@@ -454,13 +557,12 @@ key_compare(Pass *p, Datum a, Datum b)
 #include "lib/sort_template.h"
 
 /*
- * The summaries, in the customer's order when the type has one (its default
+ * The groups in the customer's order when the type has one (its default
  * btree order: the table's pages then follow its primary key, whose build
- * or right edge takes the rows in order, as the scoring's scans do), then
- * the NULL customer's.
+ * or right edge takes the rows in order, as the scoring's scans do).
  */
-static void
-pass_put(Pass *p, TypeCacheEntry *tc, Writer *w)
+static GroupRef *
+pass_sorted(Pass *p, uint64 *count)
 {
 	GroupRef   *refs = MemoryContextAllocHuge(p->cxt, sizeof(GroupRef) * Max(p->groups->members, 1));
 	uint64		n = 0;
@@ -475,23 +577,17 @@ pass_put(Pass *p, TypeCacheEntry *tc, Writer *w)
 	}
 	if (p->key_int)
 	{
-		/* the signed integers' order as unsigned keys (refs[].key is not read again) */
+		/* the signed integers' order as unsigned keys, then the keys again */
 		for (uint64 i = 0; i < n; i++)
 			refs[i].key = (Datum) ((uint64) DatumGetInt64(refs[i].key) ^ (UINT64CONST(1) << 63));
 		segtier_sort_u64((uint64 *) refs, n, sizeof(GroupRef) / sizeof(uint64));
+		for (uint64 i = 0; i < n; i++)
+			refs[i].key = refs[i].group->key;
 	}
-	else if (OidIsValid(tc->cmp_proc))
-	{
-		p->cmp_fn = &tc->cmp_proc_finfo;
+	else if (p->cmp_fn != NULL)
 		sort_keys(refs, n, p);
-	}
-	for (uint64 i = 0; i < n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		group_put(p, refs[i].group, false, w);
-	}
-	if (p->has_null_group)
-		group_put(p, &p->null_group, true, w);
+	*count = n;
+	return refs;
 }
 
 /* The one SELECT of a prepared query; what names the query in the error. */
@@ -508,6 +604,412 @@ plan_select(SPIPlanPtr plan, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the %s of segtier._summarize must be one SELECT", what)));
 	return ps;
+}
+
+/*
+ * A pass over the customers of partitions [part_lo, part_hi) of nparts, for
+ * the scan's plan and the target's descriptor.  The scan's rows are grouped
+ * by its first expression's collation, as GROUP BY would.
+ */
+static void
+pass_init(Pass *p, SPIPlanPtr plan, TupleDesc desc, text *zone, TimestampTz as_of, ArrayType *bounds,
+		  int nparts, int part_lo, int part_hi)
+{
+	Query	   *q = linitial_node(Query, plan_select(plan, "scan")->query_list);
+	TypeCacheEntry *tc;
+
+	memset(p, 0, sizeof(Pass));
+	p->key_type = TupleDescAttr(desc, 0)->atttypid;
+	tc = lookup_type_cache(p->key_type, TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO |
+						   TYPECACHE_CMP_PROC_FINFO);
+	p->collation = exprCollation((Node *) linitial_node(TargetEntry, q->targetList)->expr);
+	p->key_int = (p->key_type == INT8OID || p->key_type == INT4OID || p->key_type == INT2OID);
+	p->key_len = tc->typlen;
+	p->key_byval = tc->typbyval;
+	p->hash_fn = &tc->hash_proc_finfo;
+	p->eq_fn = &tc->eq_opr_finfo;
+	p->cmp_fn = OidIsValid(tc->cmp_proc) ? &tc->cmp_proc_finfo : NULL;
+	p->limit = get_hash_memory_limit();
+	p->cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize",
+								   ALLOCSET_DEFAULT_SIZES);
+	p->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize row",
+									   ALLOCSET_DEFAULT_SIZES);
+	p->zone = segtier_zone_cache(p->cxt, zone);
+	p->as_of = as_of;
+	p->bounds = segtier_spend_bounds(p->cxt, bounds);
+	p->groups = groups_create(p->cxt, 1024, p);
+	p->nparts = nparts;
+	p->part_lo = part_lo;
+	p->part_hi = part_hi;
+	p->pub.receiveSlot = pass_receive;
+	p->pub.rStartup = pass_startup;
+	p->pub.rShutdown = pass_shutdown;
+	p->pub.rDestroy = pass_noop;
+	p->pub.mydest = DestNone;
+}
+
+/* Sums the scan's rows; false when they outgrew hash_mem. */
+static bool
+pass_scan(Pass *p, SPIPlanPtr plan)
+{
+	SPIExecuteOptions opts = {0};
+
+	opts.read_only = true;
+	opts.dest = &p->pub;
+	/* a SELECT (plan_select checked) sent to a receiver of DestNone */
+	if (SPI_execute_plan_extended(plan, &opts) < 0)
+		elog(ERROR, "the scan of segtier._summarize failed");
+	elog(DEBUG2, "segtier._summarize: %u customers in %zu kB of %zu kB%s",
+		 p->groups->members, MemoryContextMemAllocated(p->cxt, true) / 1024, p->limit / 1024,
+		 p->overflow ? ", over hash_mem" : "");
+	return !p->overflow;
+}
+
+static void
+pass_end(Pass *p)
+{
+	MemoryContextDelete(p->cxt);
+	MemoryContextDelete(p->row_cxt);
+}
+
+/*
+ * Parallel workers.  Each sums the customers of one hash partition: it
+ * runs the whole scan, keeps the rows of its partition, and sends its
+ * summaries in the customer's order through a queue.  The leader merges
+ * the queues and writes (a worker may not); it sums the partitions no
+ * worker was launched for itself.  Aggregating a row costs several times
+ * reading it (its group and states are cache misses at a million
+ * customers), so partitioning the groups rather than the rows scales, and
+ * no state is ever combined.
+ */
+#define SUMMARIZE_KEY_SHARED	UINT64CONST(0x5E67000000000001)
+#define SUMMARIZE_KEY_SCAN		UINT64CONST(0x5E67000000000002)
+#define SUMMARIZE_KEY_ZONE		UINT64CONST(0x5E67000000000003)
+#define SUMMARIZE_KEY_BOUNDS	UINT64CONST(0x5E67000000000004)
+#define SUMMARIZE_KEY_QUEUES	UINT64CONST(0x5E67000000000005)
+#define SUMMARIZE_QUEUE_SIZE	((Size) 1024 * 1024)
+
+typedef struct SummarizeShared
+{
+	Oid			target;
+	int			nparts;
+	TimestampTz as_of;
+} SummarizeShared;
+
+/* A worker's first message; its summaries follow unless it overflowed. */
+typedef struct WorkerDone
+{
+	bool		overflow;
+	int64		null_rows;
+	uint64		groups;
+} WorkerDone;
+
+PGDLLEXPORT void segtier_summarize_worker(dsm_segment *seg, shm_toc *toc);
+
+/*
+ * Workers for the scan: max_parallel_workers_per_gather when the planner
+ * expects at least min_parallel_table_scan_size of rows and a worker may
+ * run the scan (no function that is not parallel safe, no temporary or
+ * foreign table); none below two, as one would only do the leader's work.
+ */
+static int
+scan_workers(SPIPlanPtr plan)
+{
+	Query	   *q = linitial_node(Query, plan_select(plan, "scan")->query_list);
+	CachedPlan *cp;
+	PlannedStmt *stmt;
+	ListCell   *lc;
+	int			n = max_parallel_workers_per_gather;
+
+	if (n < 2 || IsInParallelMode() || max_parallel_hazard(q) != PROPARALLEL_SAFE)
+		return 0;
+	cp = SPI_plan_get_cached_plan(plan);
+	if (cp == NULL)
+		return 0;
+	stmt = linitial_node(PlannedStmt, cp->stmt_list);
+	if (stmt->planTree->plan_rows * stmt->planTree->plan_width < (double) min_parallel_table_scan_size * BLCKSZ)
+		n = 0;
+	foreach(lc, stmt->relationOids)
+		if (get_rel_persistence(lfirst_oid(lc)) == RELPERSISTENCE_TEMP ||
+			get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+			n = 0;
+	ReleaseCachedPlan(cp, NULL);
+	return n;
+}
+
+/* The shared state, the arguments and a queue a worker, in a new parallel context. */
+static ParallelContext *
+workers_launch(int nworkers, Oid target, const char *scan, text *zone, TimestampTz as_of,
+			   ArrayType *bounds, shm_mq_handle ***queues)
+{
+	ParallelContext *pcxt;
+	SummarizeShared *sh;
+	char	   *space;
+
+	/* the leader's writes need a transaction id, which parallel mode cannot assign */
+	(void) GetCurrentTransactionId();
+	EnterParallelMode();
+	pcxt = CreateParallelContext("segtier", "segtier_summarize_worker", nworkers);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SummarizeShared));
+	shm_toc_estimate_chunk(&pcxt->estimator, strlen(scan) + 1);
+	shm_toc_estimate_chunk(&pcxt->estimator, VARSIZE_ANY(zone));
+	shm_toc_estimate_chunk(&pcxt->estimator, VARSIZE(bounds));
+	shm_toc_estimate_chunk(&pcxt->estimator, mul_size(SUMMARIZE_QUEUE_SIZE, nworkers));
+	shm_toc_estimate_keys(&pcxt->estimator, 5);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+		return pcxt;			/* no shared memory: no workers */
+
+	sh = shm_toc_allocate(pcxt->toc, sizeof(SummarizeShared));
+	sh->target = target;
+	sh->nparts = nworkers;
+	sh->as_of = as_of;
+	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_SHARED, sh);
+	space = shm_toc_allocate(pcxt->toc, strlen(scan) + 1);
+	strcpy(space, scan);
+	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_SCAN, space);
+	space = shm_toc_allocate(pcxt->toc, VARSIZE_ANY(zone));
+	memcpy(space, zone, VARSIZE_ANY(zone));
+	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_ZONE, space);
+	space = shm_toc_allocate(pcxt->toc, VARSIZE(bounds));
+	memcpy(space, bounds, VARSIZE(bounds));
+	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_BOUNDS, space);
+	space = shm_toc_allocate(pcxt->toc, mul_size(SUMMARIZE_QUEUE_SIZE, nworkers));
+	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_QUEUES, space);
+	*queues = palloc0(sizeof(shm_mq_handle *) * nworkers);
+	for (int i = 0; i < nworkers; i++)
+	{
+		shm_mq	   *mq = shm_mq_create(space + i * SUMMARIZE_QUEUE_SIZE, SUMMARIZE_QUEUE_SIZE);
+
+		shm_mq_set_receiver(mq, MyProc);
+		(*queues)[i] = shm_mq_attach(mq, pcxt->seg, NULL);
+	}
+	LaunchParallelWorkers(pcxt);
+	for (int i = 0; i < pcxt->nworkers_launched; i++)
+		shm_mq_set_handle((*queues)[i], pcxt->worker[i].bgwhandle);
+	return pcxt;
+}
+
+/* The next message of a worker; a worker gone before it sent all is an error. */
+static void *
+worker_message(ParallelContext *pcxt, shm_mq_handle *mqh, Size *nbytes)
+{
+	void	   *data;
+
+	if (shm_mq_receive(mqh, nbytes, &data, false) == SHM_MQ_SUCCESS)
+		return data;
+	/* its error, if it sent one */
+	WaitForParallelWorkersToFinish(pcxt);
+	elog(ERROR, "a parallel worker of segtier._summarize stopped before it sent its summaries");
+	pg_unreachable();
+}
+
+/* One sorted source of summaries: this process's groups or a worker's queue. */
+typedef struct Stream
+{
+	Datum		key;
+	HeapTuple	tuple;			/* the current summary; NULL when done */
+	HeapTupleData queued;		/* a worker's, in its queue */
+	shm_mq_handle *mqh;			/* NULL for this process's groups */
+	uint64		left;			/* summaries not yet current */
+	GroupRef   *refs;			/* this process's, in order */
+} Stream;
+
+typedef struct Merge
+{
+	ParallelContext *pcxt;
+	Pass	   *p;
+	TupleDesc	desc;
+	Stream	   *streams;
+} Merge;
+
+static void
+stream_next(Merge *m, Stream *s)
+{
+	bool		isnull;
+	Size		nbytes;
+
+	if (s->left == 0)
+	{
+		s->tuple = NULL;
+		return;
+	}
+	s->left--;
+	if (s->mqh == NULL)
+	{
+		s->tuple = group_tuple(m->p, s->refs->group, m->desc);
+		s->key = s->refs++->key;
+		return;
+	}
+	s->queued.t_data = worker_message(m->pcxt, s->mqh, &nbytes);
+	s->queued.t_len = nbytes;
+	ItemPointerSetInvalid(&s->queued.t_self);
+	s->queued.t_tableOid = InvalidOid;
+	s->tuple = &s->queued;
+	s->key = heap_getattr(s->tuple, 1, m->desc, &isnull);
+}
+
+/* binaryheap keeps the greatest first: the smallest key is the greatest here */
+static int
+stream_compare(Datum a, Datum b, void *arg)
+{
+	Merge	   *m = (Merge *) arg;
+
+	return key_order(m->p, m->streams[DatumGetInt32(b)].key, m->streams[DatumGetInt32(a)].key);
+}
+
+/* Writes the streams' summaries merged into the customer's order. */
+static void
+merge_write(Merge *m, int nstreams, Writer *w)
+{
+	binaryheap *heap = binaryheap_allocate(nstreams, stream_compare, m);
+
+	for (int i = 0; i < nstreams; i++)
+	{
+		stream_next(m, &m->streams[i]);
+		if (m->streams[i].tuple != NULL)
+			binaryheap_add_unordered(heap, Int32GetDatum(i));
+	}
+	binaryheap_build(heap);
+	while (!binaryheap_empty(heap))
+	{
+		Stream	   *s = &m->streams[DatumGetInt32(binaryheap_first(heap))];
+
+		CHECK_FOR_INTERRUPTS();
+		writer_put(w, s->tuple);
+		stream_next(m, s);
+		if (s->tuple != NULL)
+			binaryheap_replace_first(heap, Int32GetDatum(s - m->streams));
+		else
+			(void) binaryheap_remove_first(heap);
+	}
+	binaryheap_free(heap);
+}
+
+/*
+ * The summaries of scan's rows into the writer, by this process and, for a
+ * large scan, parallel workers; false when some process's groups outgrew
+ * hash_mem (nothing is written then).
+ */
+static bool
+summarize_pass(Writer *w, SPIPlanPtr plan, const char *scan, text *zone, TimestampTz as_of,
+			   ArrayType *bounds)
+{
+	TupleDesc	desc = RelationGetDescr(w->table.rel);
+	int			nworkers = scan_workers(plan);
+	int			launched = 0;
+	ParallelContext *pcxt = NULL;
+	shm_mq_handle **queues = NULL;
+	Merge		m = {0};
+	Pass		p;
+	bool		ok = true;
+	int			nstreams = 0;
+
+	if (nworkers > 0)
+	{
+		pcxt = workers_launch(nworkers, RelationGetRelid(w->table.rel), scan, zone, as_of, bounds, &queues);
+		launched = pcxt->nworkers_launched;
+		elog(DEBUG1, "segtier._summarize: %d of %d parallel workers launched", launched, nworkers);
+		if (launched == 0)
+		{
+			DestroyParallelContext(pcxt);
+			ExitParallelMode();
+			pcxt = NULL;
+			nworkers = 0;
+		}
+	}
+	w->parallel = (pcxt != NULL);
+	pass_init(&p, plan, desc, zone, as_of, bounds, Max(nworkers, 1), launched, Max(nworkers, 1));
+	m.pcxt = pcxt;
+	m.p = &p;
+	m.desc = desc;
+	m.streams = palloc0(sizeof(Stream) * (launched + 1));
+	if (p.part_lo < p.part_hi)
+	{
+		ok = pass_scan(&p, plan);
+		if (ok)
+		{
+			m.streams[0].refs = pass_sorted(&p, &m.streams[0].left);
+			w->null_rows += pass_null_rows(&p);
+			nstreams++;
+		}
+	}
+	for (int i = 0; ok && i < launched; i++)
+	{
+		Size		nbytes;
+		WorkerDone *done = worker_message(pcxt, queues[i], &nbytes);
+
+		Assert(nbytes == sizeof(WorkerDone));
+		ok = !done->overflow;
+		w->null_rows += done->null_rows;
+		m.streams[nstreams].mqh = queues[i];
+		m.streams[nstreams++].left = done->groups;
+	}
+	if (ok)
+		merge_write(&m, nstreams, w);
+	if (pcxt != NULL)
+	{
+		if (ok)
+			WaitForParallelWorkersToFinish(pcxt);
+		/* a worker still sending sees the leader gone and stops */
+		for (int i = 0; i < launched; i++)
+			shm_mq_detach(queues[i]);
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		w->parallel = false;
+	}
+	pass_end(&p);
+	return ok;
+}
+
+/*
+ * A worker: the scan's rows of its partition, then its summaries in the
+ * customer's order into its queue, after a WorkerDone.
+ */
+void
+segtier_summarize_worker(dsm_segment *seg, shm_toc *toc)
+{
+	SummarizeShared *sh = shm_toc_lookup(toc, SUMMARIZE_KEY_SHARED, false);
+	char	   *queues = shm_toc_lookup(toc, SUMMARIZE_KEY_QUEUES, false);
+	shm_mq	   *mq = (shm_mq *) (queues + ParallelWorkerNumber * SUMMARIZE_QUEUE_SIZE);
+	shm_mq_handle *mqh;
+	Relation	rel;
+	SPIPlanPtr	plan;
+	Pass		p;
+	WorkerDone	done = {0};
+	GroupRef   *refs = NULL;
+
+	shm_mq_set_sender(mq, MyProc);
+	mqh = shm_mq_attach(mq, seg, NULL);
+	rel = table_open(sh->target, AccessShareLock);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(shm_toc_lookup(toc, SUMMARIZE_KEY_SCAN, false), 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the scan of segtier._summarize: %s",
+			 SPI_result_code_string(SPI_result));
+	pass_init(&p, plan, RelationGetDescr(rel), shm_toc_lookup(toc, SUMMARIZE_KEY_ZONE, false),
+			  sh->as_of, shm_toc_lookup(toc, SUMMARIZE_KEY_BOUNDS, false),
+			  sh->nparts, ParallelWorkerNumber, ParallelWorkerNumber + 1);
+	done.overflow = !pass_scan(&p, plan);
+	if (!done.overflow)
+	{
+		refs = pass_sorted(&p, &done.groups);
+		done.null_rows = pass_null_rows(&p);
+	}
+	if (shm_mq_send(mqh, sizeof(done), &done, false, true) == SHM_MQ_SUCCESS)
+		for (uint64 i = 0; i < done.groups; i++)
+		{
+			HeapTuple	tuple = group_tuple(&p, refs[i].group, RelationGetDescr(rel));
+
+			CHECK_FOR_INTERRUPTS();
+			if (shm_mq_send(mqh, tuple->t_len, tuple->t_data, false, i + 1 == done.groups) != SHM_MQ_SUCCESS)
+				break;
+		}
+	pass_end(&p);
+	SPI_finish();
+	table_close(rel, AccessShareLock);
+	shm_mq_detach(mqh);
 }
 
 /*
@@ -570,68 +1072,26 @@ segtier_summarize_into(PG_FUNCTION_ARGS)
 	char	   *scan = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *grouped = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	Datum		args[3] = {PG_GETARG_DATUM(3), PG_GETARG_DATUM(4), PG_GETARG_DATUM(5)};
-	TupleDesc	desc;
-	Query	   *scanq;
 	TypeCacheEntry *tc;
-	SPIExecuteOptions opts = {0};
-	SPIPlanPtr	plan;
-	Pass		p = {0};
 	Writer		w = {0};
 	bool		summed = false;
 
 	writer_open(&w, PG_GETARG_OID(0));
-	desc = RelationGetDescr(w.table.rel);
-	p.key_type = TupleDescAttr(desc, 0)->atttypid;
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	tc = lookup_type_cache(p.key_type, TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO |
-							TYPECACHE_CMP_PROC_FINFO);
+	tc = lookup_type_cache(TupleDescAttr(RelationGetDescr(w.table.rel), 0)->atttypid,
+						   TYPECACHE_HASH_PROC | TYPECACHE_EQ_OPR);
 	if (OidIsValid(tc->hash_proc) && OidIsValid(tc->eq_opr))
 	{
-		plan = SPI_prepare(scan, 0, NULL);
+		SPIPlanPtr	plan = SPI_prepare(scan, 0, NULL);
+
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the scan of segtier._summarize: %s",
 				 SPI_result_code_string(SPI_result));
-		/* GROUP BY would group by the first expression's collation */
-		scanq = linitial_node(Query, plan_select(plan, "scan")->query_list);
-		p.collation = exprCollation((Node *) linitial_node(TargetEntry, scanq->targetList)->expr);
-		p.key_int = (p.key_type == INT8OID || p.key_type == INT4OID || p.key_type == INT2OID);
-		p.key_len = tc->typlen;
-		p.key_byval = tc->typbyval;
-		p.hash_fn = &tc->hash_proc_finfo;
-		p.eq_fn = &tc->eq_opr_finfo;
-		p.limit = get_hash_memory_limit();
-		p.cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize",
-									  ALLOCSET_DEFAULT_SIZES);
-		p.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier summarize row",
-										  ALLOCSET_DEFAULT_SIZES);
-		p.zone = segtier_zone_cache(p.cxt, PG_GETARG_TEXT_PP(3));
-		p.as_of = PG_GETARG_TIMESTAMPTZ(4);
-		p.bounds = segtier_spend_bounds(p.cxt, PG_GETARG_ARRAYTYPE_P(5));
-		p.groups = groups_create(p.cxt, 1024, &p);
-		p.pub.receiveSlot = pass_receive;
-		p.pub.rStartup = pass_startup;
-		p.pub.rShutdown = pass_shutdown;
-		p.pub.rDestroy = pass_noop;
-		p.pub.mydest = DestNone;
-
-		opts.read_only = true;
-		opts.dest = &p.pub;
-		/* a SELECT (plan_select checked) sent to a receiver of DestNone */
-		if (SPI_execute_plan_extended(plan, &opts) < 0)
-			elog(ERROR, "the scan of segtier._summarize failed");
-		elog(DEBUG1, "segtier._summarize: %u customers in %zu kB of %zu kB%s",
-			 p.groups->members, MemoryContextMemAllocated(p.cxt, true) / 1024, p.limit / 1024,
-			 p.overflow ? ", over hash_mem: the grouped query runs" : "");
-		if (!p.overflow)
-			pass_put(&p, tc, &w);
-		summed = !p.overflow;
-		MemoryContextDelete(p.cxt);
-		MemoryContextDelete(p.row_cxt);
+		summed = summarize_pass(&w, plan, scan, PG_GETARG_TEXT_PP(3), PG_GETARG_TIMESTAMPTZ(4),
+								PG_GETARG_ARRAYTYPE_P(5));
 	}
-
 	/* a key type without hashing, or more states than hash_mem holds */
 	if (!summed)
 		run_grouped(&w, grouped, args);

@@ -11,16 +11,19 @@
  * calls the aggregates' own transition code, so the rows are the same.
  * The summaries go straight into the refresh's table in the customer's
  * order, by heap multi-inserts of 1000 rows (tablewrite.c); no result set
- * is formed, kept and read back.
+ * is formed, kept and read back.  A large scan is summed by parallel
+ * workers, each for one hash partition of the customers (see "Parallel
+ * workers" below); the leader merges their summaries as it writes.
  *
- * Memory stays within hash_mem (work_mem * hash_mem_multiplier), as hash
- * aggregation's does: when the table and states outgrow it the scan stops
- * and the grouped SQL runs instead, whose hash aggregation spills to disk.
- * At 1M customers of ten orders the pass holds 508 MB, 520 bytes a
- * customer: 40-byte entries in a table of 2^21, the purchase state's
- * 256-byte chunk and the 128-byte period sums, with chunk headers and
- * allocator blocks; sorting the summaries adds 32 bytes a customer
- * (the references and the radix sort's buffer).
+ * Memory stays within hash_mem (work_mem * hash_mem_multiplier) in each
+ * process, as hash aggregation's does: when a process's table and states
+ * outgrow it the scan stops and the grouped SQL runs instead, whose hash
+ * aggregation spills to disk.  At 1M customers of ten orders the pass
+ * holds 508 MB, 520 bytes a customer: 40-byte entries in a table of 2^21,
+ * the purchase state's 256-byte chunk and the 128-byte period sums, with
+ * chunk headers and allocator blocks; sorting the summaries adds 32 bytes
+ * a customer (the references and the radix sort's buffer).  With workers
+ * each holds its partition's share.
  *
  * The target is a refresh's <model>_summary; any other table must pass the
  * checks of tablewrite.c.
@@ -577,12 +580,12 @@ pass_sorted(Pass *p, uint64 *count)
 	}
 	if (p->key_int)
 	{
-		/* the signed integers' order as unsigned keys, then the keys again */
+		/* the signed integers' order as unsigned keys; the flip undoes itself */
 		for (uint64 i = 0; i < n; i++)
-			refs[i].key = (Datum) ((uint64) DatumGetInt64(refs[i].key) ^ (UINT64CONST(1) << 63));
+			refs[i].key ^= UINT64CONST(1) << 63;
 		segtier_sort_u64((uint64 *) refs, n, sizeof(GroupRef) / sizeof(uint64));
 		for (uint64 i = 0; i < n; i++)
-			refs[i].key = refs[i].group->key;
+			refs[i].key ^= UINT64CONST(1) << 63;
 	}
 	else if (p->cmp_fn != NULL)
 		sort_keys(refs, n, p);

@@ -103,6 +103,18 @@ SET min_parallel_table_scan_size = 0;
 SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, amt / (c % 2), mg FROM sw_src');
 SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, ''NaN''::numeric, mg FROM sw_src');
 \set VERBOSITY default
+-- caught in a subtransaction, it leaves no parallel mode behind: the
+-- transaction writes on
+DO $$
+BEGIN
+	BEGIN
+		PERFORM count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, amt / (c % 2), mg FROM sw_src', 'notice');
+	EXCEPTION WHEN division_by_zero THEN
+		RAISE NOTICE 'caught: %', SQLERRM;
+	END;
+	INSERT INTO sw_out (customer) VALUES (1);
+	RAISE NOTICE 'written';
+END $$;
 
 DROP TABLE sw_src, sw_int, sw_int_two, sw_text, sw_out, sw_serial, sw_two, sw_three, sw_one, sw_none, sw_text_serial, sw_text_two;
 DROP FUNCTION sw_run(text, text, int, text, text), sw_compare(text, text);

@@ -44,6 +44,7 @@
 #include "lib/binaryheap.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/clauses.h"
 #include "optimizer/cost.h"
 #include "optimizer/paths.h"
@@ -709,22 +710,54 @@ typedef struct WorkerDone
 
 PGDLLEXPORT void segtier_summarize_worker(dsm_segment *seg, shm_toc *toc);
 
+/* Whether a query's rows may differ from one run to the next: LIMIT, OFFSET, TABLESAMPLE. */
+static bool
+rows_vary_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		if (q->limitCount != NULL || q->limitOffset != NULL)
+			return true;
+		return query_tree_walker(q, rows_vary_walker, context, QTW_EXAMINE_RTES_BEFORE);
+	}
+	if (IsA(node, RangeTblEntry))
+		return ((RangeTblEntry *) node)->tablesample != NULL;
+	return expression_tree_walker(node, rows_vary_walker, context);
+}
+
+static bool
+proc_parallel_safe(Oid proc)
+{
+	return func_parallel(proc) == PROPARALLEL_SAFE;
+}
+
 /*
  * Workers for the scan: max_parallel_workers_per_gather when the planner
- * expects at least min_parallel_table_scan_size of rows and a worker may
- * run the scan (no function that is not parallel safe, no temporary or
- * foreign table); none below two, as one would only do the leader's work.
+ * expects at least min_parallel_table_scan_size of rows and every worker
+ * may run the scan and reads the same rows (every function parallel safe,
+ * the key type's too, nothing volatile, no LIMIT, OFFSET or TABLESAMPLE,
+ * no temporary or foreign table); none below two, as one would only do the
+ * leader's work.
  */
 static int
-scan_workers(SPIPlanPtr plan)
+scan_workers(SPIPlanPtr plan, Oid key_type)
 {
 	Query	   *q = linitial_node(Query, plan_select(plan, "scan")->query_list);
+	TypeCacheEntry *tc = lookup_type_cache(key_type, TYPECACHE_HASH_PROC | TYPECACHE_EQ_OPR |
+										   TYPECACHE_CMP_PROC);
 	CachedPlan *cp;
 	PlannedStmt *stmt;
 	ListCell   *lc;
 	int			n = max_parallel_workers_per_gather;
 
-	if (n < 2 || IsInParallelMode() || max_parallel_hazard(q) != PROPARALLEL_SAFE)
+	if (n < 2 || IsInParallelMode() || max_parallel_hazard(q) != PROPARALLEL_SAFE ||
+		contain_volatile_functions((Node *) q) || rows_vary_walker((Node *) q, NULL) ||
+		!proc_parallel_safe(tc->hash_proc) || !proc_parallel_safe(get_opcode(tc->eq_opr)) ||
+		(OidIsValid(tc->cmp_proc) && !proc_parallel_safe(tc->cmp_proc)))
 		return 0;
 	cp = SPI_plan_get_cached_plan(plan);
 	if (cp == NULL)
@@ -899,7 +932,7 @@ summarize_pass(Writer *w, SPIPlanPtr plan, const char *scan, text *zone, Timesta
 			   ArrayType *bounds)
 {
 	TupleDesc	desc = RelationGetDescr(w->table.rel);
-	int			nworkers = scan_workers(plan);
+	int			nworkers = scan_workers(plan, TupleDescAttr(desc, 0)->atttypid);
 	int			launched = 0;
 	ParallelContext *pcxt = NULL;
 	shm_mq_handle **queues = NULL;
@@ -907,6 +940,7 @@ summarize_pass(Writer *w, SPIPlanPtr plan, const char *scan, text *zone, Timesta
 	Pass		p;
 	bool		ok = true;
 	int			nstreams = 0;
+	int64		null_rows = 0;	/* counted only if no fallback counts them again */
 
 	if (nworkers > 0)
 	{
@@ -933,7 +967,7 @@ summarize_pass(Writer *w, SPIPlanPtr plan, const char *scan, text *zone, Timesta
 		if (ok)
 		{
 			m.streams[0].refs = pass_sorted(&p, &m.streams[0].left);
-			w->null_rows += pass_null_rows(&p);
+			null_rows += pass_null_rows(&p);
 			nstreams++;
 		}
 	}
@@ -944,12 +978,15 @@ summarize_pass(Writer *w, SPIPlanPtr plan, const char *scan, text *zone, Timesta
 
 		Assert(nbytes == sizeof(WorkerDone));
 		ok = !done->overflow;
-		w->null_rows += done->null_rows;
+		null_rows += done->null_rows;
 		m.streams[nstreams].mqh = queues[i];
 		m.streams[nstreams++].left = done->groups;
 	}
 	if (ok)
+	{
+		w->null_rows += null_rows;
 		merge_write(&m, nstreams, w);
+	}
 	if (pcxt != NULL)
 	{
 		if (ok)

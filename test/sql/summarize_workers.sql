@@ -90,10 +90,14 @@ SELECT * FROM sw_run('sw_src', 'bigint', 2);
 RESET work_mem;
 
 -- no workers for a temporary table, a function that is not parallel safe,
--- or a scan the planner expects to be small
+-- rows that could differ from one worker to the next (a volatile function,
+-- LIMIT, TABLESAMPLE), or a scan the planner expects to be small
 CREATE TEMP TABLE sw_temp AS SELECT * FROM sw_src;
 SELECT count(*) FROM sw_run('sw_temp', 'bigint', 2);
 SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, amt + random()::int, mg FROM sw_src');
+SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, amt, mg FROM sw_src WHERE ts < clock_timestamp()');
+SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, amt, mg FROM (SELECT * FROM sw_src LIMIT 30000) s');
+SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, amt, mg FROM sw_src TABLESAMPLE SYSTEM (100)');
 SET min_parallel_table_scan_size = '1GB';
 SELECT count(*) FROM sw_run('sw_src', 'bigint', 2);
 SET min_parallel_table_scan_size = 0;

@@ -610,22 +610,39 @@ plan_select(SPIPlanPtr plan, const char *what)
 	return ps;
 }
 
+/* The customer type's hashing, equality and order: the target's first column's. */
+static TypeCacheEntry *
+key_type_cache(TupleDesc target)
+{
+	return lookup_type_cache(TupleDescAttr(target, 0)->atttypid,
+							 TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO | TYPECACHE_CMP_PROC_FINFO);
+}
+
+/* The scan, prepared. */
+static SPIPlanPtr
+scan_prepare(const char *scan)
+{
+	SPIPlanPtr	plan = SPI_prepare(scan, 0, NULL);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the scan of segtier._summarize: %s",
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
 /*
  * A pass over the customers of partitions [part_lo, part_hi) of nparts, for
- * the scan's plan and the target's descriptor.  The scan's rows are grouped
- * by its first expression's collation, as GROUP BY would.
+ * the customer type and the scan's plan.  The scan's rows are grouped by
+ * its first expression's collation, as GROUP BY would.
  */
 static void
-pass_init(Pass *p, SPIPlanPtr plan, TupleDesc desc, text *zone, TimestampTz as_of, ArrayType *bounds,
+pass_init(Pass *p, TypeCacheEntry *tc, SPIPlanPtr plan, text *zone, TimestampTz as_of, ArrayType *bounds,
 		  int nparts, int part_lo, int part_hi)
 {
 	Query	   *q = linitial_node(Query, plan_select(plan, "scan")->query_list);
-	TypeCacheEntry *tc;
 
 	memset(p, 0, sizeof(Pass));
-	p->key_type = TupleDescAttr(desc, 0)->atttypid;
-	tc = lookup_type_cache(p->key_type, TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO |
-						   TYPECACHE_CMP_PROC_FINFO);
+	p->key_type = tc->type_id;
 	p->collation = exprCollation((Node *) linitial_node(TargetEntry, q->targetList)->expr);
 	p->key_int = (p->key_type == INT8OID || p->key_type == INT4OID || p->key_type == INT2OID);
 	p->key_len = tc->typlen;
@@ -744,11 +761,9 @@ proc_parallel_safe(Oid proc)
  * leader's work.
  */
 static int
-scan_workers(SPIPlanPtr plan, Oid key_type)
+scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc)
 {
 	Query	   *q = linitial_node(Query, plan_select(plan, "scan")->query_list);
-	TypeCacheEntry *tc = lookup_type_cache(key_type, TYPECACHE_HASH_PROC | TYPECACHE_EQ_OPR |
-										   TYPECACHE_CMP_PROC);
 	CachedPlan *cp;
 	PlannedStmt *stmt;
 	ListCell   *lc;
@@ -928,11 +943,12 @@ merge_write(Merge *m, int nstreams, Writer *w)
  * hash_mem (nothing is written then).
  */
 static bool
-summarize_pass(Writer *w, SPIPlanPtr plan, const char *scan, text *zone, TimestampTz as_of,
+summarize_pass(Writer *w, TypeCacheEntry *tc, const char *scan, text *zone, TimestampTz as_of,
 			   ArrayType *bounds)
 {
 	TupleDesc	desc = RelationGetDescr(w->table.rel);
-	int			nworkers = scan_workers(plan, TupleDescAttr(desc, 0)->atttypid);
+	SPIPlanPtr	plan = scan_prepare(scan);
+	int			nworkers = scan_workers(plan, tc);
 	int			launched = 0;
 	ParallelContext *pcxt = NULL;
 	shm_mq_handle **queues = NULL;
@@ -956,7 +972,7 @@ summarize_pass(Writer *w, SPIPlanPtr plan, const char *scan, text *zone, Timesta
 		}
 	}
 	w->parallel = (pcxt != NULL);
-	pass_init(&p, plan, desc, zone, as_of, bounds, Max(nworkers, 1), launched, Max(nworkers, 1));
+	pass_init(&p, tc, plan, zone, as_of, bounds, Max(nworkers, 1), launched, Max(nworkers, 1));
 	m.pcxt = pcxt;
 	m.p = &p;
 	m.desc = desc;
@@ -1024,11 +1040,8 @@ segtier_summarize_worker(dsm_segment *seg, shm_toc *toc)
 	rel = table_open(sh->target, AccessShareLock);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare(shm_toc_lookup(toc, SUMMARIZE_KEY_SCAN, false), 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the scan of segtier._summarize: %s",
-			 SPI_result_code_string(SPI_result));
-	pass_init(&p, plan, RelationGetDescr(rel), shm_toc_lookup(toc, SUMMARIZE_KEY_ZONE, false),
+	plan = scan_prepare(shm_toc_lookup(toc, SUMMARIZE_KEY_SCAN, false));
+	pass_init(&p, key_type_cache(RelationGetDescr(rel)), plan, shm_toc_lookup(toc, SUMMARIZE_KEY_ZONE, false),
 			  sh->as_of, shm_toc_lookup(toc, SUMMARIZE_KEY_BOUNDS, false),
 			  sh->nparts, ParallelWorkerNumber, ParallelWorkerNumber + 1);
 	done.overflow = !pass_scan(&p, plan);
@@ -1120,18 +1133,10 @@ segtier_summarize_into(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	tc = lookup_type_cache(TupleDescAttr(RelationGetDescr(w.table.rel), 0)->atttypid,
-						   TYPECACHE_HASH_PROC | TYPECACHE_EQ_OPR);
+	tc = key_type_cache(RelationGetDescr(w.table.rel));
 	if (OidIsValid(tc->hash_proc) && OidIsValid(tc->eq_opr))
-	{
-		SPIPlanPtr	plan = SPI_prepare(scan, 0, NULL);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the scan of segtier._summarize: %s",
-				 SPI_result_code_string(SPI_result));
-		summed = summarize_pass(&w, plan, scan, PG_GETARG_TEXT_PP(3), PG_GETARG_TIMESTAMPTZ(4),
+		summed = summarize_pass(&w, tc, scan, PG_GETARG_TEXT_PP(3), PG_GETARG_TIMESTAMPTZ(4),
 								PG_GETARG_ARRAYTYPE_P(5));
-	}
 	/* a key type without hashing, or more states than hash_mem holds */
 	if (!summed)
 		run_grouped(&w, grouped, args);

@@ -40,34 +40,31 @@
 #include "utils/syscache.h"
 
 /*
- * The BG/NBD numbers of one purchase history (x, t_x, T).  Many customers
- * share a history (whole days), so they are computed once per history and
- * pass.  The expectations given alive, which cost a hypergeometric series a
- * month, do not depend on t_x: a second table keeps them by (x, 0, T), for
- * far fewer distinct keys.
+ * The BG/NBD expectations of a customer known to be alive, which cost a
+ * hypergeometric series a month, depend on x and T only (not on t_x): they
+ * are computed once per (x, T) and pass, for far fewer keys than customers.
+ * P(alive), a closed form, is cheaper than a memo of a million histories.
  */
-typedef struct HistoryKey
+typedef struct AliveKey
 {
-	float8		v[3];
-} HistoryKey;
+	float8		v[2];			/* x, T */
+} AliveKey;
 
-typedef struct Prediction
+typedef struct GivenAlive
 {
-	HistoryKey	key;
+	AliveKey	key;
 	uint32		hash;
 	char		status;
-	float8		p_alive;
 	float8		expected;
 	float8		clv_purchases;
-} Prediction;
+} GivenAlive;
 
-/* an open-addressing table: a memo of up to a million histories is probed once a row */
-#define SH_PREFIX pred
-#define SH_ELEMENT_TYPE Prediction
-#define SH_KEY_TYPE HistoryKey
+#define SH_PREFIX alive
+#define SH_ELEMENT_TYPE GivenAlive
+#define SH_KEY_TYPE AliveKey
 #define SH_KEY key
-#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).v, sizeof(HistoryKey))
-#define SH_EQUAL(tb, a, b) (memcmp((a).v, (b).v, sizeof(HistoryKey)) == 0)
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).v, sizeof(AliveKey))
+#define SH_EQUAL(tb, a, b) (memcmp((a).v, (b).v, sizeof(AliveKey)) == 0)
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, e) ((e)->hash)
 #define SH_SCOPE static inline
@@ -235,8 +232,7 @@ typedef struct Scoring
 	Override   *overrides;		/* sorted by customer, then scheme */
 	Oid			customer_out;
 	int64		run_id;			/* of the rows updated */
-	pred_hash  *predictions;	/* Prediction by (x, t_x, T) */
-	pred_hash  *given_alive;	/* expected and clv_purchases given alive, by (x, 0, T) */
+	alive_hash *given_alive;	/* GivenAlive by (x, T) */
 	Datum		empty_array;	/* '{}'::text[] and '{}'::jsonb, built once */
 	Datum		empty_object;
 } Scoring;
@@ -780,37 +776,32 @@ rescore_row(const Scoring *s, const Datum *in, const bool *nul, bool existed, co
 	isnull[C_P_ALIVE] = isnull[C_EXPECTED] = isnull[C_CLV] = true;
 	if (has)
 	{
-		HistoryKey	hk;
-		float8	   *key = hk.v;
-		Prediction *pred = NULL;
+		float8		key[3];
+		float8		clv_purchases = 0.0;
 
 		key[0] = DatumGetFloat8(in[IN_X]);
 		key[1] = DatumGetFloat8(in[IN_T_X]);
 		key[2] = DatumGetFloat8(in[IN_T_AGE]);
 		if (s->predict)
 		{
+			AliveKey	ak = {{key[0], key[2]}};
+			GivenAlive *alive;
+			float8		p_alive;
 			bool		found;
 
 			bgnbd_check_customer(key);
-			pred = pred_insert(s->predictions, hk, &found);
+			alive = alive_insert(s->given_alive, ak, &found);
 			if (!found)
 			{
-				HistoryKey	ak = {{key[0], 0.0, key[2]}};
-				Prediction *alive = pred_insert(s->given_alive, ak, &found);
-
-				if (!found)
-				{
-					alive->expected = bgnbd_expected_alive(&s->bg, s->horizon_days, key);
-					alive->clv_purchases = s->has_gg ?
-						segtier_clv_purchases_alive(&s->bg, key, s->horizon_months, s->discount_rate, 30.0) : 0.0;
-				}
-				pred->p_alive = bgnbd_p_alive_key(&s->bg, key);
-				pred->expected = alive->expected * pred->p_alive;
-				pred->clv_purchases = alive->clv_purchases * pred->p_alive;
+				alive->expected = bgnbd_expected_alive(&s->bg, s->horizon_days, key);
+				alive->clv_purchases = s->has_gg ?
+					segtier_clv_purchases_alive(&s->bg, key, s->horizon_months, s->discount_rate, 30.0) : 0.0;
 			}
-			v[C_P_ALIVE] = Float8GetDatum(pred->p_alive);
-			v[C_EXPECTED] = Float8GetDatum(pred->expected);
+			p_alive = bgnbd_p_alive_key(&s->bg, key);
+			v[C_P_ALIVE] = Float8GetDatum(p_alive);
+			v[C_EXPECTED] = Float8GetDatum(alive->expected * p_alive);
 			isnull[C_P_ALIVE] = isnull[C_EXPECTED] = false;
+			clv_purchases = alive->clv_purchases * p_alive;
 		}
 		/* Gamma-Gamma has no spend for repeat purchases that were all free */
 		if (key[0] > 0 && !nul[IN_MEAN_REPEAT] && !(DatumGetFloat8(in[IN_MEAN_REPEAT]) > 0))
@@ -822,7 +813,7 @@ rescore_row(const Scoring *s, const Datum *in, const bool *nul, bool existed, co
 		{
 			v[C_CLV] = Float8GetDatum(segtier_clv_from(s->gg, key[0],
 													   nul[IN_MEAN_REPEAT] ? 0.0 : DatumGetFloat8(in[IN_MEAN_REPEAT]),
-													   1.0, pred->clv_purchases));
+													   1.0, clv_purchases));
 			isnull[C_CLV] = false;
 		}
 	}
@@ -1205,8 +1196,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	if (s.predict)
 	{
-		s.predictions = pred_create(per_query, 1024, NULL);
-		s.given_alive = pred_create(per_query, 1024, NULL);
+		s.given_alive = alive_create(per_query, 1024, NULL);
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)

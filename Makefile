@@ -27,6 +27,9 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
+# every source file includes the one header (PGXS tracks no dependencies)
+$(OBJS): src/segtier.h
+
 # The install script is written once, in sql/segtier.sql.
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql segtier.control
 	cp $< $@

@@ -119,6 +119,7 @@ typedef struct TableWriter
 	ResultRelInfo *rri;
 	CommandId	cid;
 	int			options;		/* of the table AM's inserts */
+	struct BulkInsertStateData *bistate;	/* the inserts' page and buffer ring */
 	bool		build_indexes;	/* at close, not an entry a row */
 	bool		not_null;		/* NOT NULL columns to check */
 	const char *func;			/* names the writer in errors */

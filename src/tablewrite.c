@@ -17,6 +17,7 @@
  */
 #include "segtier.h"
 
+#include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -92,6 +93,7 @@ segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func)
 		w->build_indexes = RelationGetNumberOfBlocks(rel) == 0;
 	}
 	w->not_null = desc->constr != NULL && desc->constr->has_not_null;
+	w->bistate = GetBulkInsertState();
 	w->estate = CreateExecutorState();
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
@@ -118,7 +120,7 @@ insert_rows(TableWriter *w)
 	if (w->not_null)
 		for (int i = 0; i < w->nslots; i++)
 			ExecConstraints(w->rri, w->slots[i], w->estate);
-	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, w->options, NULL);
+	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, w->options, w->bistate);
 	for (int i = 0; i < w->nslots; i++)
 	{
 		if (!w->build_indexes)
@@ -210,6 +212,7 @@ segtier_table_close(TableWriter *w)
 		insert_rows(w);
 	for (int i = 0; i < SEGTIER_WRITE_ROWS && w->slots[i] != NULL; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
+	FreeBulkInsertState(w->bistate);
 	ExecCloseIndices(w->rri);
 	if (w->build_indexes)
 	{

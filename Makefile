@@ -25,10 +25,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
+# every source file includes the one header (PGXS tracks no dependencies);
+# the JIT's bitcode is compiled from them too
+$(OBJS) $(OBJS:.o=.bc): src/segtier.h
 endif
-
-# every source file includes the one header (PGXS tracks no dependencies)
-$(OBJS): src/segtier.h
 
 # The install script is written once, in sql/segtier.sql.
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql segtier.control

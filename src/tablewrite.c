@@ -213,6 +213,7 @@ segtier_table_close(TableWriter *w)
 	for (int i = 0; i < SEGTIER_WRITE_ROWS && w->slots[i] != NULL; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
 	FreeBulkInsertState(w->bistate);
+	table_finish_bulk_insert(w->rel, w->options);
 	ExecCloseIndices(w->rri);
 	if (w->build_indexes)
 	{

@@ -27,7 +27,9 @@
 # else BENCH_REPS), BENCH_SCALAR_CALLS (default 10000000), BENCH_PROFILE=1
 # (also log the statements of one daily full and one incremental refresh
 # with auto_explain and print their times, and record a perf profile of the
-# full refresh when perf is installed).
+# full refresh when perf is installed),
+# BENCH_HUGE_PAGES=1 (as root: reserve huge pages for the cluster's shared
+# memory, huge_pages = on, and give the reservation back on exit).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CUSTOMERS=${1:-1000000}
@@ -62,7 +64,25 @@ source test/cluster.sh
 say() { printf '== %s\n' "$*" >&2; }
 
 SAMPLER=""
-on_cleanup() { [ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null; }
+HUGE_BEFORE=""
+on_cleanup() {
+	[ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null
+	# pages still mapped are freed from the pool when the cluster stops
+	[ -z "$HUGE_BEFORE" ] || echo "$HUGE_BEFORE" > /proc/sys/vm/nr_hugepages
+}
+# A new backend maps each shared buffer it touches, a 4 kB page at a time;
+# with 2 MB pages that costs next to nothing (see RESULTS.md, runs H-J).
+if [ "${BENCH_HUGE_PAGES:-0}" = 1 ]; then
+	[ "$(id -u)" -eq 0 ] || { echo "BENCH_HUGE_PAGES=1 must run as root" >&2; exit 1; }
+	HUGE_KB=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)
+	HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
+	# shared_buffers and about 400 MB for the rest of the shared memory
+	HUGE_WANT=$(( HUGE_BEFORE + (6 * 1024 + 400) * 1024 / HUGE_KB ))
+	echo "$HUGE_WANT" > /proc/sys/vm/nr_hugepages
+	[ "$(cat /proc/sys/vm/nr_hugepages)" -ge "$HUGE_WANT" ] ||
+		{ echo "could reserve only $(cat /proc/sys/vm/nr_hugepages) of $HUGE_WANT huge pages" >&2; exit 1; }
+	SETTINGS+=("huge_pages = on")
+fi
 # no preload: no background worker competes with the measurements
 start_cluster "shared_preload_libraries = ''" "listen_addresses = ''" "${SETTINGS[@]}"
 export PGDATABASE=bench

@@ -1195,9 +1195,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	s.empty_object = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	MemoryContextSwitchTo(old);
 	if (s.predict)
-	{
 		s.given_alive = alive_create(per_query, 1024, NULL);
-	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -3,15 +3,15 @@
  *
  * The aggregation pass inserts the summaries and the scoring pass updates
  * the tiers rows that changed, without forming a result set that SQL then
- * copies or joins back to the table.  Rows go in by heap multi-inserts and
- * their index entries, as COPY writes them (into a table new and empty in
- * the transaction, the indexes are built at the end); updates as an UPDATE
- * makes them
- * (HOT when no indexed column changed, else new index entries).  What an
- * INSERT or UPDATE would also run or check (triggers, rules, row security,
- * check constraints, generated columns, type modifiers) the tables of a
- * model do not have, and a table that has them is refused rather than
- * bypassed.  Those tables belong to the extension's owner, so no model
+ * copies or joins back to the table.  Rows go in as COPY writes them: heap
+ * multi-inserts through a bulk-insert state (a small ring of buffers, not
+ * fresh ones from the whole pool) and their index entries (into a table new
+ * and empty in the transaction, the indexes are built at the end); updates
+ * as an UPDATE makes them (HOT when no indexed column changed, else new
+ * index entries).  What an INSERT or UPDATE would also run or check
+ * (triggers, rules, row security, check constraints, generated columns,
+ * type modifiers) the tables of a model do not have, and a table that has
+ * them is refused rather than bypassed.  Those tables belong to the extension's owner, so no model
  * owner can add any of it; the functions check the caller's privilege on
  * the table as the statement would.
  */

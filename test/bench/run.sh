@@ -76,7 +76,7 @@ if [ "${BENCH_HUGE_PAGES:-0}" = 1 ]; then
 	[ "$(id -u)" -eq 0 ] || { echo "BENCH_HUGE_PAGES=1 must run as root" >&2; exit 1; }
 	HUGE_KB=$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)
 	HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
-	# shared_buffers and about 400 MB for the rest of the shared memory
+	# shared_buffers (6 GB, see SETTINGS) and about 400 MB for the rest
 	HUGE_WANT=$(( HUGE_BEFORE + (6 * 1024 + 400) * 1024 / HUGE_KB ))
 	echo "$HUGE_WANT" > /proc/sys/vm/nr_hugepages
 	[ "$(cat /proc/sys/vm/nr_hugepages)" -ge "$HUGE_WANT" ] ||

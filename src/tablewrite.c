@@ -11,9 +11,9 @@
  * index entries).  What an INSERT or UPDATE would also run or check
  * (triggers, rules, row security, check constraints, generated columns,
  * type modifiers) the tables of a model do not have, and a table that has
- * them is refused rather than bypassed.  Those tables belong to the extension's owner, so no model
- * owner can add any of it; the functions check the caller's privilege on
- * the table as the statement would.
+ * them is refused rather than bypassed.  Those tables belong to the
+ * extension's owner, so no model owner can add any of it; the functions
+ * check the caller's privilege on the table as the statement would.
  */
 #include "segtier.h"
 

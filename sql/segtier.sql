@@ -1681,7 +1681,14 @@ COMMENT ON TYPE segtier._scoring IS 'internal: the settings and population stati
 CREATE FUNCTION segtier._rescore(cfg segtier._scoring, query text) RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'segtier_rescore' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION segtier._rescore(segtier._scoring, text) IS
-'internal: scores the rows of query (features and the ctid of the customer''s current tiers row), inserts the new and updates the changed rows of the tiers table, and returns the new and removed customers and the history of all';
+'internal: scores the rows of query (features and the ctid of the customer''s current tiers row; of hash partition $1 of $2, for parallel workers), inserts the new and updates the changed rows of the tiers table, and returns the new and removed customers and the history of all';
+
+-- Whether a customer id falls in hash partition part (0-based) of nparts,
+-- by its type's hash opclass: equal ids fall in the same one.
+CREATE FUNCTION segtier._in_part(customer anyelement, part int, nparts int) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'segtier_in_part' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier._in_part(anyelement, int, int) IS
+'internal: whether a customer id is in hash partition part of nparts (by the hash opclass of its type)';
 
 -- The scoring settings from the options and the statistics in a run's params.
 CREATE FUNCTION segtier._scoring_settings(m segtier.model, o jsonb, as_of timestamptz, params jsonb, run_id bigint)
@@ -1713,9 +1720,12 @@ $$;
 /*
  * The features of the customers in <model>_summary (and, with a customers
  * table, of the prospects) as SQL text: one definition for the statistics
- * and for the scoring pass.  subset names a table of the customers to keep.
+ * and for the scoring pass.  subset names a table of the customers to keep;
+ * parted keeps those of hash partition $1 of $2 (segtier._in_part), which
+ * the scoring pass's parallel workers each read.
  */
-CREATE FUNCTION segtier._features(m segtier.model, o jsonb, as_of timestamptz, subset text) RETURNS text
+CREATE FUNCTION segtier._features(m segtier.model, o jsonb, as_of timestamptz, subset text, parted boolean)
+RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	sumt text := format('segtier_data.%I', m.name || '_summary');
@@ -1740,17 +1750,20 @@ BEGIN
 		CASE WHEN o->>'frequency' = 'days' THEN 's.purchase_days' ELSE 's.transactions' END,
 		CASE WHEN o->>'monetary' = 'total' THEN 's.total_amount' ELSE 's.total_amount / nullif(s.transactions, 0)' END,
 		CASE WHEN o->>'margin_column' IS NOT NULL THEN 'coalesce(s.margin, 0)' ELSE 's.total_amount' END,
-		sumt, CASE WHEN subset IS NOT NULL THEN format('WHERE s.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END);
+		sumt, CASE WHEN subset IS NOT NULL OR parted THEN 'WHERE ' || concat_ws(' AND ',
+			CASE WHEN subset IS NOT NULL THEN format('s.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) END,
+			CASE WHEN parted THEN '($2 = 1 OR segtier._in_part(s.customer, $1, $2))' END) ELSE '' END);
 	IF o->>'customers_table' IS NOT NULL THEN
 		f := f || format($f$
 			UNION ALL
 			SELECT DISTINCT c.%1$I::%5$s, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
 				   0::numeric, 0::bigint, NULL::numeric[], NULL::float8, NULL::float8, NULL::float8, NULL::float8
 			FROM %2$s c
-			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s$f$,
+			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s %6$s$f$,
 			key, o->>'customers_table', sumt,
 			CASE WHEN subset IS NOT NULL THEN format('AND c.%I = ANY (ARRAY(SELECT customer FROM %s))', key, subset) ELSE '' END,
-			ctype);
+			ctype,
+			CASE WHEN parted THEN format('AND ($2 = 1 OR segtier._in_part(c.%I::%s, $1, $2))', key, ctype) ELSE '' END);
 	END IF;
 	RETURN f;
 END $$;
@@ -1903,7 +1916,7 @@ BEGIN
 	IF v_restat THEN
 		-- population statistics over the buyers, in one pass over the summaries
 		PERFORM segtier.report_progress(m.name, 'score', 0, NULL);
-		feat := segtier._features(m, o, v_as_of, NULL);
+		feat := segtier._features(m, o, v_as_of, NULL, false);
 		EXECUTE format($f$
 			SELECT count(*) AS customers,
 				   segtier.cuts(recency_days, $1) FILTER (WHERE b) AS r_cuts,
@@ -1990,8 +2003,10 @@ BEGIN
 				   n.customer IS NOT NULL, t.ctid
 			FROM (%1$s) n FULL JOIN (SELECT t.customer, t.ctid FROM %2$s t %3$s) t ON t.customer = n.customer$q$)
 		AS x(op "char", customer %4$s, h_scheme text[], h_from text[], h_to text[], h_reason text[], h_by text[])$f$,
-		segtier._features(m, o, v_as_of, subset), tbl,
-		CASE WHEN subset IS NOT NULL THEN format('WHERE t.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) ELSE '' END,
+		segtier._features(m, o, v_as_of, subset, true), tbl,
+		'WHERE ' || concat_ws(' AND ',
+			CASE WHEN subset IS NOT NULL THEN format('t.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) END,
+			'($2 = 1 OR segtier._in_part(t.customer, $1, $2))'),
 		ctype)
 	USING segtier._scoring_settings(m, o, v_as_of, params, v_run);
 
@@ -2353,7 +2368,7 @@ COMMENT ON FUNCTION segtier._get_model(text) IS 'a model''s row, or 42704';
 COMMENT ON FUNCTION segtier._levels(text) IS 'levels of a tier scheme, lowest first';
 COMMENT ON FUNCTION segtier._jsonb_floats(jsonb) IS 'a JSON array of numbers as float8[] (NULL when not an array)';
 COMMENT ON FUNCTION segtier._scoring_settings(segtier.model, jsonb, timestamptz, jsonb, bigint) IS 'the settings of a scoring pass: the model''s options, the statistics in a run''s params, its tiers table and run';
-COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table)';
+COMMENT ON FUNCTION segtier._features(segtier.model, jsonb, timestamptz, text, boolean) IS 'SQL text of the per-customer features of a model (optionally of the customers in a table, of hash partition $1 of $2)';
 COMMENT ON FUNCTION segtier._refresh_model(text, boolean, bigint) IS 'one refresh of one model in the current transaction (the path of refresh() and the worker)';
 COMMENT ON FUNCTION segtier._cluster_features(double precision, double precision, numeric, double precision[]) IS 'standardized log(1 + x) of recency, frequency and monetary (0 for a feature the same for every buyer)';
 COMMENT ON FUNCTION segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]) IS 'internal: writes the per-customer sums of a refresh into target (a table without triggers, rules, row security, checks, generated columns or type modifiers) from the rows of scan (customer, time, amount, margin) in one pass, or the rows of grouped ($1 time_zone, $2 as_of, $3 month_starts) when they outgrow hash_mem; returns the source rows without a customer';

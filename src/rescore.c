@@ -20,6 +20,8 @@
 
 #include <math.h>
 
+#include "access/parallel.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -29,6 +31,10 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/shm_mq.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/float.h"
@@ -37,6 +43,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 /*
@@ -1022,22 +1029,24 @@ check_types(TupleDesc in, TupleDesc out, TupleDesc tiers)
 
 	if (in->natts != IN_NCOLS)
 		elog(ERROR, "the scoring query returns %d columns, not %d", in->natts, IN_NCOLS);
-	if (tiers->natts != TIERS_NCOLS)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("the tiers table of segtier._rescore has %d columns, not %d", tiers->natts, TIERS_NCOLS)));
 	for (int i = 1; i < IN_NCOLS; i++)
 		segtier_check_type("segtier._rescore", "input", i, TupleDescAttr(in, i)->atttypid, features[i]);
-	segtier_check_type("segtier._rescore", "output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
-	segtier_check_type("segtier._rescore", "output", 1, TupleDescAttr(out, 1)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
 	for (int c = 0; c < NCOLS; c++)
 	{
 		Oid			want = column_type[c] != InvalidOid ? column_type[c] : c == C_RFM ? rfm : tier;
 
 		segtier_check_type("segtier._rescore", "tiers", 1 + c, TupleDescAttr(tiers, 1 + c)->atttypid, want);
 	}
-	for (int f = 0; f < HIST_FIELDS; f++)
-		segtier_check_type("segtier._rescore", "output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid, TEXTARRAYOID);
+	/* a worker has no output: its leader's is checked */
+	if (out != NULL)
+	{
+		segtier_check_type("segtier._rescore", "output", 0, TupleDescAttr(out, 0)->atttypid, CHAROID);
+		segtier_check_type("segtier._rescore", "output", 1, TupleDescAttr(out, 1)->atttypid,
+						   TupleDescAttr(in, IN_CUSTOMER)->atttypid);
+		for (int f = 0; f < HIST_FIELDS; f++)
+			segtier_check_type("segtier._rescore", "output", OUT_HIST + f, TupleDescAttr(out, OUT_HIST + f)->atttypid,
+							   TEXTARRAYOID);
+	}
 	segtier_check_type("segtier._rescore", "tiers", 0, TupleDescAttr(tiers, 0)->atttypid, TupleDescAttr(in, IN_CUSTOMER)->atttypid);
 	segtier_check_type("segtier._rescore", "tiers", 1 + NCOLS, TupleDescAttr(tiers, 1 + NCOLS)->atttypid, TIMESTAMPTZOID);
 	segtier_check_type("segtier._rescore", "tiers", 2 + NCOLS, TupleDescAttr(tiers, 2 + NCOLS)->atttypid, INT8OID);
@@ -1059,6 +1068,25 @@ tiers_row(const Scoring *s, TupleTableSlot *slot, const Datum *row, const bool *
 }
 
 /*
+ * A scored row that must be written, as a parallel worker sends it to the
+ * leader: op, the ctid of the old row ('u'), the row (customer and the
+ * NCOLS columns) and the history arrays.
+ */
+#define MSG_OP 0
+#define MSG_TID 1
+#define MSG_ROW 2
+#define MSG_HIST (MSG_ROW + 1 + NCOLS)
+#define MSG_NCOLS (MSG_HIST + HIST_FIELDS)
+
+/* Where the rows the pass scores go. */
+typedef enum Emit
+{
+	EMIT_WRITE,					/* into the tables and the result, at once */
+	EMIT_KEEP,					/* the leader's, kept until the workers are done */
+	EMIT_SEND					/* a worker's, to the leader */
+} Emit;
+
+/*
  * The scoring query's rows come straight from the executor (no copy into a
  * tuple table): each is scored, its row inserted or updated, and what SQL
  * must write put in the result.
@@ -1067,15 +1095,22 @@ typedef struct ScoreReceiver
 {
 	DestReceiver pub;			/* first: the executor calls us as a receiver */
 	Scoring    *s;
-	TableWriter *tiers;
+	Relation	rel;			/* <model>_tiers */
 	TupleTableSlot *old;		/* a tiers row as fetched */
-	TupleTableSlot *slot;		/* and as updated */
 	Datum		no_values[NCOLS];	/* the columns of no row: 0 */
 	bool		no_row[NCOLS];	/* and NULL */
-	Tuplestorestate *store;
-	TupleDesc	outdesc;
 	MemoryContext row_cxt;
 	const char *by;
+	Emit		emit;
+	TupleDesc	msgdesc;		/* EMIT_KEEP and EMIT_SEND */
+	Tuplestorestate *kept;		/* EMIT_KEEP */
+	shm_mq_handle *mqh;			/* EMIT_SEND */
+	uint64		sent;
+	/* EMIT_WRITE and the leader's writes once the workers are done */
+	TableWriter *tiers;
+	TupleTableSlot *slot;		/* a tiers row as updated */
+	Tuplestorestate *store;
+	TupleDesc	outdesc;
 } ScoreReceiver;
 
 static void
@@ -1084,18 +1119,48 @@ score_startup(DestReceiver *self, int operation, TupleDesc desc)
 	ScoreReceiver *r = (ScoreReceiver *) self;
 	bool		typisvarlena;
 
-	check_types(desc, r->outdesc, RelationGetDescr(r->tiers->rel));
+	check_types(desc, r->outdesc, RelationGetDescr(r->rel));
 	getTypeOutputInfo(TupleDescAttr(desc, IN_CUSTOMER)->atttypid, &r->s->customer_out, &typisvarlena);
+}
+
+/* Writes a scored row: inserts or updates it, and puts what SQL must write in the result. */
+static void
+write_row(ScoreReceiver *r, char op, ItemPointer tid, const Datum *row, const bool *rownull,
+		  const Datum *hist, const bool *histnull)
+{
+	Datum		out[OUT_NCOLS];
+	bool		outnull[OUT_NCOLS];
+
+	if (op == 'u')
+	{
+		tiers_row(r->s, r->slot, row, rownull);
+		segtier_table_update(r->tiers, tid, r->slot);
+	}
+	else if (op == 'i')
+	{
+		tiers_row(r->s, segtier_table_slot(r->tiers), row, rownull);
+		segtier_table_put(r->tiers);
+	}
+	/* an updated row only for its history; new and removed ones are counted */
+	if (op == 'u' && histnull[0])
+		return;
+	out[0] = CharGetDatum(op);
+	outnull[0] = false;
+	out[1] = row[0];
+	outnull[1] = rownull[0];
+	memcpy(out + OUT_HIST, hist, HIST_FIELDS * sizeof(Datum));
+	memcpy(outnull + OUT_HIST, histnull, HIST_FIELDS * sizeof(bool));
+	tuplestore_putvalues(r->store, r->outdesc, out, outnull);
 }
 
 static bool
 score_receive(TupleTableSlot *in, DestReceiver *self)
 {
 	ScoreReceiver *r = (ScoreReceiver *) self;
-	Datum		row[1 + NCOLS];
-	bool		rownull[1 + NCOLS];
-	Datum		out[OUT_NCOLS];
-	bool		outnull[OUT_NCOLS];
+	Datum		msg[MSG_NCOLS];
+	bool		msgnull[MSG_NCOLS];
+	Datum	   *row = msg + MSG_ROW;
+	bool	   *rownull = msgnull + MSG_ROW;
 	History		h;
 	char		op;
 	MemoryContext old;
@@ -1107,43 +1172,48 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 	if (existed)
 	{
 		/* a query's ctid: the row must be there, as the query saw it */
-		if (!segtier_table_fetch(r->tiers, (ItemPointer) DatumGetPointer(in->tts_values[IN_TID]), r->old))
+		if (!table_tuple_fetch_row_version(r->rel, (ItemPointer) DatumGetPointer(in->tts_values[IN_TID]),
+										   GetActiveSnapshot(), r->old))
 			elog(ERROR, "the scoring query of segtier._rescore read no row of \"%s\" at its ctid",
-				 RelationGetRelationName(r->tiers->rel));
+				 RelationGetRelationName(r->rel));
 		slot_getallattrs(r->old);
 	}
 	old = MemoryContextSwitchTo(r->row_cxt);
-	memset(rownull, true, sizeof(rownull));
-	memset(outnull, true, sizeof(outnull));
+	memset(msgnull, true, sizeof(msgnull));
 	op = rescore_row(r->s, in->tts_values, in->tts_isnull, existed,
 					 existed ? r->old->tts_values + 1 : r->no_values, existed ? r->old->tts_isnull + 1 : r->no_row,
 					 row, rownull, &h, r->by);
-	if (op == 'u')
+	if (op != '\0')
 	{
-		/* in place of the old row, its key as stored (an equal key may be spelt otherwise) */
-		row[0] = slot_getattr(r->old, 1, &rownull[0]);
-		tiers_row(r->s, r->slot, row, rownull);
-		segtier_table_update(r->tiers, &r->old->tts_tid, r->slot);
-	}
-	else if (op == 'i')
-	{
-		tiers_row(r->s, segtier_table_slot(r->tiers), row, rownull);
-		segtier_table_put(r->tiers);
-	}
-	/* an updated row only for its history; new and removed ones are counted */
-	if (op != '\0' && (op != 'u' || h.n > 0))
-	{
-		out[0] = CharGetDatum(op);
-		outnull[0] = false;
-		out[1] = row[0];
-		outnull[1] = rownull[0];
+		msg[MSG_OP] = CharGetDatum(op);
+		msgnull[MSG_OP] = false;
+		if (op == 'u')
+		{
+			/* in place of the old row, its key as stored (an equal key may be spelt otherwise) */
+			row[0] = slot_getattr(r->old, 1, &rownull[0]);
+			msg[MSG_TID] = PointerGetDatum(&r->old->tts_tid);
+			msgnull[MSG_TID] = false;
+		}
 		/* NULL without history: most rows of a daily run have none */
 		for (int f = 0; f < HIST_FIELDS && h.n > 0; f++)
 		{
-			out[OUT_HIST + f] = history_array(&h, f);
-			outnull[OUT_HIST + f] = false;
+			msg[MSG_HIST + f] = history_array(&h, f);
+			msgnull[MSG_HIST + f] = false;
 		}
-		tuplestore_putvalues(r->store, r->outdesc, out, outnull);
+		if (r->emit == EMIT_WRITE)
+			write_row(r, op, &r->old->tts_tid, row, rownull, msg + MSG_HIST, msgnull + MSG_HIST);
+		else
+		{
+			HeapTuple	tuple = heap_form_tuple(r->msgdesc, msg, msgnull);
+
+			if (r->emit == EMIT_KEEP)
+				tuplestore_puttuple(r->kept, tuple);
+			else if (shm_mq_send(r->mqh, tuple->t_len, tuple->t_data, false, false) != SHM_MQ_SUCCESS)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("the leader of segtier._rescore stopped reading")));
+			r->sent++;
+		}
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(r->row_cxt);
@@ -1156,6 +1226,335 @@ score_noop(DestReceiver *self)
 {
 }
 
+/*
+ * The scoring settings of cfg and the model's overrides, in cxt; SPI is
+ * connected.
+ */
+static void
+scoring_init(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
+{
+	MemoryContext old;
+
+	memset(s, 0, sizeof(*s));
+	read_config(s, cfg, cxt);
+	old = MemoryContextSwitchTo(cxt);
+	s->empty_array = PointerGetDatum(construct_empty_array(TEXTOID));
+	s->empty_object = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	MemoryContextSwitchTo(old);
+	if (s->predict)
+		s->given_alive = alive_create(cxt, 1024, NULL);
+	load_overrides(s, DatumGetTextPP(cfg_required(cfg, "model")), cxt);
+	s->run_id = DatumGetInt64(cfg_required(cfg, "run_id"));
+}
+
+/* A receiver of the rows scored for the tiers table rel, for emit. */
+static void
+receiver_init(ScoreReceiver *r, Scoring *s, Relation rel, Emit emit)
+{
+	TupleDesc	tiers = RelationGetDescr(rel);
+
+	/* the types are checked at the query's start (check_types) */
+	if (tiers->natts != TIERS_NCOLS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the tiers table of segtier._rescore has %d columns, not %d", tiers->natts, TIERS_NCOLS)));
+	memset(r, 0, sizeof(*r));
+	r->pub.receiveSlot = score_receive;
+	r->pub.rStartup = score_startup;
+	r->pub.rShutdown = score_noop;
+	r->pub.rDestroy = score_noop;
+	r->pub.mydest = DestNone;
+	r->s = s;
+	r->rel = rel;
+	r->old = table_slot_create(rel, NULL);
+	memset(r->no_row, true, sizeof(r->no_row));
+	r->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row", ALLOCSET_DEFAULT_SIZES);
+	r->by = GetUserNameFromId(GetUserId(), false);
+	r->emit = emit;
+	r->msgdesc = CreateTemplateTupleDesc(MSG_NCOLS);
+	TupleDescInitEntry(r->msgdesc, MSG_OP + 1, "op", CHAROID, -1, 0);
+	TupleDescInitEntry(r->msgdesc, MSG_TID + 1, "tid", TIDOID, -1, 0);
+	for (int c = 0; c < 1 + NCOLS; c++)
+		TupleDescCopyEntry(r->msgdesc, MSG_ROW + c + 1, tiers, c + 1);
+	for (int f = 0; f < HIST_FIELDS; f++)
+		TupleDescInitEntry(r->msgdesc, MSG_HIST + f + 1, NULL, TEXTARRAYOID, -1, 0);
+}
+
+/* The scoring query, with the parameters $1 (a partition) and $2 (of how many). */
+static SPIPlanPtr
+query_prepare(const char *query)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	SPIPlanPtr	plan = SPI_prepare(query, 2, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the scoring query: %s", SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/* Scores the rows of partition part of nparts. */
+static void
+query_run(ScoreReceiver *r, SPIPlanPtr plan, int part, int nparts)
+{
+	SPIExecuteOptions opts = {0};
+
+	opts.params = makeParamList(2);
+	opts.params->params[0].value = Int32GetDatum(part);
+	opts.params->params[1].value = Int32GetDatum(nparts);
+	for (int i = 0; i < 2; i++)
+	{
+		opts.params->params[i].isnull = false;
+		opts.params->params[i].pflags = PARAM_FLAG_CONST;
+		opts.params->params[i].ptype = INT4OID;
+	}
+	/*
+	 * Read-only: the query runs on the caller's snapshot, which the pass's
+	 * fetches share, and no command counter increment lets it see the
+	 * versions the pass writes.
+	 */
+	opts.read_only = true;
+	opts.dest = &r->pub;
+	if (SPI_execute_plan_extended(plan, &opts) < 0)
+		elog(ERROR, "the scoring query failed");
+}
+
+/*
+ * Parallel workers.  Reading and scoring a million customers is most of
+ * the pass, and each customer is scored alone, so for a large query each
+ * worker scores one hash partition of the customers (the query keeps those
+ * of partition $1 of $2 on both sides of its join) and sends the rows to
+ * write to the leader.  No process may update a row in parallel mode: the
+ * leader keeps the rows until the workers are done and writes them after.
+ */
+#define RESCORE_KEY_SHARED	UINT64CONST(0x5E67000000000011)
+#define RESCORE_KEY_CFG		UINT64CONST(0x5E67000000000012)
+#define RESCORE_KEY_QUERY	UINT64CONST(0x5E67000000000013)
+#define RESCORE_KEY_QUEUES	UINT64CONST(0x5E67000000000014)
+#define RESCORE_QUEUE_SIZE	((Size) 1024 * 1024)
+
+typedef struct RescoreShared
+{
+	Oid			tiers;
+	int			nparts;
+} RescoreShared;
+
+PGDLLEXPORT void segtier_rescore_worker(dsm_segment *seg, shm_toc *toc);
+
+static ParallelContext *
+workers_launch(int nworkers, Oid tiers, HeapTupleHeader cfg, const char *query, shm_mq_handle ***queues)
+{
+	ParallelContext *pcxt;
+	RescoreShared *sh;
+	char	   *space;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("segtier", "segtier_rescore_worker", nworkers);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(RescoreShared));
+	shm_toc_estimate_chunk(&pcxt->estimator, HeapTupleHeaderGetDatumLength(cfg));
+	shm_toc_estimate_chunk(&pcxt->estimator, strlen(query) + 1);
+	shm_toc_estimate_chunk(&pcxt->estimator, mul_size(RESCORE_QUEUE_SIZE, nworkers));
+	shm_toc_estimate_keys(&pcxt->estimator, 4);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+		return pcxt;			/* no shared memory: no workers */
+
+	sh = shm_toc_allocate(pcxt->toc, sizeof(RescoreShared));
+	sh->tiers = tiers;
+	sh->nparts = nworkers;
+	shm_toc_insert(pcxt->toc, RESCORE_KEY_SHARED, sh);
+	space = shm_toc_allocate(pcxt->toc, HeapTupleHeaderGetDatumLength(cfg));
+	memcpy(space, cfg, HeapTupleHeaderGetDatumLength(cfg));
+	shm_toc_insert(pcxt->toc, RESCORE_KEY_CFG, space);
+	space = shm_toc_allocate(pcxt->toc, strlen(query) + 1);
+	strcpy(space, query);
+	shm_toc_insert(pcxt->toc, RESCORE_KEY_QUERY, space);
+	space = shm_toc_allocate(pcxt->toc, mul_size(RESCORE_QUEUE_SIZE, nworkers));
+	shm_toc_insert(pcxt->toc, RESCORE_KEY_QUEUES, space);
+	*queues = palloc0(sizeof(shm_mq_handle *) * nworkers);
+	for (int i = 0; i < nworkers; i++)
+	{
+		shm_mq	   *mq = shm_mq_create(space + i * RESCORE_QUEUE_SIZE, RESCORE_QUEUE_SIZE);
+
+		shm_mq_set_receiver(mq, MyProc);
+		(*queues)[i] = shm_mq_attach(mq, pcxt->seg, NULL);
+	}
+	LaunchParallelWorkers(pcxt);
+	for (int i = 0; i < pcxt->nworkers_launched; i++)
+		shm_mq_set_handle((*queues)[i], pcxt->worker[i].bgwhandle);
+	return pcxt;
+}
+
+/*
+ * The launched workers' rows into kept, until each sent its count of rows
+ * (a message of a uint64: a tuple is longer).
+ */
+static void
+workers_drain(ParallelContext *pcxt, shm_mq_handle **queues, Tuplestorestate *kept)
+{
+	int			busy = pcxt->nworkers_launched;
+	uint64	   *received = palloc0(sizeof(uint64) * busy);
+	bool	   *done = palloc0(sizeof(bool) * busy);
+
+	while (busy > 0)
+	{
+		bool		got = false;
+
+		for (int i = 0; i < pcxt->nworkers_launched; i++)
+		{
+			Size		nbytes;
+			void	   *data;
+			shm_mq_result res;
+
+			if (done[i])
+				continue;
+			res = shm_mq_receive(queues[i], &nbytes, &data, true);
+			if (res == SHM_MQ_WOULD_BLOCK)
+				continue;
+			if (res != SHM_MQ_SUCCESS)
+			{
+				/* its error, if it sent one */
+				WaitForParallelWorkersToFinish(pcxt);
+				elog(ERROR, "a parallel worker of segtier._rescore stopped before it sent its rows");
+			}
+			got = true;
+			if (nbytes == sizeof(uint64))
+			{
+				uint64		sent;
+
+				memcpy(&sent, data, sizeof(sent));
+				if (sent != received[i])
+					elog(ERROR, "a parallel worker of segtier._rescore sent " UINT64_FORMAT " rows, not " UINT64_FORMAT,
+						 received[i], sent);
+				done[i] = true;
+				busy--;
+			}
+			else
+			{
+				HeapTupleData tuple;
+
+				tuple.t_len = nbytes;
+				tuple.t_data = data;
+				ItemPointerSetInvalid(&tuple.t_self);
+				tuple.t_tableOid = InvalidOid;
+				tuplestore_puttuple(kept, &tuple);
+				received[i]++;
+			}
+		}
+		if (!got)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1, WAIT_EVENT_MQ_RECEIVE);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Writes the rows kept while the workers scored. */
+static void
+kept_write(ScoreReceiver *r)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(r->msgdesc, &TTSOpsMinimalTuple);
+
+	while (tuplestore_gettupleslot(r->kept, true, false, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		write_row(r, DatumGetChar(slot->tts_values[MSG_OP]),
+				  (ItemPointer) DatumGetPointer(slot->tts_values[MSG_TID]),
+				  slot->tts_values + MSG_ROW, slot->tts_isnull + MSG_ROW,
+				  slot->tts_values + MSG_HIST, slot->tts_isnull + MSG_HIST);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(r->kept);
+}
+
+/* Sets bit n of *used for each $n in a query. */
+static bool
+params_walker(Node *node, int *used)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN && ((Param *) node)->paramid < 31)
+		*used |= 1 << ((Param *) node)->paramid;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, params_walker, used, 0);
+	return expression_tree_walker(node, params_walker, used);
+}
+
+/*
+ * Scores the query's rows with parallel workers when it is large and keeps
+ * partition $1 of $2 (0.6.0's did not); false when it did not (nothing is
+ * scored then).
+ */
+static bool
+score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const char *query)
+{
+	TypeCacheEntry *tc = lookup_type_cache(TupleDescAttr(RelationGetDescr(r->rel), 0)->atttypid,
+										   TYPECACHE_HASH_PROC | TYPECACHE_EQ_OPR | TYPECACHE_CMP_PROC);
+	int			nworkers = segtier_scan_workers(plan, tc);
+	int			used = 0;
+	ListCell   *lc;
+	ParallelContext *pcxt;
+	shm_mq_handle **queues = NULL;
+
+	if (nworkers == 0)
+		return false;
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+		(void) params_walker((Node *) ((CachedPlanSource *) lfirst(lc))->query_list, &used);
+	if ((used & 6) != 6)
+		return false;
+	pcxt = workers_launch(nworkers, RelationGetRelid(r->rel), cfg, query, &queues);
+	elog(DEBUG1, "segtier._rescore: %d of %d parallel workers launched", pcxt->nworkers_launched, nworkers);
+	if (pcxt->nworkers_launched == 0)
+	{
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return false;
+	}
+	r->emit = EMIT_KEEP;
+	r->kept = tuplestore_begin_heap(false, false, work_mem);
+	/* the partitions of workers not launched; the launched ones' queues wait */
+	for (int part = pcxt->nworkers_launched; part < nworkers; part++)
+		query_run(r, plan, part, nworkers);
+	workers_drain(pcxt, queues, r->kept);
+	WaitForParallelWorkersToFinish(pcxt);
+	for (int i = 0; i < pcxt->nworkers_launched; i++)
+		shm_mq_detach(queues[i]);
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	kept_write(r);
+	return true;
+}
+
+/* A worker: the query's rows of its partition, scored, to the leader, then their count. */
+void
+segtier_rescore_worker(dsm_segment *seg, shm_toc *toc)
+{
+	RescoreShared *sh = shm_toc_lookup(toc, RESCORE_KEY_SHARED, false);
+	char	   *queues = shm_toc_lookup(toc, RESCORE_KEY_QUEUES, false);
+	shm_mq	   *mq = (shm_mq *) (queues + ParallelWorkerNumber * RESCORE_QUEUE_SIZE);
+	Relation	rel;
+	Scoring		s;
+	ScoreReceiver r;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	scoring_init(&s, shm_toc_lookup(toc, RESCORE_KEY_CFG, false), CurrentMemoryContext);
+	rel = table_open(sh->tiers, AccessShareLock);
+	receiver_init(&r, &s, rel, EMIT_SEND);
+	shm_mq_set_sender(mq, MyProc);
+	r.mqh = shm_mq_attach(mq, seg, NULL);
+	query_run(&r, query_prepare(shm_toc_lookup(toc, RESCORE_KEY_QUERY, false)), ParallelWorkerNumber, sh->nparts);
+	if (shm_mq_send(r.mqh, sizeof(r.sent), &r.sent, false, true) != SHM_MQ_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("the leader of segtier._rescore stopped reading")));
+	ExecDropSingleTupleTableSlot(r.old);
+	table_close(rel, AccessShareLock);
+	SPI_finish();
+	shm_mq_detach(r.mqh);
+}
+
 PG_FUNCTION_INFO_V1(segtier_rescore);
 Datum
 segtier_rescore(PG_FUNCTION_ARGS)
@@ -1165,12 +1564,9 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	MemoryContext per_query;
 	MemoryContext old;
-	Tuplestorestate *store;
-	TupleDesc	outdesc;
 	Scoring		s;
 	SPIPlanPtr	plan;
-	SPIExecuteOptions opts = {0};
-	ScoreReceiver r = {0};
+	ScoreReceiver r;
 	TableWriter tiers;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
@@ -1182,62 +1578,65 @@ segtier_rescore(PG_FUNCTION_ARGS)
 		elog(ERROR, "segtier._rescore returns %d columns, not %d",
 			 OUT_NCOLS, rsinfo->expectedDesc->natts);
 
-	per_query = rsinfo->econtext->ecxt_per_query_memory;
-	old = MemoryContextSwitchTo(per_query);
-	outdesc = CreateTupleDescCopy(rsinfo->expectedDesc);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(old);
-
-	memset(&s, 0, sizeof(s));
-	read_config(&s, cfg, per_query);
-	old = MemoryContextSwitchTo(per_query);
-	s.empty_array = PointerGetDatum(construct_empty_array(TEXTOID));
-	s.empty_object = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-	MemoryContextSwitchTo(old);
-	if (s.predict)
-		s.given_alive = alive_create(per_query, 1024, NULL);
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	load_overrides(&s, DatumGetTextPP(cfg_required(cfg, "model")), per_query);
-	s.run_id = DatumGetInt64(cfg_required(cfg, "run_id"));
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	scoring_init(&s, cfg, per_query);
 	segtier_table_open(&tiers, DatumGetObjectId(cfg_required(cfg, "tiers")), ACL_INSERT | ACL_UPDATE,
 					   "segtier._rescore");
-
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the scoring query: %s", SPI_result_code_string(SPI_result));
-	r.pub.receiveSlot = score_receive;
-	r.pub.rStartup = score_startup;
-	r.pub.rShutdown = score_noop;
-	r.pub.rDestroy = score_noop;
-	r.pub.mydest = DestNone;
-	r.s = &s;
+	receiver_init(&r, &s, tiers.rel, EMIT_WRITE);
 	r.tiers = &tiers;
-	r.old = table_slot_create(tiers.rel, NULL);
-	memset(r.no_row, true, sizeof(r.no_row));
 	r.slot = table_slot_create(tiers.rel, NULL);
-	r.store = store;
-	r.outdesc = outdesc;
-	r.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row",
-									  ALLOCSET_DEFAULT_SIZES);
-	r.by = GetUserNameFromId(GetUserId(), false);
-	/*
-	 * Read-only: the query runs on the caller's snapshot, which the pass's
-	 * fetches share, and no command counter increment lets it see the
-	 * versions the pass writes.
-	 */
-	opts.read_only = true;
-	opts.dest = &r.pub;
-	if (SPI_execute_plan_extended(plan, &opts) < 0)
-		elog(ERROR, "the scoring query failed");
+	old = MemoryContextSwitchTo(per_query);
+	r.outdesc = CreateTupleDescCopy(rsinfo->expectedDesc);
+	r.store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+
+	plan = query_prepare(query);
+	if (!score_parallel(&r, plan, cfg, query))
+		query_run(&r, plan, 0, 1);
 	ExecDropSingleTupleTableSlot(r.old);
 	ExecDropSingleTupleTableSlot(r.slot);
 	segtier_table_close(&tiers);
 	SPI_finish();
 
 	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = outdesc;
+	rsinfo->setResult = r.store;
+	rsinfo->setDesc = r.outdesc;
 	return (Datum) 0;
+}
+
+/*
+ * segtier._in_part(customer anyelement, part int, nparts int): whether the
+ * customer's hash (by its type's hash opclass, so equal ids agree) falls
+ * in partition part of nparts.
+ */
+PG_FUNCTION_INFO_V1(segtier_in_part);
+Datum
+segtier_in_part(PG_FUNCTION_ARGS)
+{
+	int32		part = PG_GETARG_INT32(1);
+	int32		nparts = PG_GETARG_INT32(2);
+	FmgrInfo   *hash = fcinfo->flinfo->fn_extra;
+	uint32		h;
+
+	if (nparts < 1 || part < 0 || part >= nparts)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("partition %d of %d does not exist", part, nparts)));
+	if (hash == NULL)
+	{
+		Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 0);
+		TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_HASH_PROC_FINFO);
+
+		if (!OidIsValid(tc->hash_proc))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("could not identify a hash function for type %s", format_type_be(type))));
+		hash = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo));
+		fmgr_info_copy(hash, &tc->hash_proc_finfo, fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = hash;
+	}
+	h = DatumGetUInt32(FunctionCall1Coll(hash, PG_GET_COLLATION(), PG_GETARG_DATUM(0)));
+	PG_RETURN_BOOL((int32) (((uint64) h * (uint64) nparts) >> 32) == part);
 }

@@ -130,9 +130,14 @@ typedef struct TableWriter
 extern void segtier_table_open(TableWriter *w, Oid relid, AclMode mode, const char *func);
 extern TupleTableSlot *segtier_table_slot(TableWriter *w);
 extern void segtier_table_put(TableWriter *w);
-extern bool segtier_table_fetch(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_close(TableWriter *w);
+
+/* summarize.c: parallel workers for a refresh's pass over a query's rows */
+#include "executor/spi.h"
+#include "utils/typcache.h"
+
+extern int	segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc);
 
 /* summary.c, periodspend.c: the states, for the aggregation pass (summarize.c) */
 typedef struct PurchaseState PurchaseState;

@@ -752,24 +752,60 @@ proc_parallel_safe(Oid proc)
 	return func_parallel(proc) == PROPARALLEL_SAFE;
 }
 
-/*
- * Workers for the scan: max_parallel_workers_per_gather when the planner
- * expects at least min_parallel_table_scan_size of rows and every worker
- * may run the scan and reads the same rows (every function parallel safe,
- * the key type's too, nothing volatile, no LIMIT, OFFSET or TABLESAMPLE,
- * no temporary or foreign table); none below two, as one would only do the
- * leader's work.
- */
-static int
-scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc)
+static bool
+proc_not_parallel_safe(Oid proc, void *context)
 {
-	Query	   *q = linitial_node(Query, plan_select(plan, "scan")->query_list);
+	return !proc_parallel_safe(proc);
+}
+
+/*
+ * Whether a worker may run a query: every function parallel safe, no
+ * sequence, no domain check (its constraints may not be), no FOR UPDATE or
+ * data-modifying WITH.  Unlike max_parallel_hazard, a sublink is fine: a
+ * worker plans and runs the whole query itself.
+ */
+static bool
+not_parallel_safe_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, proc_not_parallel_safe, context) ||
+		IsA(node, NextValueExpr) || IsA(node, CoerceToDomain))
+		return true;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		return q->rowMarks != NIL || q->hasModifyingCTE ||
+			query_tree_walker(q, not_parallel_safe_walker, context, 0);
+	}
+	return expression_tree_walker(node, not_parallel_safe_walker, context);
+}
+
+/*
+ * Workers for a pass over the rows of a prepared SELECT, each for a hash
+ * partition of the customers (of type tc): max_parallel_workers_per_gather
+ * when the planner expects at least min_parallel_table_scan_size of rows
+ * and every worker may run the query and reads the same rows (every
+ * function parallel safe, the key type's too, nothing volatile, no LIMIT,
+ * OFFSET or TABLESAMPLE, no temporary or foreign table); none below two, as
+ * one would only do the leader's work.  The scoring pass uses it too.
+ */
+int
+segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *ps = list_length(sources) == 1 ? linitial(sources) : NULL;
+	Query	   *q;
 	CachedPlan *cp;
 	PlannedStmt *stmt;
 	ListCell   *lc;
 	int			n = max_parallel_workers_per_gather;
 
-	if (n < 2 || IsInParallelMode() || max_parallel_hazard(q) != PROPARALLEL_SAFE ||
+	if (ps == NULL || list_length(ps->query_list) != 1 || !OidIsValid(tc->hash_proc) || !OidIsValid(tc->eq_opr))
+		return 0;
+	q = linitial_node(Query, ps->query_list);
+	if (n < 2 || IsInParallelMode() || not_parallel_safe_walker((Node *) q, NULL) ||
 		contain_volatile_functions((Node *) q) || rows_vary_walker((Node *) q, NULL) ||
 		!proc_parallel_safe(tc->hash_proc) || !proc_parallel_safe(get_opcode(tc->eq_opr)) ||
 		(OidIsValid(tc->cmp_proc) && !proc_parallel_safe(tc->cmp_proc)))
@@ -948,7 +984,7 @@ summarize_pass(Writer *w, TypeCacheEntry *tc, const char *scan, text *zone, Time
 {
 	TupleDesc	desc = RelationGetDescr(w->table.rel);
 	SPIPlanPtr	plan = scan_prepare(scan);
-	int			nworkers = scan_workers(plan, tc);
+	int			nworkers = segtier_scan_workers(plan, tc);
 	int			launched = 0;
 	ParallelContext *pcxt = NULL;
 	shm_mq_handle **queues = NULL;

@@ -161,10 +161,9 @@ segtier_table_put(TableWriter *w)
 }
 
 /*
- * Replaces the row at tid by slot's.  The caller fetched it under the active
- * snapshot (segtier_table_fetch); a row another transaction changed or
- * deleted since is an error (the next refresh starts over) rather than a
- * lost update.
+ * Replaces the row at tid by slot's.  The caller fetched it under the
+ * active snapshot; a row another transaction changed or deleted since is an
+ * error (the next refresh starts over) rather than a lost update.
  */
 void
 segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
@@ -191,17 +190,6 @@ segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
 	ExecClearTuple(slot);
 	MemoryContextSwitchTo(old);
 	ResetPerTupleExprContext(w->estate);
-}
-
-/*
- * The row at tid as the active snapshot sees it, into slot (the table's
- * kind); false when there is none.  A tid read by a query is checked so
- * before anything is written at it.
- */
-bool
-segtier_table_fetch(TableWriter *w, ItemPointer tid, TupleTableSlot *slot)
-{
-	return table_tuple_fetch_row_version(w->rel, tid, GetActiveSnapshot(), slot);
 }
 
 /* Inserts the rows left; with build_indexes, builds the indexes. */

@@ -10,7 +10,9 @@
  * result set and the INSERT or UPDATE that joined it back.  It returns what
  * SQL still writes: the new ('i'), removed ('d') and updated ('u')
  * customers with their tier_history entries (an updated one only with
- * entries), the removed to be deleted, the new to be counted.
+ * entries), the removed to be deleted, the new to be counted.  A large
+ * query is scored by parallel workers, one hash partition of the customers
+ * each, and written by the leader after them (see "Parallel workers").
  * Scores, segments, value classes, the pyramid, lifecycle, churn, the
  * predictive columns, clusters, overrides and hysteresis are all computed
  * here, with the same functions the SQL API exposes, so the refresh and a

@@ -22,7 +22,6 @@
 
 #include <math.h>
 
-#include "access/parallel.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -36,7 +35,6 @@
 #include "nodes/nodeFuncs.h"
 #include "pgstat.h"
 #include "storage/latch.h"
-#include "storage/shm_mq.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/float.h"
@@ -1328,11 +1326,11 @@ query_run(ScoreReceiver *r, SPIPlanPtr plan, int part, int nparts)
  * write to the leader.  No process may update a row in parallel mode: the
  * leader keeps the rows until the workers are done and writes them after.
  */
-#define RESCORE_KEY_SHARED	UINT64CONST(0x5E67000000000011)
-#define RESCORE_KEY_CFG		UINT64CONST(0x5E67000000000012)
-#define RESCORE_KEY_QUERY	UINT64CONST(0x5E67000000000013)
-#define RESCORE_KEY_QUEUES	UINT64CONST(0x5E67000000000014)
-#define RESCORE_QUEUE_SIZE	((Size) 1024 * 1024)
+/* The workers' arguments (segtier_worker_arg). */
+#define RESCORE_ARG_SHARED 0
+#define RESCORE_ARG_CFG 1
+#define RESCORE_ARG_QUERY 2
+#define RESCORE_NARGS 3
 
 typedef struct RescoreShared
 {
@@ -1341,50 +1339,6 @@ typedef struct RescoreShared
 } RescoreShared;
 
 PGDLLEXPORT void segtier_rescore_worker(dsm_segment *seg, shm_toc *toc);
-
-static ParallelContext *
-workers_launch(int nworkers, Oid tiers, HeapTupleHeader cfg, const char *query, shm_mq_handle ***queues)
-{
-	ParallelContext *pcxt;
-	RescoreShared *sh;
-	char	   *space;
-
-	EnterParallelMode();
-	pcxt = CreateParallelContext("segtier", "segtier_rescore_worker", nworkers);
-	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(RescoreShared));
-	shm_toc_estimate_chunk(&pcxt->estimator, HeapTupleHeaderGetDatumLength(cfg));
-	shm_toc_estimate_chunk(&pcxt->estimator, strlen(query) + 1);
-	shm_toc_estimate_chunk(&pcxt->estimator, mul_size(RESCORE_QUEUE_SIZE, nworkers));
-	shm_toc_estimate_keys(&pcxt->estimator, 4);
-	InitializeParallelDSM(pcxt);
-	if (pcxt->seg == NULL)
-		return pcxt;			/* no shared memory: no workers */
-
-	sh = shm_toc_allocate(pcxt->toc, sizeof(RescoreShared));
-	sh->tiers = tiers;
-	sh->nparts = nworkers;
-	shm_toc_insert(pcxt->toc, RESCORE_KEY_SHARED, sh);
-	space = shm_toc_allocate(pcxt->toc, HeapTupleHeaderGetDatumLength(cfg));
-	memcpy(space, cfg, HeapTupleHeaderGetDatumLength(cfg));
-	shm_toc_insert(pcxt->toc, RESCORE_KEY_CFG, space);
-	space = shm_toc_allocate(pcxt->toc, strlen(query) + 1);
-	strcpy(space, query);
-	shm_toc_insert(pcxt->toc, RESCORE_KEY_QUERY, space);
-	space = shm_toc_allocate(pcxt->toc, mul_size(RESCORE_QUEUE_SIZE, nworkers));
-	shm_toc_insert(pcxt->toc, RESCORE_KEY_QUEUES, space);
-	*queues = palloc0(sizeof(shm_mq_handle *) * nworkers);
-	for (int i = 0; i < nworkers; i++)
-	{
-		shm_mq	   *mq = shm_mq_create(space + i * RESCORE_QUEUE_SIZE, RESCORE_QUEUE_SIZE);
-
-		shm_mq_set_receiver(mq, MyProc);
-		(*queues)[i] = shm_mq_attach(mq, pcxt->seg, NULL);
-	}
-	LaunchParallelWorkers(pcxt);
-	for (int i = 0; i < pcxt->nworkers_launched; i++)
-		shm_mq_set_handle((*queues)[i], pcxt->worker[i].bgwhandle);
-	return pcxt;
-}
 
 /*
  * The launched workers' rows into kept, until each sent its count of rows
@@ -1496,8 +1450,11 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 	int			nworkers = segtier_scan_workers(plan, tc);
 	int			used = 0;
 	ListCell   *lc;
+	RescoreShared sh;
+	const void *args[RESCORE_NARGS] = {&sh, cfg, query};
+	Size		sizes[RESCORE_NARGS] = {sizeof(sh), HeapTupleHeaderGetDatumLength(cfg), strlen(query) + 1};
 	ParallelContext *pcxt;
-	shm_mq_handle **queues = NULL;
+	shm_mq_handle **queues;
 
 	if (nworkers == 0)
 		return false;
@@ -1505,7 +1462,9 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 		(void) params_walker((Node *) ((CachedPlanSource *) lfirst(lc))->query_list, &used);
 	if ((used & 6) != 6)
 		return false;
-	pcxt = workers_launch(nworkers, RelationGetRelid(r->rel), cfg, query, &queues);
+	sh.tiers = RelationGetRelid(r->rel);
+	sh.nparts = nworkers;
+	pcxt = segtier_workers_launch("segtier_rescore_worker", nworkers, RESCORE_NARGS, args, sizes, &queues);
 	elog(DEBUG1, "segtier._rescore: %d of %d parallel workers launched", pcxt->nworkers_launched, nworkers);
 	if (pcxt->nworkers_launched == 0)
 	{
@@ -1532,21 +1491,18 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 void
 segtier_rescore_worker(dsm_segment *seg, shm_toc *toc)
 {
-	RescoreShared *sh = shm_toc_lookup(toc, RESCORE_KEY_SHARED, false);
-	char	   *queues = shm_toc_lookup(toc, RESCORE_KEY_QUEUES, false);
-	shm_mq	   *mq = (shm_mq *) (queues + ParallelWorkerNumber * RESCORE_QUEUE_SIZE);
+	RescoreShared *sh = segtier_worker_arg(toc, RESCORE_ARG_SHARED);
 	Relation	rel;
 	Scoring		s;
 	ScoreReceiver r;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	scoring_init(&s, shm_toc_lookup(toc, RESCORE_KEY_CFG, false), CurrentMemoryContext);
+	scoring_init(&s, segtier_worker_arg(toc, RESCORE_ARG_CFG), CurrentMemoryContext);
 	rel = table_open(sh->tiers, AccessShareLock);
 	receiver_init(&r, &s, rel, EMIT_SEND);
-	shm_mq_set_sender(mq, MyProc);
-	r.mqh = shm_mq_attach(mq, seg, NULL);
-	query_run(&r, query_prepare(shm_toc_lookup(toc, RESCORE_KEY_QUERY, false)), ParallelWorkerNumber, sh->nparts);
+	r.mqh = segtier_worker_queue(seg, toc);
+	query_run(&r, query_prepare(segtier_worker_arg(toc, RESCORE_ARG_QUERY)), ParallelWorkerNumber, sh->nparts);
 	if (shm_mq_send(r.mqh, sizeof(r.sent), &r.sent, false, true) != SHM_MQ_SUCCESS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

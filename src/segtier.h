@@ -133,11 +133,17 @@ extern void segtier_table_put(TableWriter *w);
 extern void segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_close(TableWriter *w);
 
-/* summarize.c: parallel workers for a refresh's pass over a query's rows */
+/* parallel.c: the parallel workers of a refresh's passes */
+#include "access/parallel.h"
 #include "executor/spi.h"
+#include "storage/shm_mq.h"
 #include "utils/typcache.h"
 
 extern int	segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc);
+extern ParallelContext *segtier_workers_launch(const char *entry, int nworkers, int nargs, const void *const *args,
+											   const Size *sizes, shm_mq_handle ***queues);
+extern void *segtier_worker_arg(shm_toc *toc, int i);
+extern shm_mq_handle *segtier_worker_queue(dsm_segment *seg, shm_toc *toc);
 
 /* summary.c, periodspend.c: the states, for the aggregation pass (summarize.c) */
 typedef struct PurchaseState PurchaseState;

@@ -37,18 +37,12 @@
 #include "access/tupdesc.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/binaryheap.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
-#include "optimizer/optimizer.h"
-#include "optimizer/clauses.h"
-#include "optimizer/cost.h"
-#include "optimizer/paths.h"
-#include "storage/proc.h"
 #include "storage/shm_mq.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -703,12 +697,12 @@ pass_end(Pass *p)
  * customers), so partitioning the groups rather than the rows scales, and
  * no state is ever combined.
  */
-#define SUMMARIZE_KEY_SHARED	UINT64CONST(0x5E67000000000001)
-#define SUMMARIZE_KEY_SCAN		UINT64CONST(0x5E67000000000002)
-#define SUMMARIZE_KEY_ZONE		UINT64CONST(0x5E67000000000003)
-#define SUMMARIZE_KEY_BOUNDS	UINT64CONST(0x5E67000000000004)
-#define SUMMARIZE_KEY_QUEUES	UINT64CONST(0x5E67000000000005)
-#define SUMMARIZE_QUEUE_SIZE	((Size) 1024 * 1024)
+/* The workers' arguments (segtier_worker_arg). */
+#define SUMMARIZE_ARG_SHARED 0
+#define SUMMARIZE_ARG_SCAN 1
+#define SUMMARIZE_ARG_ZONE 2
+#define SUMMARIZE_ARG_BOUNDS 3
+#define SUMMARIZE_NARGS 4
 
 typedef struct SummarizeShared
 {
@@ -727,154 +721,18 @@ typedef struct WorkerDone
 
 PGDLLEXPORT void segtier_summarize_worker(dsm_segment *seg, shm_toc *toc);
 
-/* Whether a query's rows may differ from one run to the next: LIMIT, OFFSET, TABLESAMPLE. */
-static bool
-rows_vary_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, Query))
-	{
-		Query	   *q = (Query *) node;
-
-		if (q->limitCount != NULL || q->limitOffset != NULL)
-			return true;
-		return query_tree_walker(q, rows_vary_walker, context, QTW_EXAMINE_RTES_BEFORE);
-	}
-	if (IsA(node, RangeTblEntry))
-		return ((RangeTblEntry *) node)->tablesample != NULL;
-	return expression_tree_walker(node, rows_vary_walker, context);
-}
-
-static bool
-proc_parallel_safe(Oid proc)
-{
-	return func_parallel(proc) == PROPARALLEL_SAFE;
-}
-
-static bool
-proc_not_parallel_safe(Oid proc, void *context)
-{
-	return !proc_parallel_safe(proc);
-}
-
-/*
- * Whether a worker may run a query: every function parallel safe, no
- * sequence, no domain check (its constraints may not be), no FOR UPDATE or
- * data-modifying WITH.  Unlike max_parallel_hazard, a sublink is fine: a
- * worker plans and runs the whole query itself.
- */
-static bool
-not_parallel_safe_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, proc_not_parallel_safe, context) ||
-		IsA(node, NextValueExpr) || IsA(node, CoerceToDomain))
-		return true;
-	if (IsA(node, Query))
-	{
-		Query	   *q = (Query *) node;
-
-		return q->rowMarks != NIL || q->hasModifyingCTE ||
-			query_tree_walker(q, not_parallel_safe_walker, context, 0);
-	}
-	return expression_tree_walker(node, not_parallel_safe_walker, context);
-}
-
-/*
- * Workers for a pass over the rows of a prepared SELECT, each for a hash
- * partition of the customers (of type tc): max_parallel_workers_per_gather
- * when the planner expects at least min_parallel_table_scan_size of rows
- * and every worker may run the query and reads the same rows (every
- * function parallel safe, the key type's too, nothing volatile, no LIMIT,
- * OFFSET or TABLESAMPLE, no temporary or foreign table); none below two, as
- * one would only do the leader's work.  The scoring pass uses it too.
- */
-int
-segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc)
-{
-	List	   *sources = SPI_plan_get_plan_sources(plan);
-	CachedPlanSource *ps = list_length(sources) == 1 ? linitial(sources) : NULL;
-	Query	   *q;
-	CachedPlan *cp;
-	PlannedStmt *stmt;
-	ListCell   *lc;
-	int			n = max_parallel_workers_per_gather;
-
-	if (ps == NULL || list_length(ps->query_list) != 1 || !OidIsValid(tc->hash_proc) || !OidIsValid(tc->eq_opr))
-		return 0;
-	q = linitial_node(Query, ps->query_list);
-	if (n < 2 || IsInParallelMode() || not_parallel_safe_walker((Node *) q, NULL) ||
-		contain_volatile_functions((Node *) q) || rows_vary_walker((Node *) q, NULL) ||
-		!proc_parallel_safe(tc->hash_proc) || !proc_parallel_safe(get_opcode(tc->eq_opr)) ||
-		(OidIsValid(tc->cmp_proc) && !proc_parallel_safe(tc->cmp_proc)))
-		return 0;
-	cp = SPI_plan_get_cached_plan(plan);
-	if (cp == NULL)
-		return 0;
-	stmt = linitial_node(PlannedStmt, cp->stmt_list);
-	if (stmt->planTree->plan_rows * stmt->planTree->plan_width < (double) min_parallel_table_scan_size * BLCKSZ)
-		n = 0;
-	foreach(lc, stmt->relationOids)
-		if (get_rel_persistence(lfirst_oid(lc)) == RELPERSISTENCE_TEMP ||
-			get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
-			n = 0;
-	ReleaseCachedPlan(cp, NULL);
-	return n;
-}
-
 /* The shared state, the arguments and a queue a worker, in a new parallel context. */
 static ParallelContext *
 workers_launch(int nworkers, Oid target, const char *scan, text *zone, TimestampTz as_of,
 			   ArrayType *bounds, shm_mq_handle ***queues)
 {
-	ParallelContext *pcxt;
-	SummarizeShared *sh;
-	char	   *space;
+	SummarizeShared sh = {target, nworkers, as_of};
+	const void *args[SUMMARIZE_NARGS] = {&sh, scan, zone, bounds};
+	Size		sizes[SUMMARIZE_NARGS] = {sizeof(sh), strlen(scan) + 1, VARSIZE_ANY(zone), VARSIZE(bounds)};
 
 	/* the leader's writes need a transaction id, which parallel mode cannot assign */
 	(void) GetCurrentTransactionId();
-	EnterParallelMode();
-	pcxt = CreateParallelContext("segtier", "segtier_summarize_worker", nworkers);
-	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SummarizeShared));
-	shm_toc_estimate_chunk(&pcxt->estimator, strlen(scan) + 1);
-	shm_toc_estimate_chunk(&pcxt->estimator, VARSIZE_ANY(zone));
-	shm_toc_estimate_chunk(&pcxt->estimator, VARSIZE(bounds));
-	shm_toc_estimate_chunk(&pcxt->estimator, mul_size(SUMMARIZE_QUEUE_SIZE, nworkers));
-	shm_toc_estimate_keys(&pcxt->estimator, 5);
-	InitializeParallelDSM(pcxt);
-	if (pcxt->seg == NULL)
-		return pcxt;			/* no shared memory: no workers */
-
-	sh = shm_toc_allocate(pcxt->toc, sizeof(SummarizeShared));
-	sh->target = target;
-	sh->nparts = nworkers;
-	sh->as_of = as_of;
-	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_SHARED, sh);
-	space = shm_toc_allocate(pcxt->toc, strlen(scan) + 1);
-	strcpy(space, scan);
-	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_SCAN, space);
-	space = shm_toc_allocate(pcxt->toc, VARSIZE_ANY(zone));
-	memcpy(space, zone, VARSIZE_ANY(zone));
-	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_ZONE, space);
-	space = shm_toc_allocate(pcxt->toc, VARSIZE(bounds));
-	memcpy(space, bounds, VARSIZE(bounds));
-	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_BOUNDS, space);
-	space = shm_toc_allocate(pcxt->toc, mul_size(SUMMARIZE_QUEUE_SIZE, nworkers));
-	shm_toc_insert(pcxt->toc, SUMMARIZE_KEY_QUEUES, space);
-	*queues = palloc0(sizeof(shm_mq_handle *) * nworkers);
-	for (int i = 0; i < nworkers; i++)
-	{
-		shm_mq	   *mq = shm_mq_create(space + i * SUMMARIZE_QUEUE_SIZE, SUMMARIZE_QUEUE_SIZE);
-
-		shm_mq_set_receiver(mq, MyProc);
-		(*queues)[i] = shm_mq_attach(mq, pcxt->seg, NULL);
-	}
-	LaunchParallelWorkers(pcxt);
-	for (int i = 0; i < pcxt->nworkers_launched; i++)
-		shm_mq_set_handle((*queues)[i], pcxt->worker[i].bgwhandle);
-	return pcxt;
+	return segtier_workers_launch("segtier_summarize_worker", nworkers, SUMMARIZE_NARGS, args, sizes, queues);
 }
 
 /* The next message of a worker; a worker gone before it sent all is an error. */
@@ -1061,24 +919,20 @@ summarize_pass(Writer *w, TypeCacheEntry *tc, const char *scan, text *zone, Time
 void
 segtier_summarize_worker(dsm_segment *seg, shm_toc *toc)
 {
-	SummarizeShared *sh = shm_toc_lookup(toc, SUMMARIZE_KEY_SHARED, false);
-	char	   *queues = shm_toc_lookup(toc, SUMMARIZE_KEY_QUEUES, false);
-	shm_mq	   *mq = (shm_mq *) (queues + ParallelWorkerNumber * SUMMARIZE_QUEUE_SIZE);
-	shm_mq_handle *mqh;
+	SummarizeShared *sh = segtier_worker_arg(toc, SUMMARIZE_ARG_SHARED);
+	shm_mq_handle *mqh = segtier_worker_queue(seg, toc);
 	Relation	rel;
 	SPIPlanPtr	plan;
 	Pass		p;
 	WorkerDone	done = {0};
 	GroupRef   *refs = NULL;
 
-	shm_mq_set_sender(mq, MyProc);
-	mqh = shm_mq_attach(mq, seg, NULL);
 	rel = table_open(sh->target, AccessShareLock);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = scan_prepare(shm_toc_lookup(toc, SUMMARIZE_KEY_SCAN, false));
-	pass_init(&p, key_type_cache(RelationGetDescr(rel)), plan, shm_toc_lookup(toc, SUMMARIZE_KEY_ZONE, false),
-			  sh->as_of, shm_toc_lookup(toc, SUMMARIZE_KEY_BOUNDS, false),
+	plan = scan_prepare(segtier_worker_arg(toc, SUMMARIZE_ARG_SCAN));
+	pass_init(&p, key_type_cache(RelationGetDescr(rel)), plan, segtier_worker_arg(toc, SUMMARIZE_ARG_ZONE),
+			  sh->as_of, segtier_worker_arg(toc, SUMMARIZE_ARG_BOUNDS),
 			  sh->nparts, ParallelWorkerNumber, ParallelWorkerNumber + 1);
 	done.overflow = !pass_scan(&p, plan);
 	if (!done.overflow)

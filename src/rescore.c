@@ -1325,8 +1325,8 @@ query_run(ScoreReceiver *r, SPIPlanPtr plan, int part, int nparts)
  * of partition $1 of $2 on both sides of its join) and sends the rows to
  * write to the leader.  No process may update a row in parallel mode: the
  * leader keeps the rows until the workers are done and writes them after.
+ * The workers' arguments (segtier_worker_arg):
  */
-/* The workers' arguments (segtier_worker_arg). */
 #define RESCORE_ARG_SHARED 0
 #define RESCORE_ARG_CFG 1
 #define RESCORE_ARG_QUERY 2
@@ -1379,8 +1379,8 @@ workers_drain(ParallelContext *pcxt, shm_mq_handle **queues, Tuplestorestate *ke
 
 				memcpy(&sent, data, sizeof(sent));
 				if (sent != received[i])
-					elog(ERROR, "a parallel worker of segtier._rescore sent " UINT64_FORMAT " rows, not " UINT64_FORMAT,
-						 received[i], sent);
+					elog(ERROR, "a parallel worker of segtier._rescore sent " UINT64_FORMAT " rows, of which "
+						 UINT64_FORMAT " arrived", sent, received[i]);
 				done[i] = true;
 				busy--;
 			}
@@ -1460,7 +1460,7 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 		return false;
 	foreach(lc, SPI_plan_get_plan_sources(plan))
 		(void) params_walker((Node *) ((CachedPlanSource *) lfirst(lc))->query_list, &used);
-	if ((used & 6) != 6)
+	if ((used & (1 << 1 | 1 << 2)) != (1 << 1 | 1 << 2))
 		return false;
 	sh.tiers = RelationGetRelid(r->rel);
 	sh.nparts = nworkers;

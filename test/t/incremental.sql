@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(23);
+SELECT plan(27);
 
 -- Two models on one source: "inc" refreshes from captured changes, "ful"
 -- rescans every time.  With statistics recomputed every run
@@ -176,6 +176,18 @@ SELECT is((SELECT count(*) FROM (SELECT customer, rfm::text, value_class::text, 
 								 EXCEPT SELECT customer, rfm::text, value_class::text, pyramid::text, p_alive, clv, cluster
 								 FROM segtier_data.kept_tiers) d), 0::bigint,
 	'a refresh under extra_float_digits = 0 gives the same tiers and predictions');
+
+-- the hash partitions the scoring pass's workers each score (segtier._in_part)
+SELECT is((SELECT count(*) FROM generate_series(1, 2000) i
+		   WHERE (SELECT count(*) FROM generate_series(0, 2) p WHERE segtier._in_part('Kunde ' || i, p, 3)) = 1),
+	2000::bigint, 'every text id falls in exactly one of three partitions');
+SELECT is((SELECT count(*) FROM generate_series(-1000, 1000) i
+		   WHERE segtier._in_part(i::int, 1, 2) IS DISTINCT FROM segtier._in_part(i::bigint, 1, 2)), 0::bigint,
+	'an integer id falls in the same partition as int and as bigint, as the join compares them');
+SELECT is((SELECT count(*) FILTER (WHERE segtier._in_part(i, 0, 2)) BETWEEN 4700 AND 5300
+		   FROM generate_series(1, 10000) i), true, 'two partitions take about half the ids each');
+SELECT throws_ok($$SELECT segtier._in_part(1, 2, 2)$$, '22023', 'partition 2 of 2 does not exist',
+	'a partition out of range is an error');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -61,13 +61,11 @@ BEGIN
 			SELECT DISTINCT c.%1$I::%5$s, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
 				   0::numeric, 0::bigint, NULL::numeric[], NULL::float8, NULL::float8, NULL::float8, NULL::float8
 			FROM %2$s c
-			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I %7$s) %4$s %6$s$f$,
+			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s %6$s$f$,
 			key, o->>'customers_table', sumt,
 			CASE WHEN subset IS NOT NULL THEN format('AND c.%I = ANY (ARRAY(SELECT customer FROM %s))', key, subset) ELSE '' END,
 			ctype,
-			CASE WHEN parted THEN format('AND ($2 = 1 OR segtier._in_part(c.%I::%s, $1, $2))', key, ctype) ELSE '' END,
-			-- a buyer equal to a prospect of the partition is in it too
-			CASE WHEN parted THEN 'AND ($2 = 1 OR segtier._in_part(s.customer, $1, $2))' ELSE '' END);
+			CASE WHEN parted THEN format('AND ($2 = 1 OR segtier._in_part(c.%I::%s, $1, $2))', key, ctype) ELSE '' END);
 	END IF;
 	RETURN f;
 END $$;

@@ -25,17 +25,23 @@
 #define WORKERS_KEY_QUEUES UINT64CONST(0x5E67000000000000)
 #define WORKERS_QUEUE_SIZE ((Size) 1024 * 1024)
 
-/* Whether a query's rows may differ from one run to the next: LIMIT, OFFSET, TABLESAMPLE. */
+/*
+ * Whether a query's rows may differ from one run to the next: LIMIT,
+ * OFFSET, TABLESAMPLE, and window functions and DISTINCT ON, whose rows
+ * among ties follow the scan's order (a synchronized scan starts anywhere).
+ */
 static bool
 rows_vary_walker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
+	if (IsA(node, WindowFunc))
+		return true;
 	if (IsA(node, Query))
 	{
 		Query	   *q = (Query *) node;
 
-		if (q->limitCount != NULL || q->limitOffset != NULL)
+		if (q->limitCount != NULL || q->limitOffset != NULL || q->hasDistinctOn)
 			return true;
 		return query_tree_walker(q, rows_vary_walker, context, QTW_EXAMINE_RTES_BEFORE);
 	}
@@ -100,20 +106,27 @@ segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc)
 	ListCell   *lc;
 	int			n = max_parallel_workers_per_gather;
 
+	Oid			output;
+	bool		varlena;
+
 	if (ps == NULL || list_length(ps->query_list) != 1 ||
 		!OidIsValid(tc->hash_proc) || !OidIsValid(tc->eq_opr))
 		return 0;
 	q = linitial_node(Query, ps->query_list);
-	if (n < 2 || IsInParallelMode() || not_parallel_safe_walker((Node *) q, NULL) ||
+	/* the key's output function writes the ids of overrides in the scoring pass */
+	getTypeOutputInfo(tc->type_id, &output, &varlena);
+	if (n < 2 || IsInParallelMode() || q->commandType != CMD_SELECT || q->utilityStmt != NULL ||
+		not_parallel_safe_walker((Node *) q, NULL) ||
 		contain_volatile_functions((Node *) q) || rows_vary_walker((Node *) q, NULL) ||
 		!proc_parallel_safe(tc->hash_proc) || !proc_parallel_safe(get_opcode(tc->eq_opr)) ||
-		(OidIsValid(tc->cmp_proc) && !proc_parallel_safe(tc->cmp_proc)))
+		(OidIsValid(tc->cmp_proc) && !proc_parallel_safe(tc->cmp_proc)) || !proc_parallel_safe(output))
 		return 0;
 	cp = SPI_plan_get_cached_plan(plan);
 	if (cp == NULL)
 		return 0;
 	stmt = linitial_node(PlannedStmt, cp->stmt_list);
-	if (stmt->planTree->plan_rows * stmt->planTree->plan_width < (double) min_parallel_table_scan_size * BLCKSZ)
+	if (stmt->planTree == NULL ||
+		stmt->planTree->plan_rows * stmt->planTree->plan_width < (double) min_parallel_table_scan_size * BLCKSZ)
 		n = 0;
 	foreach(lc, stmt->relationOids)
 		if (get_rel_persistence(lfirst_oid(lc)) == RELPERSISTENCE_TEMP ||

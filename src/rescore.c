@@ -1492,6 +1492,7 @@ void
 segtier_rescore_worker(dsm_segment *seg, shm_toc *toc)
 {
 	RescoreShared *sh = segtier_worker_arg(toc, RESCORE_ARG_SHARED);
+	shm_mq_handle *mqh = segtier_worker_queue(seg, toc);
 	Relation	rel;
 	Scoring		s;
 	ScoreReceiver r;
@@ -1501,7 +1502,7 @@ segtier_rescore_worker(dsm_segment *seg, shm_toc *toc)
 	scoring_init(&s, segtier_worker_arg(toc, RESCORE_ARG_CFG), CurrentMemoryContext);
 	rel = table_open(sh->tiers, AccessShareLock);
 	receiver_init(&r, &s, rel, EMIT_SEND);
-	r.mqh = segtier_worker_queue(seg, toc);
+	r.mqh = mqh;
 	query_run(&r, query_prepare(segtier_worker_arg(toc, RESCORE_ARG_QUERY)), ParallelWorkerNumber, sh->nparts);
 	if (shm_mq_send(r.mqh, sizeof(r.sent), &r.sent, false, true) != SHM_MQ_SUCCESS)
 		ereport(ERROR,

@@ -101,6 +101,16 @@ SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT c, ts, amt, mg FROM s
 SET min_parallel_table_scan_size = '1GB';
 SELECT count(*) FROM sw_run('sw_src', 'bigint', 2);
 SET min_parallel_table_scan_size = 0;
+-- nor for rows a window function or DISTINCT ON picks among ties: a
+-- worker's scan may meet them in another order
+SELECT count(*) FROM sw_run('sw_src', 'bigint', 2,
+	'SELECT c, ts, amt, mg FROM (SELECT *, row_number() OVER (PARTITION BY c, ts) AS rn FROM sw_src) s WHERE rn = 1');
+SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SELECT DISTINCT ON (c, ts) c, ts, amt, mg FROM sw_src');
+-- a scan that is not a SELECT is an error, not a plan without a tree
+\set VERBOSITY terse
+SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'SHOW work_mem');
+SELECT count(*) FROM sw_run('sw_src', 'bigint', 2, 'EXPLAIN SELECT c, ts, amt, mg FROM sw_src');
+\set VERBOSITY default
 
 -- a worker's error is the call's, with its SQLSTATE
 \set VERBOSITY terse

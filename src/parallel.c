@@ -183,6 +183,20 @@ segtier_workers_launch(const char *entry, int nworkers, int nargs, const void *c
 	return pcxt;
 }
 
+/*
+ * Ends the parallel context: detaches the launched workers' queues (a
+ * worker still sending sees the leader gone and stops) and leaves parallel
+ * mode.  The caller has waited for the workers, unless it gives up on them.
+ */
+void
+segtier_workers_end(ParallelContext *pcxt, shm_mq_handle **queues)
+{
+	for (int i = 0; i < pcxt->nworkers_launched; i++)
+		shm_mq_detach(queues[i]);
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+}
+
 /* In a worker: argument i of segtier_workers_launch. */
 void *
 segtier_worker_arg(shm_toc *toc, int i)

@@ -1468,8 +1468,7 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 	elog(DEBUG1, "segtier._rescore: %d of %d parallel workers launched", pcxt->nworkers_launched, nworkers);
 	if (pcxt->nworkers_launched == 0)
 	{
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
+		segtier_workers_end(pcxt, queues);
 		return false;
 	}
 	r->emit = EMIT_KEEP;
@@ -1479,10 +1478,7 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 		query_run(r, plan, part, nworkers);
 	workers_drain(pcxt, queues, r->kept);
 	WaitForParallelWorkersToFinish(pcxt);
-	for (int i = 0; i < pcxt->nworkers_launched; i++)
-		shm_mq_detach(queues[i]);
-	DestroyParallelContext(pcxt);
-	ExitParallelMode();
+	segtier_workers_end(pcxt, queues);
 	kept_write(r);
 	return true;
 }

@@ -142,6 +142,7 @@ extern void segtier_table_close(TableWriter *w);
 extern int	segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc);
 extern ParallelContext *segtier_workers_launch(const char *entry, int nworkers, int nargs, const void *const *args,
 											   const Size *sizes, shm_mq_handle ***queues);
+extern void segtier_workers_end(ParallelContext *pcxt, shm_mq_handle **queues);
 extern void *segtier_worker_arg(shm_toc *toc, int i);
 extern shm_mq_handle *segtier_worker_queue(dsm_segment *seg, shm_toc *toc);
 

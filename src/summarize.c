@@ -859,8 +859,7 @@ summarize_pass(Writer *w, TypeCacheEntry *tc, const char *scan, text *zone, Time
 		elog(DEBUG1, "segtier._summarize: %d of %d parallel workers launched", launched, nworkers);
 		if (launched == 0)
 		{
-			DestroyParallelContext(pcxt);
-			ExitParallelMode();
+			segtier_workers_end(pcxt, queues);
 			pcxt = NULL;
 			nworkers = 0;
 		}
@@ -901,11 +900,7 @@ summarize_pass(Writer *w, TypeCacheEntry *tc, const char *scan, text *zone, Time
 	{
 		if (ok)
 			WaitForParallelWorkersToFinish(pcxt);
-		/* a worker still sending sees the leader gone and stops */
-		for (int i = 0; i < launched; i++)
-			shm_mq_detach(queues[i]);
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
+		segtier_workers_end(pcxt, queues);
 		w->parallel = false;
 	}
 	pass_end(&p);

@@ -1,12 +1,14 @@
 /*
- * parallel.c: the parallel workers of a refresh's passes.
+ * parallel.c: a refresh's passes over a query's rows, and their parallel
+ * workers.
  *
  * The aggregation pass (summarize.c) and the scoring pass (rescore.c) each
- * give a large query to workers that run the whole of it for one hash
- * partition of the customers and send what they make to the leader through
- * a queue of their own; the leader alone writes.  Here: whether a query may
- * go to workers, and the parallel context with the pass's arguments and
- * the queues.
+ * run a query into a receiver of their own, and give a large one to workers
+ * that run the whole of it for one hash partition of the customers and
+ * send what they make to the leader through a queue of their own; the
+ * leader alone writes.  Here: running the query, whether it may go to
+ * workers, and the parallel context with the pass's arguments and the
+ * queues.
  */
 #include "segtier.h"
 
@@ -20,6 +22,35 @@
 #include "storage/proc.h"
 #include "utils/lsyscache.h"
 #include "utils/plancache.h"
+
+/*
+ * Runs a pass's prepared SELECT into dest, with the nargs parameters args
+ * (of types types, none NULL); what names the query in an error.  Read-only:
+ * the query runs on the caller's snapshot, which the pass's own reads
+ * share, and no command counter increment lets it see what the pass writes.
+ */
+void
+segtier_run_query(SPIPlanPtr plan, int nargs, const Oid *types, const Datum *args, DestReceiver *dest,
+				  const char *what)
+{
+	SPIExecuteOptions opts = {0};
+
+	if (nargs > 0)
+	{
+		opts.params = makeParamList(nargs);
+		for (int i = 0; i < nargs; i++)
+		{
+			opts.params->params[i].value = args[i];
+			opts.params->params[i].isnull = false;
+			opts.params->params[i].pflags = PARAM_FLAG_CONST;
+			opts.params->params[i].ptype = types[i];
+		}
+	}
+	opts.read_only = true;
+	opts.dest = dest;
+	if (SPI_execute_plan_extended(plan, &opts) < 0)
+		elog(ERROR, "%s failed", what);
+}
 
 /* The toc keys: the queues', then the pass's arguments. */
 #define WORKERS_KEY_QUEUES UINT64CONST(0x5E67000000000000)
@@ -90,9 +121,9 @@ not_parallel_safe_walker(Node *node, void *context)
  * Workers for a pass over the rows of a prepared SELECT, each for a hash
  * partition of the customers (of type tc): max_parallel_workers_per_gather
  * when the planner expects at least min_parallel_table_scan_size of rows
- * and every worker may run the query and reads the same rows (every
- * function parallel safe, the key type's too, nothing volatile, no LIMIT,
- * OFFSET or TABLESAMPLE, no temporary or foreign table); none below two, as
+ * and every worker may run the query and reads the same rows (a plain
+ * SELECT, see the walkers above; the key type's functions parallel safe
+ * too; nothing volatile; no temporary or foreign table); none below two, as
  * one would only do the leader's work.
  */
 int
@@ -105,7 +136,6 @@ segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc)
 	PlannedStmt *stmt;
 	ListCell   *lc;
 	int			n = max_parallel_workers_per_gather;
-
 	Oid			output;
 	bool		varlena;
 

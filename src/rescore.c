@@ -1078,18 +1078,11 @@ tiers_row(const Scoring *s, TupleTableSlot *slot, const Datum *row, const bool *
 #define MSG_HIST (MSG_ROW + 1 + NCOLS)
 #define MSG_NCOLS (MSG_HIST + HIST_FIELDS)
 
-/* Where the rows the pass scores go. */
-typedef enum Emit
-{
-	EMIT_WRITE,					/* into the tables and the result, at once */
-	EMIT_KEEP,					/* the leader's, kept until the workers are done */
-	EMIT_SEND					/* a worker's, to the leader */
-} Emit;
-
 /*
  * The scoring query's rows come straight from the executor (no copy into a
- * tuple table): each is scored, its row inserted or updated, and what SQL
- * must write put in the result.
+ * tuple table): each is scored, and its row is written at once (inserted or
+ * updated, and what SQL must write put in the result) or, while workers
+ * score, formed into a message that the leader keeps or a worker sends.
  */
 typedef struct ScoreReceiver
 {
@@ -1101,12 +1094,11 @@ typedef struct ScoreReceiver
 	bool		no_row[NCOLS];	/* and NULL */
 	MemoryContext row_cxt;
 	const char *by;
-	Emit		emit;
-	TupleDesc	msgdesc;		/* EMIT_KEEP and EMIT_SEND */
-	Tuplestorestate *kept;		/* EMIT_KEEP */
-	shm_mq_handle *mqh;			/* EMIT_SEND */
-	uint64		sent;
-	/* EMIT_WRITE and the leader's writes once the workers are done */
+	TupleDesc	msgdesc;
+	Tuplestorestate *kept;		/* the leader's messages, while workers score */
+	shm_mq_handle *mqh;			/* a worker's queue to the leader */
+	uint64		sent;			/* a worker's messages */
+	/* the leader's writes */
 	TableWriter *tiers;
 	TupleTableSlot *slot;		/* a tiers row as updated */
 	Tuplestorestate *store;
@@ -1200,19 +1192,20 @@ score_receive(TupleTableSlot *in, DestReceiver *self)
 			msg[MSG_HIST + f] = history_array(&h, f);
 			msgnull[MSG_HIST + f] = false;
 		}
-		if (r->emit == EMIT_WRITE)
+		if (r->kept == NULL && r->mqh == NULL)
 			write_row(r, op, &r->old->tts_tid, row, rownull, msg + MSG_HIST, msgnull + MSG_HIST);
 		else
 		{
 			HeapTuple	tuple = heap_form_tuple(r->msgdesc, msg, msgnull);
 
-			if (r->emit == EMIT_KEEP)
+			if (r->kept != NULL)
 				tuplestore_puttuple(r->kept, tuple);
-			else if (shm_mq_send(r->mqh, tuple->t_len, tuple->t_data, false, false) != SHM_MQ_SUCCESS)
+			else if (shm_mq_send(r->mqh, tuple->t_len, tuple->t_data, false, false) == SHM_MQ_SUCCESS)
+				r->sent++;
+			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg("the leader of segtier._rescore stopped reading")));
-			r->sent++;
 		}
 	}
 	MemoryContextSwitchTo(old);
@@ -1247,9 +1240,9 @@ scoring_init(Scoring *s, HeapTupleHeader cfg, MemoryContext cxt)
 	s->run_id = DatumGetInt64(cfg_required(cfg, "run_id"));
 }
 
-/* A receiver of the rows scored for the tiers table rel, for emit. */
+/* A receiver of the rows scored for the tiers table rel; the caller says where they go. */
 static void
-receiver_init(ScoreReceiver *r, Scoring *s, Relation rel, Emit emit)
+receiver_init(ScoreReceiver *r, Scoring *s, Relation rel)
 {
 	TupleDesc	tiers = RelationGetDescr(rel);
 
@@ -1270,7 +1263,6 @@ receiver_init(ScoreReceiver *r, Scoring *s, Relation rel, Emit emit)
 	memset(r->no_row, true, sizeof(r->no_row));
 	r->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier rescore row", ALLOCSET_DEFAULT_SIZES);
 	r->by = GetUserNameFromId(GetUserId(), false);
-	r->emit = emit;
 	r->msgdesc = CreateTemplateTupleDesc(MSG_NCOLS);
 	TupleDescInitEntry(r->msgdesc, MSG_OP + 1, "op", CHAROID, -1, 0);
 	TupleDescInitEntry(r->msgdesc, MSG_TID + 1, "tid", TIDOID, -1, 0);
@@ -1280,12 +1272,13 @@ receiver_init(ScoreReceiver *r, Scoring *s, Relation rel, Emit emit)
 		TupleDescInitEntry(r->msgdesc, MSG_HIST + f + 1, NULL, TEXTARRAYOID, -1, 0);
 }
 
-/* The scoring query, with the parameters $1 (a partition) and $2 (of how many). */
+/* The scoring query's parameters: $1 a partition, $2 of how many. */
+static Oid	query_types[2] = {INT4OID, INT4OID};
+
 static SPIPlanPtr
 query_prepare(const char *query)
 {
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	SPIPlanPtr	plan = SPI_prepare(query, 2, argtypes);
+	SPIPlanPtr	plan = SPI_prepare(query, 2, query_types);
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the scoring query: %s", SPI_result_code_string(SPI_result));
@@ -1296,26 +1289,9 @@ query_prepare(const char *query)
 static void
 query_run(ScoreReceiver *r, SPIPlanPtr plan, int part, int nparts)
 {
-	SPIExecuteOptions opts = {0};
+	Datum		args[2] = {Int32GetDatum(part), Int32GetDatum(nparts)};
 
-	opts.params = makeParamList(2);
-	opts.params->params[0].value = Int32GetDatum(part);
-	opts.params->params[1].value = Int32GetDatum(nparts);
-	for (int i = 0; i < 2; i++)
-	{
-		opts.params->params[i].isnull = false;
-		opts.params->params[i].pflags = PARAM_FLAG_CONST;
-		opts.params->params[i].ptype = INT4OID;
-	}
-	/*
-	 * Read-only: the query runs on the caller's snapshot, which the pass's
-	 * fetches share, and no command counter increment lets it see the
-	 * versions the pass writes.
-	 */
-	opts.read_only = true;
-	opts.dest = &r->pub;
-	if (SPI_execute_plan_extended(plan, &opts) < 0)
-		elog(ERROR, "the scoring query failed");
+	segtier_run_query(plan, 2, query_types, args, &r->pub, "the scoring query of segtier._rescore");
 }
 
 /*
@@ -1422,6 +1398,7 @@ kept_write(ScoreReceiver *r)
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	tuplestore_end(r->kept);
+	r->kept = NULL;
 }
 
 /* Sets bit n of *used for each $n in a query. */
@@ -1471,7 +1448,6 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 		segtier_workers_end(pcxt, queues);
 		return false;
 	}
-	r->emit = EMIT_KEEP;
 	r->kept = tuplestore_begin_heap(false, false, work_mem);
 	/* the partitions of workers not launched; the launched ones' queues wait */
 	for (int part = pcxt->nworkers_launched; part < nworkers; part++)
@@ -1497,7 +1473,7 @@ segtier_rescore_worker(dsm_segment *seg, shm_toc *toc)
 		elog(ERROR, "SPI_connect failed");
 	scoring_init(&s, segtier_worker_arg(toc, RESCORE_ARG_CFG), CurrentMemoryContext);
 	rel = table_open(sh->tiers, AccessShareLock);
-	receiver_init(&r, &s, rel, EMIT_SEND);
+	receiver_init(&r, &s, rel);
 	r.mqh = mqh;
 	query_run(&r, query_prepare(segtier_worker_arg(toc, RESCORE_ARG_QUERY)), ParallelWorkerNumber, sh->nparts);
 	if (shm_mq_send(r.mqh, sizeof(r.sent), &r.sent, false, true) != SHM_MQ_SUCCESS)
@@ -1539,7 +1515,7 @@ segtier_rescore(PG_FUNCTION_ARGS)
 	scoring_init(&s, cfg, per_query);
 	segtier_table_open(&tiers, DatumGetObjectId(cfg_required(cfg, "tiers")), ACL_INSERT | ACL_UPDATE,
 					   "segtier._rescore");
-	receiver_init(&r, &s, tiers.rel, EMIT_WRITE);
+	receiver_init(&r, &s, tiers.rel);
 	r.tiers = &tiers;
 	r.slot = table_slot_create(tiers.rel, NULL);
 	old = MemoryContextSwitchTo(per_query);

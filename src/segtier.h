@@ -133,12 +133,14 @@ extern void segtier_table_put(TableWriter *w);
 extern void segtier_table_update(TableWriter *w, ItemPointer tid, TupleTableSlot *slot);
 extern void segtier_table_close(TableWriter *w);
 
-/* parallel.c: the parallel workers of a refresh's passes */
+/* parallel.c: a refresh's passes over a query's rows, and their parallel workers */
 #include "access/parallel.h"
 #include "executor/spi.h"
 #include "storage/shm_mq.h"
 #include "utils/typcache.h"
 
+extern void segtier_run_query(SPIPlanPtr plan, int nargs, const Oid *types, const Datum *args, DestReceiver *dest,
+							  const char *what);
 extern int	segtier_scan_workers(SPIPlanPtr plan, TypeCacheEntry *tc);
 extern ParallelContext *segtier_workers_launch(const char *entry, int nworkers, int nargs, const void *const *args,
 											   const Size *sizes, shm_mq_handle ***queues);

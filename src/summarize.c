@@ -667,13 +667,8 @@ pass_init(Pass *p, TypeCacheEntry *tc, SPIPlanPtr plan, text *zone, TimestampTz 
 static bool
 pass_scan(Pass *p, SPIPlanPtr plan)
 {
-	SPIExecuteOptions opts = {0};
-
-	opts.read_only = true;
-	opts.dest = &p->pub;
 	/* a SELECT (plan_select checked) sent to a receiver of DestNone */
-	if (SPI_execute_plan_extended(plan, &opts) < 0)
-		elog(ERROR, "the scan of segtier._summarize failed");
+	segtier_run_query(plan, 0, NULL, NULL, &p->pub, "the scan of segtier._summarize");
 	elog(DEBUG2, "segtier._summarize: %u customers in %zu kB of %zu kB%s",
 		 p->groups->members, MemoryContextMemAllocated(p->cxt, true) / 1024, p->limit / 1024,
 		 p->overflow ? ", over hash_mem" : "");
@@ -961,7 +956,6 @@ run_grouped(Writer *w, const char *grouped, Datum *args)
 	TupleDesc	desc = RelationGetDescr(w->table.rel);
 	TupleDesc	rdesc;
 	SPIPlanPtr	plan;
-	SPIExecuteOptions opts = {0};
 
 	plan = SPI_prepare(grouped, 3, argtypes);
 	if (plan == NULL)
@@ -978,18 +972,7 @@ run_grouped(Writer *w, const char *grouped, Datum *args)
 	w->pub.rShutdown = pass_noop;
 	w->pub.rDestroy = pass_noop;
 	w->pub.mydest = DestNone;
-	opts.params = makeParamList(3);
-	for (int i = 0; i < 3; i++)
-	{
-		opts.params->params[i].value = args[i];
-		opts.params->params[i].isnull = false;
-		opts.params->params[i].pflags = PARAM_FLAG_CONST;
-		opts.params->params[i].ptype = argtypes[i];
-	}
-	opts.read_only = true;
-	opts.dest = &w->pub;
-	if (SPI_execute_plan_extended(plan, &opts) < 0)
-		elog(ERROR, "the grouped query of segtier._summarize failed");
+	segtier_run_query(plan, 3, argtypes, args, &w->pub, "the grouped query of segtier._summarize");
 }
 
 /*

@@ -1732,6 +1732,7 @@ DECLARE
 	key text := coalesce(o->>'customers_key', m.customer_column);
 	ctype regtype := segtier._column_type(m.source, m.customer_column, 'customer');
 	f text;
+	distinct_keys boolean;
 BEGIN
 	f := format($f$
 		SELECT s.customer, s.first_purchase, s.last_purchase,
@@ -1754,16 +1755,30 @@ BEGIN
 			CASE WHEN subset IS NOT NULL THEN format('s.customer = ANY (ARRAY(SELECT customer FROM %s))', subset) END,
 			CASE WHEN parted THEN '($2 = 1 OR segtier._in_part(s.customer, $1, $2))' END) ELSE '' END);
 	IF o->>'customers_table' IS NOT NULL THEN
+		-- a unique index of the key's own type, collation and default btree
+		-- equality makes DISTINCT a no-op; without it, the statistics could
+		-- not aggregate in parallel (a DISTINCT branch needs a Gather of its own)
+		SELECT EXISTS (
+			SELECT 1 FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+			JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+			JOIN pg_am am ON am.oid = oc.opcmethod
+			WHERE i.indrelid = (o->>'customers_table')::regclass AND i.indisunique AND i.indimmediate
+			  AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL
+			  AND a.attname = key AND a.atttypid = ctype AND i.indcollation[0] = a.attcollation
+			  AND am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = ctype)
+		INTO distinct_keys;
 		f := f || format($f$
 			UNION ALL
-			SELECT DISTINCT c.%1$I::%5$s, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
+			SELECT %7$s c.%1$I::%5$s, NULL::timestamptz, NULL::timestamptz, NULL::float8, 0::bigint, 0::numeric,
 				   0::numeric, 0::bigint, NULL::numeric[], NULL::float8, NULL::float8, NULL::float8, NULL::float8
 			FROM %2$s c
 			WHERE c.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %3$s s WHERE s.customer = c.%1$I) %4$s %6$s$f$,
 			key, o->>'customers_table', sumt,
 			CASE WHEN subset IS NOT NULL THEN format('AND c.%I = ANY (ARRAY(SELECT customer FROM %s))', key, subset) ELSE '' END,
 			ctype,
-			CASE WHEN parted THEN format('AND ($2 = 1 OR segtier._in_part(c.%I::%s, $1, $2))', key, ctype) ELSE '' END);
+			CASE WHEN parted THEN format('AND ($2 = 1 OR segtier._in_part(c.%I::%s, $1, $2))', key, ctype) ELSE '' END,
+			CASE WHEN distinct_keys THEN '' ELSE 'DISTINCT' END);
 	END IF;
 	RETURN f;
 END $$;

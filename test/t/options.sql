@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(36);
+SELECT plan(43);
 
 -- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
 -- c: 2 small orders long ago, d: refunds only
@@ -65,6 +65,34 @@ SELECT is(pg_temp.col('{"loyal_purchases": 2, "new_days": 0}', 'segtier.tier_nam
 	'a=loyal b=active c=churned d=prospect', 'loyal_purchases');
 SELECT is(pg_temp.col('{"customers_table": "people", "customers_key": "pid"}', 'segtier.tier_name(lifecycle)'),
 	'a=new b=new c=churned d=prospect e=prospect', 'customers_table and customers_key add those who never bought');
+
+-- the prospects' ids are made distinct unless a unique index of the key's
+-- own type says they are (then the statistics may aggregate in parallel)
+CREATE FUNCTION pg_temp.distinct_prospects(tbl text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	f text;
+BEGIN
+	PERFORM segtier.create_model('dis', 'o', 'who', 'at', 'amount', jsonb_build_object('customers_table', tbl, 'customers_key', 'pid'));
+	SELECT segtier._features(m, segtier._effective_options(m), now(), NULL, false) INTO f FROM segtier.model m WHERE m.name = 'dis';
+	PERFORM segtier.drop_model('dis');
+	RETURN f LIKE '%SELECT DISTINCT c.pid%';
+END $$;
+INSERT INTO people VALUES ('e', 'E again'), ('a', 'A again');
+SELECT is(pg_temp.col('{"customers_table": "people", "customers_key": "pid"}', 'segtier.tier_name(lifecycle)'),
+	'a=new b=new c=churned d=prospect e=prospect', 'a prospect listed twice in the customers table is one customer');
+SELECT is(pg_temp.distinct_prospects('people'), true, 'no unique index: the prospects'' ids are made distinct');
+CREATE UNIQUE INDEX people_some ON people (pid) WHERE name NOT LIKE '% again';
+SELECT is(pg_temp.distinct_prospects('people'), true, 'a partial unique index does not make them distinct');
+CREATE TABLE people_varchar (pid varchar PRIMARY KEY);
+SELECT is(pg_temp.distinct_prospects('people_varchar'), true, 'nor one of another type than the customer id''s (varchar, not text)');
+CREATE TABLE people_deferred (pid text UNIQUE DEFERRABLE INITIALLY DEFERRED);
+SELECT is(pg_temp.distinct_prospects('people_deferred'), true, 'nor a deferred unique constraint');
+DELETE FROM people WHERE name LIKE '% again';
+DROP INDEX people_some;
+ALTER TABLE people ADD PRIMARY KEY (pid);
+SELECT is(pg_temp.distinct_prospects('people'), false, 'a primary key of the id''s type: no DISTINCT');
+SELECT is(pg_temp.col('{"customers_table": "people", "customers_key": "pid"}', 'segtier.tier_name(lifecycle)'),
+	'a=new b=new c=churned d=prospect e=prospect', 'the same customers without it');
 SELECT is(pg_temp.col('{"active_days": 25, "new_days": 10}', 'churn_reason'),
 	'a=- b=no purchase for 46 days c=no purchase for 506 days d=-', 'the churn rule uses active_days');
 

@@ -1448,7 +1448,12 @@ score_parallel(ScoreReceiver *r, SPIPlanPtr plan, HeapTupleHeader cfg, const cha
 		segtier_workers_end(pcxt, queues);
 		return false;
 	}
-	r->kept = tuplestore_begin_heap(false, false, work_mem);
+	/*
+	 * Every row of a daily refresh comes back (about 250 bytes a customer):
+	 * a refresh is maintenance, so the rows stay in memory up to
+	 * maintenance_work_mem, as a CREATE INDEX's sort does, not work_mem.
+	 */
+	r->kept = tuplestore_begin_heap(false, false, maintenance_work_mem);
 	/* the partitions of workers not launched; the launched ones' queues wait */
 	for (int part = pcxt->nworkers_launched; part < nworkers; part++)
 		query_run(r, plan, part, nworkers);

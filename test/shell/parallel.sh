@@ -8,7 +8,9 @@ source "$(dirname "$0")/tap.inc"
 echo "1..7"
 
 serial="-c client_min_messages=error -c max_parallel_workers_per_gather=0"
-parallel="-c client_min_messages=debug1 -c max_parallel_workers_per_gather=2 -c min_parallel_table_scan_size=0"
+# the least maintenance_work_mem: the rows the leader keeps for writing
+# (about 1 MB here) go through a temporary file
+parallel="-c client_min_messages=debug1 -c max_parallel_workers_per_gather=2 -c min_parallel_table_scan_size=0 -c maintenance_work_mem=1MB"
 # psql as q does, with the options given (the debug lines go to stderr)
 qo() { local o=$1; shift; PGOPTIONS="$o" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 

@@ -1757,16 +1757,20 @@ BEGIN
 	IF o->>'customers_table' IS NOT NULL THEN
 		-- a unique index of the key's own type, collation and default btree
 		-- equality makes DISTINCT a no-op; without it, the statistics could
-		-- not aggregate in parallel (a DISTINCT branch needs a Gather of its own)
+		-- not aggregate in parallel (a DISTINCT branch needs a Gather of its own).
+		-- A partitioned table's covers its partitions, a parent's of plain
+		-- inheritance not its children.
 		SELECT EXISTS (
 			SELECT 1 FROM pg_index i
+			JOIN pg_class r ON r.oid = i.indrelid
 			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 			JOIN pg_opclass oc ON oc.oid = i.indclass[0]
 			JOIN pg_am am ON am.oid = oc.opcmethod
 			WHERE i.indrelid = (o->>'customers_table')::regclass AND i.indisunique AND i.indimmediate
 			  AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL
 			  AND a.attname = key AND a.atttypid = ctype AND i.indcollation[0] = a.attcollation
-			  AND am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = ctype)
+			  AND am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = ctype
+			  AND (r.relkind = 'p' OR NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhparent = r.oid)))
 		INTO distinct_keys;
 		f := f || format($f$
 			UNION ALL

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(43);
+SELECT plan(45);
 
 -- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
 -- c: 2 small orders long ago, d: refunds only
@@ -87,6 +87,16 @@ CREATE TABLE people_varchar (pid varchar PRIMARY KEY);
 SELECT is(pg_temp.distinct_prospects('people_varchar'), true, 'nor one of another type than the customer id''s (varchar, not text)');
 CREATE TABLE people_deferred (pid text UNIQUE DEFERRABLE INITIALLY DEFERRED);
 SELECT is(pg_temp.distinct_prospects('people_deferred'), true, 'nor a deferred unique constraint');
+CREATE TABLE people_parent (pid text PRIMARY KEY);
+CREATE TABLE people_child () INHERITS (people_parent);
+INSERT INTO people_parent VALUES ('a'), ('e');
+INSERT INTO people_child VALUES ('e');
+SELECT is(pg_temp.col('{"customers_table": "people_parent", "customers_key": "pid"}', 'segtier.tier_name(lifecycle)'),
+	'a=new b=new c=churned d=prospect e=prospect', 'nor the primary key of a parent whose child lists the same prospect');
+CREATE TABLE people_parted (pid text PRIMARY KEY) PARTITION BY LIST (pid);
+CREATE TABLE people_parted_a PARTITION OF people_parted FOR VALUES IN ('a', 'b');
+CREATE TABLE people_parted_rest PARTITION OF people_parted DEFAULT;
+SELECT is(pg_temp.distinct_prospects('people_parted'), false, 'a partitioned table''s primary key covers its partitions');
 DELETE FROM people WHERE name LIKE '% again';
 DROP INDEX people_some;
 ALTER TABLE people ADD PRIMARY KEY (pid);

@@ -1943,8 +1943,8 @@ BEGIN
 				   segtier.cuts(segtier._float8(monetary), $1) FILTER (WHERE b AND monetary > 0) AS m_cuts,
 				   segtier.share_cuts(segtier._float8(value), $2, $3) FILTER (WHERE b) AS v_cuts,
 				   segtier.share_cuts(segtier._float8(value), $4, 'count') FILTER (WHERE b) AS p_cuts,
-				   ARRAY[avg(recency_days) FILTER (WHERE b), avg(frequency) FILTER (WHERE b),
-						 avg(monetary) FILTER (WHERE b)]::float8[] AS means,
+				   ARRAY[avg((recency_days * 1048576)::int8) FILTER (WHERE b) / 1048576,
+						 avg(frequency) FILTER (WHERE b), avg(monetary) FILTER (WHERE b)]::float8[] AS means,
 				   %2$s AS bg, %3$s AS gg, %4$s AS stdz
 			FROM (SELECT f.*, f.last_purchase IS NOT NULL AS b FROM (%1$s) f) f$f$,
 			feat,
@@ -1953,12 +1953,17 @@ BEGIN
 			CASE WHEN (o->>'predict')::boolean THEN 'segtier.gamma_gamma_fit(x, mean_repeat, $5) FILTER (WHERE b)'
 				 ELSE 'NULL::segtier.gamma_gamma' END,
 			-- mean and sd of log(1 + x) of recency, frequency and monetary, for
-			-- k-means; sd 0 exactly for a feature the same for every buyer
-			-- (stddev_pop leaves a rounding residue that grows with the count)
+			-- k-means; sd 0 exactly for a feature the same for every buyer.
+			-- Float sums depend on the order of the rows, which parallel workers
+			-- vary from run to run: these (and the mean recency above) sum
+			-- values rounded to 2^-20 as integers, exactly.
 			CASE WHEN (o->>'clusters')::int > 0 THEN
-				(SELECT 'ARRAY[' || string_agg(format('avg(ln(1 + %1$s)) FILTER (WHERE b),
+				(SELECT 'ARRAY[' || string_agg(format('avg(%2$s) FILTER (WHERE b) / 1048576,
 					CASE WHEN min(%1$s) FILTER (WHERE b) = max(%1$s) FILTER (WHERE b) THEN 0
-						 ELSE stddev_pop(ln(1 + %1$s)) FILTER (WHERE b) END', e), ', ' ORDER BY k) || ']'
+						 ELSE sqrt(count(*) FILTER (WHERE b) * sum(%2$s * %2$s) FILTER (WHERE b)
+								   - sum(%2$s) FILTER (WHERE b) * sum(%2$s) FILTER (WHERE b))
+							  / count(*) FILTER (WHERE b) / 1048576 END', e, format('(ln(1 + %s) * 1048576)::int8', e)),
+					', ' ORDER BY k) || ']::float8[]'
 				 FROM unnest(ARRAY['recency_days', 'frequency::float8', 'greatest(segtier._float8(monetary), 0)'])
 					  WITH ORDINALITY u(e, k))
 				 ELSE 'NULL::float8[]' END)

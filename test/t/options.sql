@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(45);
+SELECT plan(48);
 
 -- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
 -- c: 2 small orders long ago, d: refunds only
@@ -85,6 +85,14 @@ CREATE UNIQUE INDEX people_some ON people (pid) WHERE name NOT LIKE '% again';
 SELECT is(pg_temp.distinct_prospects('people'), true, 'a partial unique index does not make them distinct');
 CREATE TABLE people_varchar (pid varchar PRIMARY KEY);
 SELECT is(pg_temp.distinct_prospects('people_varchar'), true, 'nor one of another type than the customer id''s (varchar, not text)');
+CREATE TABLE people_pair (pid text, name text, UNIQUE (pid, name));
+SELECT is(pg_temp.distinct_prospects('people_pair'), true, 'nor one over the key and another column');
+CREATE TABLE people_c (pid text);
+CREATE UNIQUE INDEX ON people_c (pid COLLATE "C");
+SELECT is(pg_temp.distinct_prospects('people_c'), true, 'nor one of another collation than the column''s');
+CREATE TABLE people_pattern (pid text);
+CREATE UNIQUE INDEX ON people_pattern (pid text_pattern_ops);
+SELECT is(pg_temp.distinct_prospects('people_pattern'), true, 'nor one of another opclass than the type''s default');
 CREATE TABLE people_deferred (pid text UNIQUE DEFERRABLE INITIALLY DEFERRED);
 SELECT is(pg_temp.distinct_prospects('people_deferred'), true, 'nor a deferred unique constraint');
 CREATE TABLE people_parent (pid text PRIMARY KEY);

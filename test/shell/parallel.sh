@@ -26,7 +26,7 @@ done
 
 # the same refreshes in both: a first one (every row new), one a day later
 # after new orders, a removed buyer, a new prospect and an override, one
-# with nothing changed, one full
+# with nothing changed, one full, three more full ones
 steps=(
 	"SELECT segtier.refresh('m')"
 	"SELECT segtier.alter_model('m', '{\"as_of\": \"2025-01-02 00:00+00\"}');

@@ -1574,5 +1574,5 @@ segtier_in_part(PG_FUNCTION_ARGS)
 		fcinfo->flinfo->fn_extra = hash;
 	}
 	h = DatumGetUInt32(FunctionCall1Coll(hash, PG_GET_COLLATION(), PG_GETARG_DATUM(0)));
-	PG_RETURN_BOOL((int32) (((uint64) h * (uint64) nparts) >> 32) == part);
+	PG_RETURN_BOOL(segtier_hash_partition(h, nparts) == part);
 }

@@ -148,6 +148,13 @@ extern void segtier_workers_end(ParallelContext *pcxt, shm_mq_handle **queues);
 extern void *segtier_worker_arg(shm_toc *toc, int i);
 extern shm_mq_handle *segtier_worker_queue(dsm_segment *seg, shm_toc *toc);
 
+/* A customer's hash partition of nparts, from the hash's high bits (hash tables take the low ones). */
+static inline int
+segtier_hash_partition(uint32 hash, int nparts)
+{
+	return (int) (((uint64) hash * (uint64) nparts) >> 32);
+}
+
 /* summary.c, periodspend.c: the states, for the aggregation pass (summarize.c) */
 typedef struct PurchaseState PurchaseState;
 typedef struct ZoneCache ZoneCache;

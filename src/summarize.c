@@ -157,13 +157,6 @@ key_equal(Pass *p, Datum a, Datum b)
 	return DatumGetBool(FunctionCall2Coll(p->eq_fn, p->collation, a, b));
 }
 
-/* A hash's partition, from its high bits (the table's buckets take the low ones). */
-static inline int
-key_partition(uint32 hash, int nparts)
-{
-	return (int) (((uint64) hash * (uint64) nparts) >> 32);
-}
-
 /* A new group's states, in cxt, with its own copy of a by-reference key. */
 static void
 group_init(Pass *p, CustomerGroup *g, bool key_null)
@@ -303,7 +296,7 @@ pass_receive(TupleTableSlot *slot, DestReceiver *self)
 		if (p->key_len == -1)
 			r->key = PointerGetDatum(PG_DETOAST_DATUM_PACKED(r->key));
 		r->hash = key_hash(p, r->key);
-		part = key_partition(r->hash, p->nparts);
+		part = segtier_hash_partition(r->hash, p->nparts);
 	}
 	if (part < p->part_lo || part >= p->part_hi)
 	{

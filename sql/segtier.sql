@@ -2001,19 +2001,22 @@ BEGIN
 	END IF;
 	params := params || jsonb_build_object('capture_targets', targets, 'scoring_options', scoring_options,
 		'null_customer_rows', CASE WHEN v_full THEN null_customer_rows END,
-		'incremental_customers', CASE WHEN v_full THEN NULL ELSE (SELECT count(*) FROM segtier_changed) END);
+		'incremental_customers', CASE WHEN v_full THEN NULL ELSE (SELECT count(DISTINCT customer) FROM segtier_changed) END);
 
 	-- whom to score: everybody, or the changed customers, those with overrides
 	-- set, cleared or deleted, and those held by hysteresis (counting runs)
 	IF NOT v_all THEN
 		-- the partial index <model>_tiers_pending has those rows; without
-		-- statistics the planner would scan the whole table for them
+		-- statistics the planner would scan the whole table for them.  UNION
+		-- ALL, as the = ANY (array) conditions below take duplicates: UNION's
+		-- hash table is sized by the estimate of held rows (all of them
+		-- without statistics), tens of megabytes cleared every run.
 		seqscan := current_setting('enable_seqscan');
 		PERFORM set_config('enable_seqscan', 'off', true);
 		EXECUTE format('CREATE TEMP TABLE segtier_rescore AS
 						SELECT customer FROM segtier_changed
-						UNION SELECT o.customer::%s FROM segtier.tier_override o WHERE o.model = $1
-						UNION SELECT t.customer FROM %s t WHERE t.held <> ''{}'' OR t.overridden <> ''{}''', ctype, tbl)
+						UNION ALL SELECT o.customer::%s FROM segtier.tier_override o WHERE o.model = $1
+						UNION ALL SELECT t.customer FROM %s t WHERE t.held <> ''{}'' OR t.overridden <> ''{}''', ctype, tbl)
 		USING m.name;
 		PERFORM set_config('enable_seqscan', seqscan, true);
 		subset := 'segtier_rescore';

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(27);
+SELECT plan(28);
 
 -- Two models on one source: "inc" refreshes from captured changes, "ful"
 -- rescans every time.  With statistics recomputed every run
@@ -66,7 +66,14 @@ SELECT is(pg_temp.models_agree('2025-06-10 00:00+00'), 0::bigint, 'after deletes
 INSERT INTO tx SELECT 1 + (random() * 300)::int, '2025-06-12 00:00+00'::timestamptz + random() * interval '10 days',
 	round((random() * 300)::numeric, 2) FROM generate_series(1, 40);
 SELECT is(pg_temp.models_agree('2025-06-10 00:00+00'), 0::bigint, 'with transactions after the as-of time');
+-- a customer with transactions after the as-of time buys again before it:
+-- queued and after the as-of time, rescored (and counted) once
+INSERT INTO tx SELECT cust, '2025-06-05 00:00+00', 10 FROM tx WHERE ts > '2025-06-10 00:00+00' ORDER BY cust LIMIT 1;
 SELECT is(pg_temp.models_agree('2025-06-25 00:00+00'), 0::bigint, 'as-of moved forward within the month');
+SELECT is((SELECT (params->>'incremental_customers')::bigint FROM refresh_runs WHERE model = 'inc'
+		   ORDER BY run_id DESC LIMIT 1),
+	(SELECT count(DISTINCT cust) FROM tx WHERE ts > '2025-06-10 00:00+00'),
+	'incremental_customers: the customers with later transactions, the queued one among them once');
 SELECT is(pg_temp.models_agree('2025-08-02 00:00+00'), 0::bigint, 'as-of moved into a later month');
 
 TRUNCATE tx;

@@ -20,7 +20,7 @@ SELECT pg_describe_object(m.classid, m.objid, 0) || ' :: ' || md5(coalesce(CASE 
 			|| coalesce((SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY 1) FROM pg_index i WHERE i.indrelid = c.oid), '')
 			|| coalesce((SELECT string_agg(pg_get_triggerdef(g.oid), '; ' ORDER BY 1) FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal), '')
 			|| coalesce((SELECT string_agg(pg_get_constraintdef(k.oid), '; ' ORDER BY 1) FROM pg_constraint k WHERE k.conrelid = c.oid), '')
-			|| coalesce((SELECT string_agg(po.polname || pg_get_expr(po.polqual, po.polrelid), '; ' ORDER BY 1) FROM pg_policy po WHERE po.polrelid = c.oid), '')
+			|| coalesce((SELECT string_agg(format('%s %s %s / %s', po.polname, po.polcmd, pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid)), '; ' ORDER BY 1) FROM pg_policy po WHERE po.polrelid = c.oid), '')
 		FROM pg_class c WHERE c.oid = m.objid)
 	END, '') || ' comment=' || coalesce(obj_description(m.objid, m.classid::regclass::text), '-')) AS sig
 FROM m

@@ -998,8 +998,8 @@ CREATE POLICY model_owner ON segtier.model
 ALTER TABLE segtier.refresh_runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY runs_read ON segtier.refresh_runs FOR SELECT USING (true);
 -- "the row's model is one the role may see": the array of those models is
--- an InitPlan, made once a statement (EXISTS was a subquery for each row, a
--- third of the time of a first refresh's history insert by a non-superuser)
+-- an InitPlan, made once a statement (EXISTS was a subquery for each row,
+-- about a quarter of a first refresh's history insert by a non-superuser)
 CREATE POLICY runs_owner ON segtier.refresh_runs FOR ALL
 	USING (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)))
 	WITH CHECK (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));

@@ -12,7 +12,6 @@
  */
 #include "segtier.h"
 
-#include "access/parallel.h"
 #include "catalog/pg_proc.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"

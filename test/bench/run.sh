@@ -227,7 +227,7 @@ incremental "4a incremental refresh, 1 % changed" 100
 incremental "4b incremental refresh, 0.1 % changed" 1000
 # the same in one backend, as the worker's long-lived one runs them: after a
 # warm-up refresh it has its caches and its mappings of shared buffers
-# (other customers: offsets 50 and 500 on)
+# (other customers: ids modulo 100 from 51 on, modulo 1000 from 501 on)
 {
 	echo "SELECT segtier.refresh('bench');"
 	for m in 100 1000; do

@@ -30,7 +30,10 @@
 # with auto_explain and print their times, and record a perf profile of the
 # full refresh when perf is installed),
 # BENCH_HUGE_PAGES=1 (as root: reserve huge pages for the cluster's shared
-# memory, huge_pages = on, and give the reservation back on exit).
+# memory, huge_pages = on, and give the reservation back on exit),
+# BENCH_THP=1 (the server processes' malloc'd memory in transparent huge
+# pages: GLIBC_TUNABLES=glibc.malloc.hugetlb=1, glibc 2.35 and later, with
+# the kernel's THP mode madvise or always).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CUSTOMERS=${1:-1000000}
@@ -84,8 +87,13 @@ if [ "${BENCH_HUGE_PAGES:-0}" = 1 ]; then
 		{ echo "could reserve only $(cat /proc/sys/vm/nr_hugepages) of $HUGE_WANT huge pages" >&2; exit 1; }
 	SETTINGS+=("huge_pages = on")
 fi
-# no preload: no background worker competes with the measurements
-start_cluster "shared_preload_libraries = ''" "listen_addresses = ''" "${SETTINGS[@]}"
+# A new process's memory is zeroed by the kernel a 4 kB page at a time at
+# its first touch; parallel workers are new processes (see RESULTS.md, run S).
+TUNABLES=""
+[ "${BENCH_THP:-0}" = 1 ] && TUNABLES=glibc.malloc.hugetlb=1
+# no preload: no background worker competes with the measurements; the
+# server alone gets GLIBC_TUNABLES (for the duration of the function)
+GLIBC_TUNABLES=$TUNABLES start_cluster "shared_preload_libraries = ''" "listen_addresses = ''" "${SETTINGS[@]}"
 export PGDATABASE=bench
 
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -337,7 +345,7 @@ fi
 	echo "segtier benchmark: $CUSTOMERS customers, $TRANSACTIONS transactions requested"
 	echo "data: $N_ORDERS orders ($N_REFUNDS refunds, $ORDERS_SIZE $ORDERS_UNIT), $N_BUYERS buyers, $N_CUSTOMERS customers, revenue $REVENUE; generated in $(printf '%.0f' "$GEN_SECONDS") s"
 	echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo); $(psql -X -At -c 'SHOW server_version')"
-	echo "settings: ${SETTINGS[*]}" | sed 's/ = /=/g'
+	echo "settings: ${SETTINGS[*]}${TUNABLES:+; server GLIBC_TUNABLES=$TUNABLES}" | sed 's/ = /=/g'
 	echo
 	printf '%-48s %5s %10s %10s %10s %8s\n' item runs median_s min_s max_s spread
 	while IFS=$'\t' read -r label times; do

@@ -31,7 +31,6 @@
 #include "segtier.h"
 
 #include "access/heaptoast.h"
-#include "access/parallel.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/tupdesc.h"
@@ -43,7 +42,6 @@
 #include "lib/binaryheap.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
-#include "storage/shm_mq.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"

@@ -87,12 +87,12 @@ if [ "${BENCH_HUGE_PAGES:-0}" = 1 ]; then
 		{ echo "could reserve only $(cat /proc/sys/vm/nr_hugepages) of $HUGE_WANT huge pages" >&2; exit 1; }
 	SETTINGS+=("huge_pages = on")
 fi
-# A new process's memory is zeroed by the kernel a 4 kB page at a time at
-# its first touch; parallel workers are new processes (see RESULTS.md, run S).
+# BENCH_THP: the kernel zeroes a new process's memory a 4 kB page at a time
+# at its first touch, and parallel workers are new processes (RESULTS.md,
+# run S); only the server gets GLIBC_TUNABLES.  No preload: no background
+# worker competes with the measurements.
 TUNABLES=""
 [ "${BENCH_THP:-0}" = 1 ] && TUNABLES=glibc.malloc.hugetlb=1
-# no preload: no background worker competes with the measurements; the
-# server alone gets GLIBC_TUNABLES (for the duration of the function)
 GLIBC_TUNABLES=$TUNABLES start_cluster "shared_preload_libraries = ''" "listen_addresses = ''" "${SETTINGS[@]}"
 export PGDATABASE=bench
 

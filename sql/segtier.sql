@@ -310,6 +310,18 @@ COMMENT ON FUNCTION segtier.tier_le(segtier.tier, segtier.tier) IS 'tier less th
 COMMENT ON FUNCTION segtier.tier_gt(segtier.tier, segtier.tier) IS 'tier greater than, by rank within one scheme';
 COMMENT ON FUNCTION segtier.tier_ge(segtier.tier, segtier.tier) IS 'tier greater than or equal, by rank within one scheme';
 COMMENT ON FUNCTION segtier.tier_cmp(segtier.tier, segtier.tier) IS 'btree support: -1, 0 or 1 by rank within a scheme; tiers of two schemes by scheme id';
+CREATE FUNCTION segtier.tier_ltsel(internal, oid, internal, integer) RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.tier_lesel(internal, oid, internal, integer) RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.tier_gtsel(internal, oid, internal, integer) RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION segtier.tier_gesel(internal, oid, internal, integer) RETURNS float8
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION segtier.tier_ltsel(internal, oid, internal, integer) IS 'selectivity of tier <: scalarltsel, or the default when the statistics hold other schemes';
+COMMENT ON FUNCTION segtier.tier_lesel(internal, oid, internal, integer) IS 'selectivity of tier <=: scalarlesel, or the default when the statistics hold other schemes';
+COMMENT ON FUNCTION segtier.tier_gtsel(internal, oid, internal, integer) IS 'selectivity of tier >: scalargtsel, or the default when the statistics hold other schemes';
+COMMENT ON FUNCTION segtier.tier_gesel(internal, oid, internal, integer) IS 'selectivity of tier >=: scalargesel, or the default when the statistics hold other schemes';
 COMMENT ON FUNCTION segtier.tier_hash(segtier.tier) IS 'hash support for tier';
 COMMENT ON FUNCTION segtier.tier_hash_extended(segtier.tier, bigint) IS 'seeded hash support for tier';
 
@@ -321,16 +333,16 @@ CREATE OPERATOR segtier.<> (LEFTARG = segtier.tier, RIGHTARG = segtier.tier, PRO
 	RESTRICT = neqsel, JOIN = neqjoinsel);
 CREATE OPERATOR segtier.< (LEFTARG = segtier.tier, RIGHTARG = segtier.tier, PROCEDURE = segtier.tier_lt,
 	COMMUTATOR = OPERATOR(segtier.>), NEGATOR = OPERATOR(segtier.>=),
-	RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+	RESTRICT = segtier.tier_ltsel, JOIN = scalarltjoinsel);
 CREATE OPERATOR segtier.<= (LEFTARG = segtier.tier, RIGHTARG = segtier.tier, PROCEDURE = segtier.tier_le,
 	COMMUTATOR = OPERATOR(segtier.>=), NEGATOR = OPERATOR(segtier.>),
-	RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+	RESTRICT = segtier.tier_lesel, JOIN = scalarlejoinsel);
 CREATE OPERATOR segtier.> (LEFTARG = segtier.tier, RIGHTARG = segtier.tier, PROCEDURE = segtier.tier_gt,
 	COMMUTATOR = OPERATOR(segtier.<), NEGATOR = OPERATOR(segtier.<=),
-	RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+	RESTRICT = segtier.tier_gtsel, JOIN = scalargtjoinsel);
 CREATE OPERATOR segtier.>= (LEFTARG = segtier.tier, RIGHTARG = segtier.tier, PROCEDURE = segtier.tier_ge,
 	COMMUTATOR = OPERATOR(segtier.<=), NEGATOR = OPERATOR(segtier.<),
-	RESTRICT = scalargesel, JOIN = scalargejoinsel);
+	RESTRICT = segtier.tier_gesel, JOIN = scalargejoinsel);
 
 CREATE OPERATOR CLASS segtier.tier_ops DEFAULT FOR TYPE segtier.tier USING btree AS
 	OPERATOR 1 segtier.<,
@@ -978,13 +990,14 @@ COMMENT ON COLUMN segtier.tier_override.set_at IS 'when it was set';
 COMMENT ON COLUMN segtier.tier_override.cleared_by IS 'role that cleared it; the next refresh records the change and removes the row';
 
 -- Rows written directly (admins have DML on the table) are checked as
--- create_model and alter_model check them.
+-- create_model and alter_model check them, but for the tier schemes they
+-- name: a restore loads segtier.model before segtier.tier_scheme.
 CREATE FUNCTION segtier._model_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
 	NEW.options := segtier._check_options(NEW.options);
 	PERFORM segtier._check_columns(NEW);
-	PERFORM segtier._effective_options(NEW);
+	PERFORM segtier._model_options(NEW);
 	RETURN NEW;
 END $$;
 COMMENT ON FUNCTION segtier._model_check() IS 'check every model row written, whoever writes it';
@@ -1025,6 +1038,17 @@ BEGIN
 		USING ERRCODE = 'invalid_parameter_value', DETAIL = format('Expected %s.', expected);
 END $$;
 
+-- 22023 for a key that is not a model option.
+CREATE FUNCTION segtier._option_key(key text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM segtier.model_option o WHERE o.key = _option_key.key) THEN
+		RAISE EXCEPTION 'unknown model option "%"', key
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Valid options: ' || (SELECT string_agg(o.key, ', ' ORDER BY o.key) FROM segtier.model_option o) || '.';
+	END IF;
+END $$;
+
 -- Checks one option value; returns it normalised.
 CREATE FUNCTION segtier._check_option(key text, v jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
@@ -1034,6 +1058,7 @@ DECLARE
 	lo int;
 	hi int;
 BEGIN
+	PERFORM segtier._option_key(key);
 	IF t = 'null' THEN
 		IF key IN ('refresh_interval', 'rfm_bins', 'frequency', 'monetary', 'segment_scheme', 'segment_lang',
 				   'rfm8_basis', 'value_basis', 'value_scheme', 'pyramid_shares', 'pyramid_scheme', 'new_days',
@@ -1046,32 +1071,34 @@ BEGIN
 	END IF;
 	CASE
 	WHEN key IN ('refresh_interval', 'history_retention') THEN
+		-- at most 1000 years: the worker's due times and purge_history's
+		-- cut-off add it to timestamps
 		BEGIN
-			IF t <> 'string' OR (v #>> '{}')::interval <= interval '0' THEN
-				PERFORM segtier._bad_option(key, v, 'a positive interval such as "1 hour"');
+			IF t <> 'string' OR (v #>> '{}')::interval <= interval '0' OR (v #>> '{}')::interval > interval '1000 years' THEN
+				PERFORM segtier._bad_option(key, v, 'a positive interval of at most 1000 years such as "1 hour"');
 			END IF;
 		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
-			PERFORM segtier._bad_option(key, v, 'a positive interval such as "1 hour"');
+			PERFORM segtier._bad_option(key, v, 'a positive interval of at most 1000 years such as "1 hour"');
 		END;
 	WHEN key = 'statistics_interval' THEN
 		BEGIN
-			IF t <> 'string' OR (v #>> '{}')::interval < interval '0' THEN
-				PERFORM segtier._bad_option(key, v, 'an interval of zero or more such as "1 day"');
+			IF t <> 'string' OR (v #>> '{}')::interval < interval '0' OR (v #>> '{}')::interval > interval '1000 years' THEN
+				PERFORM segtier._bad_option(key, v, 'an interval from zero to 1000 years such as "1 day"');
 			END IF;
 		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
-			PERFORM segtier._bad_option(key, v, 'an interval of zero or more such as "1 day"');
+			PERFORM segtier._bad_option(key, v, 'an interval from zero to 1000 years such as "1 day"');
 		END;
 	WHEN key = 'as_of' THEN
 		BEGIN
-			IF t <> 'string' THEN RAISE invalid_datetime_format; END IF;
-			PERFORM (v #>> '{}')::timestamptz;
+			IF t <> 'string' OR NOT isfinite((v #>> '{}')::timestamptz) THEN RAISE invalid_datetime_format; END IF;
 		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
-			PERFORM segtier._bad_option(key, v, 'a timestamptz such as "2025-01-01 00:00+00"');
+			PERFORM segtier._bad_option(key, v, 'a finite timestamptz such as "2025-01-01 00:00+00"');
 		END;
 	WHEN key = 'time_zone' THEN
 		BEGIN
 			IF t <> 'string' THEN RAISE invalid_parameter_value; END IF;
-			PERFORM now() AT TIME ZONE (v #>> '{}');
+			-- as the refresh takes it: an IANA name, not an abbreviation
+			PERFORM segtier.purchase_summary(now(), 0, v #>> '{}');
 		EXCEPTION WHEN invalid_parameter_value THEN
 			PERFORM segtier._bad_option(key, v, 'a time zone name such as "Asia/Shanghai"');
 		END;
@@ -1131,7 +1158,8 @@ BEGIN
 			PERFORM segtier._bad_option(key, v, '"value" or "count"');
 		END IF;
 	WHEN key IN ('value_scheme', 'pyramid_scheme') THEN
-		IF t <> 'string' OR NOT EXISTS (SELECT 1 FROM segtier.tier_scheme s WHERE s.name = v #>> '{}') THEN
+		-- that it exists: _effective_options
+		IF t <> 'string' THEN
 			PERFORM segtier._bad_option(key, v, 'the name of a tier scheme in segtier.tier_scheme');
 		END IF;
 	WHEN key IN ('margin_column', 'customers_key') THEN
@@ -1139,20 +1167,25 @@ BEGIN
 			PERFORM segtier._bad_option(key, v, 'a column name');
 		END IF;
 	WHEN key = 'customers_table' THEN
-		IF t <> 'string' OR to_regclass(v #>> '{}') IS NULL THEN
+		BEGIN
+			IF t <> 'string' OR to_regclass(v #>> '{}') IS NULL THEN
+				RAISE invalid_name;
+			END IF;
+		EXCEPTION WHEN invalid_name THEN
 			PERFORM segtier._bad_option(key, v, 'the name of an existing table or view');
-		END IF;
+		END;
 		v := to_jsonb(to_regclass(v #>> '{}')::text);
 	WHEN key IN ('predict', 'capture') THEN
 		IF t <> 'boolean' THEN
 			PERFORM segtier._bad_option(key, v, 'true or false');
 		END IF;
 	ELSE
-		RAISE EXCEPTION 'unknown model option "%"', key
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'Valid options: ' || (SELECT string_agg(o.key, ', ' ORDER BY o.key) FROM segtier.model_option o) || '.';
+		NULL;
 	END CASE;
 	RETURN v;
+EXCEPTION WHEN numeric_value_out_of_range THEN
+	-- a JSON number beyond float8
+	PERFORM segtier._bad_option(key, v, 'numbers within the range of float8');
 END $$;
 
 -- The type of a column of a relation, or an error naming it.
@@ -1170,8 +1203,16 @@ BEGIN
 	RETURN t;
 END $$;
 
--- Effective options: defaults overlaid with the model's own, checked together.
-CREATE FUNCTION segtier._effective_options(m segtier.model) RETURNS jsonb
+-- The customer id type as SQL spells it without a modifier: the tables and
+-- casts take it, and a char(n) column's is bpchar ("character" is char(1)).
+CREATE FUNCTION segtier._customer_type(m segtier.model) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT format_type(segtier._column_type(m.source, m.customer_column, 'customer'), -1)
+$$;
+
+-- Defaults overlaid with the model's own options, checked together but for
+-- the tier schemes they name (see _effective_options).
+CREATE FUNCTION segtier._model_options(m segtier.model) RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	o jsonb;
@@ -1193,16 +1234,6 @@ BEGIN
 			PERFORM segtier._bad_option(k, o->k, format('rfm_bins - 1 = %s thresholds', (o->>'rfm_bins')::int - 1));
 		END IF;
 	END LOOP;
-	IF (SELECT count(*) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
-		WHERE s.name = o->>'value_scheme') <> jsonb_array_length(o->'value_cutoffs') + 1 THEN
-		PERFORM segtier._bad_option('value_cutoffs', o->'value_cutoffs',
-			format('one cut-off fewer than the levels of tier scheme "%s"', o->>'value_scheme'));
-	END IF;
-	IF (SELECT count(*) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
-		WHERE s.name = o->>'pyramid_scheme') <> jsonb_array_length(o->'pyramid_shares') + 1 THEN
-		PERFORM segtier._bad_option('pyramid_shares', o->'pyramid_shares',
-			format('one share fewer than the levels of tier scheme "%s"', o->>'pyramid_scheme'));
-	END IF;
 	IF o->>'margin_column' IS NOT NULL THEN
 		base := segtier._column_type(m.source, (o->>'margin_column')::name, 'margin');
 		IF base NOT IN ('numeric'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype,
@@ -1212,11 +1243,48 @@ BEGIN
 		END IF;
 	END IF;
 	IF o->>'customers_table' IS NOT NULL THEN
-		PERFORM segtier._column_type((o->>'customers_table')::regclass,
+		base := segtier._column_type((o->>'customers_table')::regclass,
 			coalesce(o->>'customers_key', m.customer_column)::name, 'customers_key');
+		-- the prospects' query casts the key to the customer id type and compares the two
+		BEGIN
+			EXECUTE format('SELECT NULL::%1$s::%2$s, NULL::%1$s = NULL::%2$s, NULL::%2$s = NULL::%1$s',
+						   format_type(base, -1), segtier._customer_type(m));
+		EXCEPTION WHEN undefined_function OR cannot_coerce THEN
+			RAISE EXCEPTION 'customers_key column "%" of % has type %, which does not compare with the customer ids (%)',
+				coalesce(o->>'customers_key', m.customer_column), o->>'customers_table', base, segtier._customer_type(m)
+				USING ERRCODE = 'datatype_mismatch';
+		END;
 	END IF;
 	IF (o->>'p_alive_threshold') IS NOT NULL AND NOT (o->>'predict')::boolean THEN
 		PERFORM segtier._bad_option('p_alive_threshold', o->'p_alive_threshold', 'predict to be true as well');
+	END IF;
+	RETURN o;
+END $$;
+
+-- Effective options: _model_options, and the tier schemes they name exist
+-- with one level more than the cut-offs.  Rows written into segtier.model
+-- directly are checked without these (a restore loads the models before the
+-- user-defined schemes); create_model, alter_model and every refresh check them.
+CREATE FUNCTION segtier._effective_options(m segtier.model) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	o jsonb := segtier._model_options(m);
+	k text;
+BEGIN
+	FOREACH k IN ARRAY ARRAY['value_scheme', 'pyramid_scheme'] LOOP
+		IF NOT EXISTS (SELECT 1 FROM segtier.tier_scheme s WHERE s.name = o->>k) THEN
+			PERFORM segtier._bad_option(k, o->k, 'the name of a tier scheme in segtier.tier_scheme');
+		END IF;
+	END LOOP;
+	IF (SELECT count(*) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
+		WHERE s.name = o->>'value_scheme') <> jsonb_array_length(o->'value_cutoffs') + 1 THEN
+		PERFORM segtier._bad_option('value_cutoffs', o->'value_cutoffs',
+			format('one cut-off fewer than the levels of tier scheme "%s"', o->>'value_scheme'));
+	END IF;
+	IF (SELECT count(*) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
+		WHERE s.name = o->>'pyramid_scheme') <> jsonb_array_length(o->'pyramid_shares') + 1 THEN
+		PERFORM segtier._bad_option('pyramid_shares', o->'pyramid_shares',
+			format('one share fewer than the levels of tier scheme "%s"', o->>'pyramid_scheme'));
 	END IF;
 	RETURN o;
 END $$;
@@ -1285,13 +1353,13 @@ CREATE FUNCTION segtier._create_relations(model text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
-	ctype regtype;
+	ctype text;
 	t text := model || '_tiers';
 	s text := model || '_summary';
 	q text := model || '_queue';
 BEGIN
 	SELECT * INTO STRICT m FROM segtier.model x WHERE x.name = model;
-	ctype := segtier._column_type(m.source, m.customer_column, 'customer');
+	ctype := segtier._customer_type(m);
 	EXECUTE format($f$
 		CREATE TABLE segtier_data.%I (
 			customer %s PRIMARY KEY,
@@ -1553,12 +1621,15 @@ BEGIN
 	RETURN m;
 END $$;
 
--- Options are merged into the model's own; a JSON null removes a key.
+-- Options are merged into the model's own; a JSON null removes a key (its
+-- default applies again).
 CREATE FUNCTION segtier._alter_model(name text, options jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
-	o jsonb := segtier._check_options(options);
+	gone text[] := CASE WHEN jsonb_typeof(options) = 'object'
+		THEN ARRAY(SELECT e.key FROM jsonb_each(options) e WHERE jsonb_typeof(e.value) = 'null') END;
+	o jsonb := segtier._check_options(options - coalesce(gone, '{}'));
 	before jsonb;
 	capture_was boolean;
 BEGIN
@@ -1568,7 +1639,8 @@ BEGIN
 	m := segtier._get_model(name);
 	before := segtier._effective_options(m);
 	capture_was := (segtier._effective_options(m)->>'capture')::boolean;
-	m.options := jsonb_strip_nulls(m.options || o);
+	PERFORM segtier._option_key(k) FROM unnest(gone) k;
+	m.options := (m.options || o) - gone;
 	IF NOT m.options ? 'time_zone' THEN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
@@ -1733,7 +1805,7 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_
 DECLARE
 	sumt text := format('segtier_data.%I', m.name || '_summary');
 	key text := coalesce(o->>'customers_key', m.customer_column);
-	ctype regtype := segtier._column_type(m.source, m.customer_column, 'customer');
+	ctype text := segtier._customer_type(m);
 	f text;
 	distinct_keys boolean;
 BEGIN
@@ -1771,8 +1843,8 @@ BEGIN
 			JOIN pg_am am ON am.oid = oc.opcmethod
 			WHERE i.indrelid = (o->>'customers_table')::regclass AND i.indisunique AND i.indimmediate
 			  AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL
-			  AND a.attname = key AND a.atttypid = ctype AND i.indcollation[0] = a.attcollation
-			  AND am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = ctype
+			  AND a.attname = key AND a.atttypid = ctype::regtype AND i.indcollation[0] = a.attcollation
+			  AND am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = ctype::regtype
 			  AND (r.relkind = 'p' OR NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhparent = r.oid)))
 		INTO distinct_keys;
 		f := f || format($f$
@@ -1840,7 +1912,7 @@ DECLARE
 	tbl text := format('segtier_data.%I', model || '_tiers');
 	sumt text := format('segtier_data.%I', model || '_summary');
 	q text := format('segtier_data.%I', model || '_queue');
-	ctype regtype;
+	ctype text;
 	scoring_options jsonb;
 	stats record;
 	centroids float8[];
@@ -1868,7 +1940,7 @@ BEGIN
 	v_as_of := coalesce((o->>'as_of')::timestamptz, now());
 	v_tz := o->>'time_zone';
 	months := (o->>'churn_months')::int;
-	ctype := segtier._column_type(m.source, m.customer_column, 'customer');
+	ctype := segtier._customer_type(m);
 	SELECT * INTO last FROM segtier.refresh_runs r
 	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
@@ -2179,7 +2251,7 @@ DECLARE
 	v text;
 BEGIN
 	-- the id in the type of the customer column, written back as text
-	EXECUTE format('SELECT $1::%s::text', segtier._column_type(m.source, m.customer_column, 'customer'))
+	EXECUTE format('SELECT $1::%s::text', segtier._customer_type(m))
 	INTO v USING customer;
 	RETURN v;
 END $$;
@@ -2384,9 +2456,12 @@ COMMENT ON FUNCTION segtier._model_names() IS 'names of all models, for customer
 COMMENT ON FUNCTION segtier._drop_relations(text) IS 'drop the tables of a model that no longer exists';
 
 COMMENT ON FUNCTION segtier._bad_option(text, jsonb, text) IS 'raise 22023 naming a model option and what it expects';
+COMMENT ON FUNCTION segtier._option_key(text) IS 'raise 22023 listing the valid keys for a key that is not a model option';
 COMMENT ON FUNCTION segtier._check_option(text, jsonb) IS 'check one model option value; returns it normalised';
 COMMENT ON FUNCTION segtier._column_type(regclass, name, text) IS 'type of a column, or 42703 naming it';
-COMMENT ON FUNCTION segtier._effective_options(segtier.model) IS 'a model''s options over the defaults, checked together';
+COMMENT ON FUNCTION segtier._customer_type(segtier.model) IS 'a model''s customer id type as SQL text without a modifier (bpchar for char(n))';
+COMMENT ON FUNCTION segtier._model_options(segtier.model) IS 'a model''s options over the defaults, checked together but for the tier schemes they name';
+COMMENT ON FUNCTION segtier._effective_options(segtier.model) IS 'a model''s options over the defaults, checked together with the tier schemes they name';
 COMMENT ON FUNCTION segtier._check_options(jsonb) IS 'check every key of a model options object';
 COMMENT ON FUNCTION segtier._time_expr(segtier.model, text) IS 'SQL expression of a model''s time column as timestamptz';
 COMMENT ON FUNCTION segtier._check_columns(segtier.model) IS 'check a model''s customer, time and amount columns; returns the customer id type';

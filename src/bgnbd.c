@@ -547,6 +547,59 @@ bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key)
 
 #define HYPERGEOMETRIC_MAX_TERMS 100000000
 
+/* Past this (a-1) ln(1 + t/(alpha+T)), the transformed series would overflow. */
+#define EULER_MAX_EXPONENT 500.0
+
+static void
+hypergeometric_check(int k, float8 t, float8 w)
+{
+	if (k >= HYPERGEOMETRIC_MAX_TERMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("hypergeometric series did not converge"),
+				 errdetail("The horizon %g is too long for alpha + t = %g.", t, w)));
+	if (k % 1000000 == 0)
+		CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * The numerator of eq. 10 (below) from the untransformed series, for a
+ * large a: 1 - S with S = (1-z)^A 2F1(A, B; C; z), A = r+x, B = b+x,
+ * C = a+b+x-1 > B.  The terms are positive and, once they fall, fall by at
+ * most z max(1, (A+k)/(k+1)) each; they are rescaled as they grow, and
+ * ln S = A ln(1-z) + ln 2F1.  (a-1) is large here, so 1 - S loses only
+ * about log10(C/(a-1)) digits.
+ */
+static float8
+bgnbd_expected_direct(const BgnbdParams *p, float8 t, float8 w, float8 x, float8 z, float8 L)
+{
+	float8		A = p->r + x;
+	float8		B = p->b + x;
+	float8		C = p->a + p->b + x - 1.0;
+	float8		term = 1.0;
+	float8		G = 0.0;		/* the terms after the first, times exp(-shift) */
+	float8		shift = 0.0;
+
+	for (int k = 0;; k++)
+	{
+		float8		ratio = (A + k) * (B + k) / ((C + k) * (k + 1.0)) * z;
+		float8		rho = z * Max(1.0, (A + k + 1.0) / (k + 2.0));
+
+		term *= ratio;
+		G += term;
+		if (term == 0.0 || (rho < 1.0 && term * rho / (1.0 - rho) <= 1e-17 * G))
+			break;
+		if (G > 1e250)
+		{
+			G *= 1e-250;
+			term *= 1e-250;
+			shift += 250.0 * M_LN10;
+		}
+		hypergeometric_check(k + 1, t, w);
+	}
+	return C / (p->a - 1.0) * -expm1(A * L + (shift == 0.0 ? log1p(G) : shift + log(G)));
+}
+
 /*
  * E[Y(t) | x, t_x, T] (FHL 2005 eq. 10); with x = t_x = T = 0 it is E[X(t)]
  * (eq. 9).  The numerator of eq. 10 is
@@ -562,10 +615,12 @@ bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key)
  *   (a+b+x-1) [-ln(1-z) expm1(y)/y] - (1-z)^(a-1) Q',
  *   Q' = (a+b+x-1) sum_{k>=1} (a+b-1-r)_k (a)_(k-1) / ((a+b+x-1)_k k!) z^k,
  * continuous through a = 1; summing Q' (the first factor of (a+b+x-1)_k
- * cancelled) keeps it finite when a+b+x-1 is 0 or near it.  This is E[Y(t)]
- * of a customer known to be alive; times P(alive) (the denominator of eq. 10)
- * it is eq. 10, which is what callers that need several horizons of one
- * customer multiply once.
+ * cancelled) keeps it finite when a+b+x-1 is 0 or near it.  Q' grows to
+ * about exp(-y), so past -y = EULER_MAX_EXPONENT (a large a, as a fit of
+ * customers who all drop out alike gives) the untransformed series is summed
+ * instead.  This is E[Y(t)] of a customer known to be alive; times P(alive)
+ * (the denominator of eq. 10) it is eq. 10, which is what callers that need
+ * several horizons of one customer multiply once.
  */
 float8
 bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
@@ -582,6 +637,8 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 
 	if (t == 0.0)
 		return 0.0;
+	if (-y > EULER_MAX_EXPONENT)
+		return bgnbd_expected_direct(p, t, w, x, z, L);
 	for (int k = 1;; k++)
 	{
 		float8		ratio;
@@ -602,14 +659,7 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 				break;
 			}
 		}
-		if (k >= HYPERGEOMETRIC_MAX_TERMS)
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("hypergeometric series did not converge"),
-					 errdetail("The horizon %g is too long for alpha + t = %g.",
-							   t, w)));
-		if (k % 1000000 == 0)
-			CHECK_FOR_INTERRUPTS();
+		hypergeometric_check(k, t, w);
 	}
 	return Cp * -L * (y == 0.0 ? 1.0 : expm1(y) / y) - exp(y) * Q;
 }

@@ -23,12 +23,14 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_statistic.h"
 #include "commands/trigger.h"
 #include "libpq/pqformat.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/selfuncs.h"
 #include "utils/snapmgr.h"
 
 typedef struct TierLevel
@@ -544,6 +546,69 @@ TIER_ORDER_FN(tier_lt, <)
 TIER_ORDER_FN(tier_le, <=)
 TIER_ORDER_FN(tier_gt, >)
 TIER_ORDER_FN(tier_ge, >=)
+
+/*
+ * Selectivity of < <= > >=: PostgreSQL's estimate compares the constant
+ * with the column's most common values and histogram, and with a tier of
+ * another scheme that comparison is an error, raised while planning a query
+ * whose rows may all be of the constant's scheme.  When the statistics hold
+ * another scheme, the default estimate is taken instead.
+ */
+static bool
+tier_stats_one_scheme(VariableStatData *vardata, int32 scheme)
+{
+	static const int kinds[] = {STATISTIC_KIND_MCV, STATISTIC_KIND_HISTOGRAM};
+
+	if (!HeapTupleIsValid(vardata->statsTuple))
+		return true;
+	for (int i = 0; i < lengthof(kinds); i++)
+	{
+		AttStatsSlot sslot;
+		bool		same = true;
+
+		if (!get_attstatsslot(&sslot, vardata->statsTuple, kinds[i], InvalidOid, ATTSTATSSLOT_VALUES))
+			continue;
+		for (int j = 0; j < sslot.nvalues && same; j++)
+			same = TIER_SCHEME(DatumGetTier(sslot.values[j])) == scheme;
+		free_attstatsslot(&sslot);
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
+static Datum
+tier_ineqsel(FunctionCallInfo fcinfo, PGFunction estimate)
+{
+	VariableStatData vardata;
+	Node	   *other;
+	bool		varonleft;
+	bool		same = true;
+
+	if (get_restriction_variable((PlannerInfo *) PG_GETARG_POINTER(0), (List *) PG_GETARG_POINTER(2),
+								 PG_GETARG_INT32(3), &vardata, &other, &varonleft))
+	{
+		if (IsA(other, Const) && !((Const *) other)->constisnull)
+			same = tier_stats_one_scheme(&vardata, TIER_SCHEME(DatumGetTier(((Const *) other)->constvalue)));
+		ReleaseVariableStats(vardata);
+	}
+	if (!same)
+		PG_RETURN_FLOAT8(DEFAULT_INEQ_SEL);
+	return estimate(fcinfo);
+}
+
+#define TIER_SEL_FN(name, estimate) \
+PG_FUNCTION_INFO_V1(name); \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	return tier_ineqsel(fcinfo, estimate); \
+}
+
+TIER_SEL_FN(tier_ltsel, scalarltsel)
+TIER_SEL_FN(tier_lesel, scalarlesel)
+TIER_SEL_FN(tier_gtsel, scalargtsel)
+TIER_SEL_FN(tier_gesel, scalargesel)
 
 /* Level ids are unique across schemes, so they alone decide equality. */
 PG_FUNCTION_INFO_V1(tier_hash);

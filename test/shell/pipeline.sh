@@ -3,7 +3,7 @@
 # configuration, tiers and history; readers and writers during a refresh;
 # a second refresh waiting; NOTIFY.  Runs against the harness's cluster.
 source "$(dirname "$0")/tap.inc"
-echo "1..12"
+echo "1..13"
 
 for db in st_dump st_restore st_conc; do q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null; done
 q -d postgres -c "CREATE DATABASE st_dump" -c "CREATE DATABASE st_restore" -c "CREATE DATABASE st_conc"
@@ -24,6 +24,10 @@ SELECT segtier.refresh('crm');
 INSERT INTO crm.orders (customer_id, ordered_at, amount) VALUES (7, '2024-12-30', 999);
 SELECT segtier.set_override('crm', '3', 'pyramid:vip', 'key account');
 SELECT segtier.refresh('crm');
+-- a model whose options name the user-defined scheme (its data is dumped after the models')
+SELECT segtier.create_model('member', 'crm.orders', 'customer_id', 'ordered_at', 'amount',
+	'{"as_of": "2025-01-01 00:00+00", "time_zone": "UTC", "value_scheme": "membership", "value_cutoffs": [0.8]}');
+SELECT segtier.refresh('member');
 SQL
 snapshot() {
 	q -d "$1" -c "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
@@ -67,6 +71,8 @@ run=$(q -d st_restore -c "SELECT segtier.refresh('crm')")
 ok $? "the restored model refreshes incrementally (capture triggers restored)"
 [ "$(q -d st_restore -c "SELECT count(*) > 0 FROM segtier.tier_history WHERE run_id = $run AND customer = '8'")" = "t" ]
 ok $? "and records the restored customer's changes"
+[ "$(q -d st_restore -c "SELECT segtier.refresh('member') > 0" -c "SELECT string_agg(DISTINCT value_class::text, ',' ORDER BY value_class::text) FROM segtier_data.member_tiers")" = "$(printf 't\nmembership:普通,membership:金卡')" ]
+ok $? "the restored model on the user-defined scheme refreshes into its levels"
 
 # --- concurrency -------------------------------------------------------------
 q -d st_conc -v customers=2000 -f test/gen/crm.sql >/dev/null

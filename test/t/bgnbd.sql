@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(24);
+SELECT plan(27);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -76,6 +76,21 @@ SELECT throws_ok($$SELECT '0;0;1,3,2,1'::bgnbd_state$$,
 	'22023', 'recency must not be greater than t', 'state input is checked');
 SELECT throws_ok($$SELECT '0;0;1,0.5'::bgnbd_state$$,
 	'22P02', 'invalid input syntax for type bgnbd_state: "0;0;1,0.5"', 'malformed state');
+
+-- A large a (a fit of customers who all drop out alike): the values
+-- converge as a grows; references from mpmath's hyp2f1 at 40 digits
+-- (FHL 2005 eq. 9 and 10).  a = 6492 and 6493 are either side of the switch
+-- between the two series of the conditional expectation (x 3, t_x 130, T 365).
+SELECT ok(bool_and(abs(expected_purchases((0.41, 9.5, a, 9 * a, 0, 1), 30, 3, 130, 365) / e - 1) < 1e-12),
+		  'expected_purchases with a large a (conditional)')
+FROM (VALUES (6492::float8, 0.06356368609215616), (6493, 0.063563685828183244), (7000, 0.063563561706382175),
+			 (4.4e6, 0.063561974630326212), (1e9, 0.063561972112516516)) v(a, e);
+SELECT ok(bool_and(abs(expected_purchases((0.41, 9.5, a, 9 * a, 0, 1), 30) / e - 1) < 1e-12),
+		  'expected_purchases with a large a (new customers)')
+FROM (VALUES (1000::float8, 1.0642297800910544), (4.4e6, 1.0641972719773265), (1e9, 1.0641972646176631)) v(a, e);
+SELECT ok(abs(clv((0.41, 9.5, 1e5, 9e5, 0, 1), (6.25, 3.74, 15.44, 0, 1, 0), 3, 130, 365, 30, 12, 0.01)
+			  / clv((0.41, 9.5, 1e9, 9e9, 0, 1), (6.25, 3.74, 15.44, 0, 1, 0), 3, 130, 365, 30, 12, 0.01) - 1) < 1e-4,
+		  'clv with a large a converges (it was NaN)');
 
 SELECT * FROM finish();
 ROLLBACK;

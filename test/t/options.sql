@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(48);
+SELECT plan(58);
 
 -- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
 -- c: 2 small orders long ago, d: refunds only
@@ -172,6 +172,39 @@ SELECT throws_like($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amoun
 SELECT is((SELECT count(*) FROM segtier.model_option k
 		   WHERE segtier._check_option(k.key, k.default_value) IS DISTINCT FROM k.default_value), 0::bigint,
 	'every documented default passes its own check');
+
+-- alter_model: a JSON null removes any key (its default applies again); an
+-- unknown key is refused, null or not
+SELECT segtier.create_model('nul', 'o', 'who', 'at', 'amount', '{"as_of": "2025-07-01 00:00+00", "rfm_bins": 4}');
+SELECT segtier.alter_model('nul', '{"rfm_bins": null, "clusters": null}');
+SELECT is((SELECT options ? 'rfm_bins' FROM segtier.model WHERE name = 'nul'), false, 'a JSON null removes an option with a default');
+SELECT throws_ok($$SELECT segtier.alter_model('nul', '{"bogus": null}')$$,
+	'22023', 'unknown model option "bogus"', 'removing an unknown key is refused');
+-- values no refresh could use
+SELECT throws_ok($$SELECT segtier.alter_model('nul', '{"as_of": "infinity"}')$$,
+	'22023', 'invalid value for model option "as_of": "infinity"', 'as_of must be finite');
+SELECT throws_ok($$SELECT segtier.alter_model('nul', '{"time_zone": "PST"}')$$,
+	'22023', 'invalid value for model option "time_zone": "PST"', 'time_zone must be a zone name, not an abbreviation');
+SELECT throws_ok($$SELECT segtier.alter_model('nul', '{"refresh_interval": "100000000 years"}')$$,
+	'22023', 'invalid value for model option "refresh_interval": "100000000 years"', 'refresh_interval at most 1000 years');
+SELECT throws_ok($$SELECT segtier.alter_model('nul', '{"churn_decline": 1e400}')$$, '22023', NULL,
+	'a number beyond float8 is a bad value');
+CREATE TABLE ids (who int PRIMARY KEY);
+SELECT throws_ok($$SELECT segtier.alter_model('nul', '{"customers_table": "ids"}')$$, '42804', NULL,
+	'a customers_key that does not compare with the customer ids');
+-- a char(n) customer id keeps its type: bpchar tables, captured inserts, whole ids
+CREATE TABLE oc (who char(6), at timestamptz, amount numeric);
+INSERT INTO oc VALUES ('C00001', '2025-06-01', 10);
+SELECT segtier.create_model('chr', 'oc', 'who', 'at', 'amount', '{"as_of": "2025-07-01 00:00+00"}');
+SELECT segtier.refresh('chr');
+SELECT lives_ok($$INSERT INTO oc VALUES ('C00002', '2025-06-02', 20)$$, 'the capture trigger takes a char(n) id');
+SELECT segtier.refresh('chr');
+SELECT is((SELECT string_agg(format_type(a.atttypid, a.atttypmod), ',' ORDER BY c.relname)
+		   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		   WHERE c.relname IN ('chr_tiers', 'chr_summary', 'chr_queue') AND a.attname = 'customer'),
+	'bpchar,bpchar,bpchar', 'the model''s tables have bpchar ids');
+SELECT is((SELECT string_agg(customer::text, ',' ORDER BY customer) FROM segtier_data.chr_tiers), 'C00001,C00002',
+	'and whole ids');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -5,7 +5,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET LOCAL client_min_messages = warning;
-SELECT plan(144);
+SELECT plan(146);
 
 CREATE FUNCTION pg_temp.run(sql text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE sql; END $$;
 CREATE FUNCTION pg_temp.explain(sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -357,6 +357,26 @@ SELECT is(pg_temp.reader('SELECT t::text FROM m WHERE id = 2'), 'club:钻石卡'
 SELECT is(dblink_disconnect('reader') || dblink_disconnect('changer'), 'OKOK', 'sessions closed');
 SELECT is(dblink_exec('admin', 'DROP DATABASE segtier_tier_scratch WITH (FORCE)'), 'DROP DATABASE', 'scratch database dropped');
 SELECT is(dblink_disconnect('admin'), 'OK', 'admin connection closed');
+
+-- < <= > >= on a column whose statistics hold several schemes: planning
+-- compared the constant with them (an error); one scheme's still estimate
+CREATE TEMP TABLE mixed (t tier);
+INSERT INTO mixed SELECT unnest('{value:A,pyramid:vip}'::tier[]) FROM generate_series(1, 100);
+ANALYZE mixed;
+SELECT is((SELECT count(*) FROM (SELECT * FROM mixed WHERE tier_scheme(t) = 'value' OFFSET 0) s WHERE t >= 'value:B'),
+	100::bigint, 'an inequality plans on a column whose statistics mix schemes');
+CREATE TEMP TABLE one (t tier);
+INSERT INTO one SELECT ('value:' || (ARRAY['A', 'B', 'C'])[1 + g % 3])::tier FROM generate_series(1, 3000) g;
+ANALYZE one;
+CREATE FUNCTION pg_temp.plan_rows(q text) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+	j json;
+BEGIN
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO j;
+	RETURN (j->0->'Plan'->>'Plan Rows')::int;
+END $$;
+SELECT is(pg_temp.plan_rows($$SELECT * FROM one WHERE t >= 'value:B'$$), 2000,
+	'one scheme''s statistics estimate an inequality (2 of 3 levels)');
 
 SELECT * FROM finish();
 ROLLBACK;

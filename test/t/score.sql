@@ -148,6 +148,10 @@ SELECT set_eq($$
 	('segtier.tier_cmp(segtier.tier,segtier.tier)', 'i', true, 's', false),
 	('segtier.tier_hash(segtier.tier)', 'i', true, 's', true),
 	('segtier.tier_hash_extended(segtier.tier,bigint)', 'i', true, 's', true),
+	('segtier.tier_ltsel(internal,oid,internal,integer)', 's', true, 's', false),
+	('segtier.tier_lesel(internal,oid,internal,integer)', 's', true, 's', false),
+	('segtier.tier_gtsel(internal,oid,internal,integer)', 's', true, 's', false),
+	('segtier.tier_gesel(internal,oid,internal,integer)', 's', true, 's', false),
 	('segtier.score(double precision,double precision[],boolean)', 'i', true, 's', false)$$,
 	'volatility, STRICT, PARALLEL and LEAKPROOF of every rfm, tier and score function');
 -- Both types have default btree and hash operator classes.

@@ -1179,8 +1179,6 @@ BEGIN
 		IF t <> 'boolean' THEN
 			PERFORM segtier._bad_option(key, v, 'true or false');
 		END IF;
-	ELSE
-		NULL;
 	END CASE;
 	RETURN v;
 EXCEPTION WHEN numeric_value_out_of_range THEN
@@ -1633,13 +1631,13 @@ DECLARE
 	before jsonb;
 	capture_was boolean;
 BEGIN
+	PERFORM segtier._option_key(k) FROM unnest(gone) k;
 	-- wait for a running refresh of the model rather than deadlock with it,
 	-- then read the model as it is now
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
 	m := segtier._get_model(name);
 	before := segtier._effective_options(m);
 	capture_was := (segtier._effective_options(m)->>'capture')::boolean;
-	PERFORM segtier._option_key(k) FROM unnest(gone) k;
 	m.options := (m.options || o) - gone;
 	IF NOT m.options ? 'time_zone' THEN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));

@@ -1008,16 +1008,51 @@ CREATE TRIGGER model_check BEFORE INSERT OR UPDATE ON segtier.model
 ALTER TABLE segtier.model ENABLE ROW LEVEL SECURITY;
 CREATE POLICY model_owner ON segtier.model
 	USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
+
+CREATE FUNCTION segtier._model_names() RETURNS SETOF text
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT name FROM segtier.model
+$$;
+
+-- The history and runs of a model are read by the roles that may read its
+-- tiers (its owner, readers, a role granted its tiers table); those of a
+-- dropped model by the roles that read every model: grant_reader's default
+-- privilege on the tables the extension owner creates in segtier_data.
+CREATE FUNCTION segtier._readable_models() RETURNS SETOF text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT x.name FROM segtier._model_names() x(name)
+	WHERE has_table_privilege(to_regclass(format('segtier_data.%I', x.name || '_tiers'))::oid, 'SELECT')
+$$;
+
+CREATE FUNCTION segtier._reads_every_model() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT EXISTS (
+		SELECT FROM pg_default_acl d, aclexplode(d.defaclacl) a
+		WHERE d.defaclnamespace = to_regnamespace('segtier_data')
+		  AND d.defaclrole = (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'segtier')
+		  AND d.defaclobjtype = 'r' AND a.privilege_type = 'SELECT'
+		  AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
+$$;
+
 ALTER TABLE segtier.refresh_runs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY runs_read ON segtier.refresh_runs FOR SELECT USING (true);
--- "the row's model is one the role may see": the array of those models is
--- an InitPlan, made once a statement (EXISTS was a subquery for each row,
--- about a quarter of a first refresh's history insert by a non-superuser)
-CREATE POLICY runs_owner ON segtier.refresh_runs FOR ALL
+-- Each array and the boolean are InitPlans, made once a statement (EXISTS
+-- was a subquery for each row, about a quarter of a first refresh's history
+-- insert by a non-superuser).  The owner's policies are not FOR ALL: a
+-- reader, who may not read segtier.model, reads the runs.
+CREATE POLICY runs_read ON segtier.refresh_runs FOR SELECT
+	USING (CASE WHEN model = ANY (ARRAY(SELECT segtier._model_names()))
+				THEN model = ANY (ARRAY(SELECT segtier._readable_models()))
+				ELSE (SELECT segtier._reads_every_model()) END);
+CREATE POLICY runs_insert ON segtier.refresh_runs FOR INSERT
+	WITH CHECK (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));
+CREATE POLICY runs_update ON segtier.refresh_runs FOR UPDATE
 	USING (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)))
 	WITH CHECK (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));
 ALTER TABLE segtier.tier_history ENABLE ROW LEVEL SECURITY;
-CREATE POLICY history_read ON segtier.tier_history FOR SELECT USING (true);
+CREATE POLICY history_read ON segtier.tier_history FOR SELECT
+	USING (CASE WHEN model = ANY (ARRAY(SELECT segtier._model_names()))
+				THEN model = ANY (ARRAY(SELECT segtier._readable_models()))
+				ELSE (SELECT segtier._reads_every_model()) END);
 CREATE POLICY history_owner ON segtier.tier_history FOR INSERT
 	WITH CHECK (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));
 ALTER TABLE segtier.tier_override ENABLE ROW LEVEL SECURITY;
@@ -2294,6 +2329,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	n bigint;
 BEGIN
+	IF clear_override.scheme NOT IN ('value_class', 'pyramid', 'lifecycle') THEN
+		RAISE EXCEPTION 'no tier column "%" takes overrides', clear_override.scheme
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'The tier columns are value_class, pyramid and lifecycle.';
+	END IF;
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(clear_override.model));
 	UPDATE segtier.tier_override o SET cleared_by = current_user
 	WHERE o.model = (segtier._get_model(clear_override.model)).name
@@ -2304,7 +2343,7 @@ BEGIN
 	RETURN n;
 END $$;
 COMMENT ON FUNCTION segtier.clear_override(text, text, text) IS
-'end a customer''s overrides (one tier column, or all); the next refresh returns it to its score and records who cleared it';
+'end a customer''s overrides (of one tier column: value_class, pyramid or lifecycle; NULL: all); the next refresh returns it to its score and records who cleared it';
 
 CREATE FUNCTION segtier.purge_history(model text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
@@ -2326,12 +2365,6 @@ COMMENT ON FUNCTION segtier.purge_history(text) IS
 'delete tier_history rows older than each model''s history_retention option; returns the rows deleted (only roles with DELETE on tier_history, i.e. the DBA, can run it)';
 
 -- Every model's current tiers, customer id as text.
--- The names of all models (not their configuration), for customer_tiers.
-CREATE FUNCTION segtier._model_names() RETURNS SETOF text
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
-	SELECT name FROM segtier.model
-$$;
-
 CREATE FUNCTION segtier._all_tiers() RETURNS TABLE (
 	model text, customer text, recency_days float8, frequency bigint, monetary numeric, value numeric,
 	rfm segtier.rfm, rfm_segment text, value_class segtier.tier, pyramid segtier.tier, lifecycle segtier.tier,
@@ -2396,7 +2429,8 @@ COMMENT ON COLUMN segtier.tier_summary.customer_share IS 'share of the model''s 
 COMMENT ON COLUMN segtier.tier_summary.value IS 'value of the tier''s customers';
 COMMENT ON COLUMN segtier.tier_summary.value_share IS 'share of the model''s value';
 
-CREATE VIEW segtier.tier_transitions AS
+-- with the caller's rights, so that the history's row security applies
+CREATE VIEW segtier.tier_transitions WITH (security_invoker) AS
 SELECT h.model, h.run_id, h.scheme, h.from_tier, h.to_tier, count(*) AS customers
 FROM segtier.tier_history h
 WHERE h.from_tier IS DISTINCT FROM h.to_tier
@@ -2409,8 +2443,8 @@ COMMENT ON COLUMN segtier.tier_transitions.from_tier IS 'tier before (NULL: new 
 COMMENT ON COLUMN segtier.tier_transitions.to_tier IS 'tier after (NULL: removed customer)';
 COMMENT ON COLUMN segtier.tier_transitions.customers IS 'customers who moved';
 
--- Roles: readers see the views, admins create, refresh and override models.
--- Roles: readers see every model's tiers; admins their own models'.
+-- Roles: readers see every model's tiers, history and runs; admins create, refresh and
+-- override their own models and see their tiers, history and runs.
 CREATE FUNCTION segtier._grant_views(role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
@@ -2450,7 +2484,9 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segtier.grant_admin(regrole) IS 'let a role create, alter, drop, refresh and override its own models and read their tiers (row security limits it to the models it owns)';
 COMMENT ON FUNCTION segtier._grant_views(regrole) IS 'the grants readers and admins share';
-COMMENT ON FUNCTION segtier._model_names() IS 'names of all models, for customer_tiers (which shows the ones the caller may read)';
+COMMENT ON FUNCTION segtier._model_names() IS 'names of all models, for customer_tiers and the row security of the history and runs (which show the ones the caller may read)';
+COMMENT ON FUNCTION segtier._readable_models() IS 'models whose tiers the caller may read, and so their history and runs';
+COMMENT ON FUNCTION segtier._reads_every_model() IS 'whether the caller reads every model (grant_reader), and so the history and runs of dropped models';
 COMMENT ON FUNCTION segtier._drop_relations(text) IS 'drop the tables of a model that no longer exists';
 
 COMMENT ON FUNCTION segtier._bad_option(text, jsonb, text) IS 'raise 22023 naming a model option and what it expects';

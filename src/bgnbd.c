@@ -496,6 +496,12 @@ bgnbd_final(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+	/* only sums of huge inputs (the mean, the start) make the objective NaN */
+	if (isnan(bestf))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("values are too large for the BG/NBD fit"),
+				 errhint("Measure recency and t in a larger time unit.")));
 	if (!converged)
 		ereport(WARNING,
 				(errmsg("BG/NBD fit did not converge"),
@@ -606,21 +612,21 @@ bgnbd_expected_direct(const BgnbdParams *p, float8 t, float8 w, float8 x, float8
  *   (a+b+x-1)/(a-1) [1 - (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
  *   z = t / (alpha + T + t).
  * Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A,C-B;C;z)
- * turns it into
- *   (a+b+x-1)/(a-1) [1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)],
- * whose series has parameters that do not grow with x (no overflow for large
- * frequencies; the terms fall by about z each).  Every term of that series
- * after the first carries the factor (a-1) = (C-B), so with y = (a-1) ln(1-z)
- * the numerator is, without a division by a-1,
- *   (a+b+x-1) [-ln(1-z) expm1(y)/y] - (1-z)^(a-1) Q',
- *   Q' = (a+b+x-1) sum_{k>=1} (a+b-1-r)_k (a)_(k-1) / ((a+b+x-1)_k k!) z^k,
- * continuous through a = 1; summing Q' (the first factor of (a+b+x-1)_k
- * cancelled) keeps it finite when a+b+x-1 is 0 or near it.  Q' grows to
- * about exp(-y), so past -y = EULER_MAX_EXPONENT (a large a, as a fit of
- * customers who all drop out alike gives) the untransformed series is summed
- * instead.  This is E[Y(t)] of a customer known to be alive; times P(alive)
- * (the denominator of eq. 10) it is eq. 10, which is what callers that need
- * several horizons of one customer multiply once.
+ * turns the bracket into 1 - (1-z)^(a-1) 2F1(C', a-1; C; z), C = a+b+x-1,
+ * C' = C-r-x, whose parameters do not grow with x.  As
+ * sum_k (a-1)_k z^k / k! = (1-z)^(1-a), the numerator is
+ *   (1-z)^(a-1) sum_{k>=1} v_k (a)_(k-1) z^k / k!,
+ *   v_k = C [1 - (C')_k / (C)_k],
+ * without a division by a-1 (continuous through a = 1) and without the
+ * difference of two numbers of the size of C: for a large b, v_k is about
+ * k (r+x), while C is b.  v_k is built up from v_1 = r+x by
+ * v_(k+1) = v_k + d_k (r+x) / (C+k), d_k = C (C')_k / (C)_k (finite as C
+ * goes through 0; C + k > 0 for k >= 1).  The sum grows to about
+ * (1-z)^(1-a), so past -(a-1) ln(1-z) = EULER_MAX_EXPONENT (a large a, as a
+ * fit of customers who all drop out alike gives) the untransformed series
+ * is summed instead.  This is E[Y(t)] of a customer known to be alive;
+ * times P(alive) (the denominator of eq. 10) it is eq. 10, which is what
+ * callers that need several horizons of one customer multiply once.
  */
 float8
 bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
@@ -629,39 +635,43 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 	float8		w = p->alpha + key[2];
 	float8		z = t / (w + t);
 	float8		L = -log1p(t / w);
-	float8		y = (p->a - 1.0) * L;
-	float8		Ap = p->a + p->b - 1.0 - p->r;
-	float8		Cp = p->a + p->b + x - 1.0;
-	float8		term = Ap * z;
-	float8		Q = 0.0;
+	float8		A = p->r + x;
+	float8		C = p->a + p->b + x - 1.0;
+	float8		Cp = C - A;
+	float8		g = z;			/* (a)_(k-1) z^k / k! */
+	float8		d = Cp;
+	float8		v = A;
+	float8		S = 0.0;
 
 	if (t == 0.0)
 		return 0.0;
-	if (-y > EULER_MAX_EXPONENT)
+	if (-(p->a - 1.0) * L > EULER_MAX_EXPONENT)
 		return bgnbd_expected_direct(p, t, w, x, z, L);
 	for (int k = 1;; k++)
 	{
-		float8		ratio;
+		float8		gratio = (p->a + k - 1.0) / (k + 1.0) * z;
 
-		Q += term;
-		ratio = (Ap + k) * (p->a + k - 1.0) / ((Cp + k) * (k + 1.0)) * z;	/* Cp + k > 0 */
-		term *= ratio;
-		if (term == 0.0)
-			break;
-		/* past k > -Ap the terms keep one sign and the ratio stays below 1 */
-		if (k > -Ap && ratio < 1.0)
+		S += v * g;
+		/*
+		 * Past k > -C' the d_k keep one sign and fall in size, so each later
+		 * v moves by at most inc, and the g fall by at least rho a step.
+		 */
+		if (k > -Cp && gratio < 1.0)
 		{
-			float8		rho = Max(ratio, z);
+			float8		rho = Max(gratio, z);
+			float8		inc = fabs(d) * A / (C + k);
 
-			if (fabs(term) * rho / (1.0 - rho) <= 1e-17 * fabs(Q))
-			{
-				Q += term;
+			if (g * (fabs(v) + inc / (1.0 - rho)) * rho / (1.0 - rho) <= 1e-17 * fabs(S))
 				break;
-			}
 		}
+		v += d * A / (C + k);
+		d *= (Cp + k) / (C + k);
+		g *= gratio;
+		if (g == 0.0)
+			break;
 		hypergeometric_check(k, t, w);
 	}
-	return Cp * -L * (y == 0.0 ? 1.0 : expm1(y) / y) - exp(y) * Q;
+	return exp((p->a - 1.0) * L) * S;
 }
 
 static float8

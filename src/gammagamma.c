@@ -260,6 +260,12 @@ gamma_gamma_final(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+	/* only sums of huge inputs (the mean, the start) make the objective NaN */
+	if (isnan(bestf))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("values are too large for the Gamma-Gamma fit"),
+				 errhint("Measure spend in a larger currency unit.")));
 	if (!converged)
 		ereport(WARNING,
 				(errmsg("Gamma-Gamma fit did not converge"),

@@ -29,6 +29,17 @@ kmeans_check_finite(const float8 *x, int64 n, const char *what)
 					 errdetail("Element %lld is %g.", (long long) i + 1, x[i])));
 }
 
+/* Finite features whose squares or sums do not fit in a float8. */
+static void
+kmeans_too_large(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("feature values are too large for k-means"),
+			 errdetail("%s", detail),
+			 errhint("Standardize the features first.")));
+}
+
 /* k = 0 clusters has no answer; large k is capped by the distinct points. */
 static void
 kmeans_check_k(int32 k)
@@ -226,11 +237,7 @@ kmeans_draw(const double *w, const double *f, int64 m, uint64 *rng)
 	for (int64 i = 0; i < m; i++)
 		total += f ? w[i] * f[i] : w[i];
 	if (!isfinite(total))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("feature values are too large for k-means"),
-				 errdetail("Squared distances between points overflow."),
-				 errhint("Standardize the features first.")));
+		kmeans_too_large("Squared distances between points overflow.");
 	u = kmeans_random(rng) * total;
 	for (int64 i = 0; i < m; i++)
 	{
@@ -452,7 +459,9 @@ kmeans_lloyd(const float8 *const *pt, const double *w, int64 m, int d,
 			for (int j = 0; j < d; j++)
 				cent[(int64) c * d + j] = sum[(int64) c * d + j] / weight[c];
 		}
-		kmeans_check_finite(cent, (int64) k * d, "centroids");
+		for (int64 i = 0; i < (int64) k * d; i++)
+			if (!isfinite(cent[i]))
+				kmeans_too_large("Sums of the points in a cluster overflow.");
 		for (int c = 0; c < k; c++)
 			a.moved[c] = sqrt(kmeans_dist2(before + (int64) c * d, cent + (int64) c * d, d));
 		if (kmeans_assign(pt, m, cent, &a) == 0)

@@ -270,10 +270,10 @@ segtier_churn(const float8 *spend, int nspend, float8 silent, float8 at_risk_day
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("min_decline must be in (0, 1], not %g", min_decline)));
-	if (isnan(silent) || isnan(at_risk_days))
+	if (!(silent >= 0) || !(at_risk_days >= 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("days must not be NaN")));
+				 errmsg("days must not be negative or NaN, not %g and %g", silent, at_risk_days)));
 	if (nspend >= months + 1)
 	{
 		declining = true;
@@ -296,16 +296,24 @@ segtier_churn(const float8 *spend, int nspend, float8 silent, float8 at_risk_day
 	return declining || silent_too_long;
 }
 
-/* The monthly spend of churn_rule: a one-dimensional float8[] without NULLs. */
+/* The monthly spend of churn_rule: a one-dimensional float8[] of numbers. */
 static int
 segtier_churn_spend(ArrayType *arr, const float8 **spend)
 {
+	int			n;
+
 	if (ARR_NDIM(arr) > 1 || (ARR_HASNULL(arr) && array_contains_nulls(arr)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("monthly spend must be a one-dimensional array without NULLs")));
 	*spend = (const float8 *) ARR_DATA_PTR(arr);
-	return ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	for (int i = 0; i < n; i++)
+		if (isnan((*spend)[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("monthly spend must not contain NaN")));
+	return n;
 }
 
 PG_FUNCTION_INFO_V1(churn_rule);

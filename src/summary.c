@@ -903,10 +903,10 @@ StateFromParts(StateParts *sp)
 		sp->ndays > tx)
 		StateInvalid("There must be first and last purchase times and at least one, but at most transactions, purchase days exactly when transactions > 0.");
 	if (sp->has_purchase_times &&
-		(TIMESTAMP_NOT_FINITE(sp->first_purchase) ||
-		 TIMESTAMP_NOT_FINITE(sp->last_purchase) ||
+		(!IS_VALID_TIMESTAMP(sp->first_purchase) ||
+		 !IS_VALID_TIMESTAMP(sp->last_purchase) ||
 		 sp->first_purchase > sp->last_purchase))
-		StateInvalid("The first purchase must be finite and not after the last.");
+		StateInvalid("The purchase times must be finite timestamps in range, the first not after the last.");
 	for (int i = 1; i < sp->ndays; i++)
 		if (sp->days[i] <= sp->days[i - 1])
 			StateInvalid("Purchase days must be strictly increasing.");
@@ -929,6 +929,22 @@ StateFromParts(StateParts *sp)
 	memcpy(st->days, sp->days, sp->ndays * sizeof(int32));
 	st->ndays = sp->ndays;
 	return st;
+}
+
+/* A sum as out and send write it: -?digits[.digits], which numeric_in takes. */
+static bool
+SumSyntaxOK(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!isdigit((unsigned char) *s))
+		return false;
+	while (isdigit((unsigned char) *s))
+		s++;
+	if (*s == '.')
+		while (isdigit((unsigned char) *++s))
+			;
+	return *s == '\0';
 }
 
 /* Rejects text that is not the purchase_state text form. */
@@ -992,7 +1008,7 @@ purchase_state_in(PG_FUNCTION_ARGS)
 		sp.counts[i] = ParseInt64Field(field[3 + i], str);
 	for (int i = 0; i < NSUMS; i++)
 	{
-		if (field[7 + i][0] == '\0' || strspn(field[7 + i], "-.0123456789") != strlen(field[7 + i]))
+		if (!SumSyntaxOK(field[7 + i]))
 			StateSyntaxError(str);
 		sp.sums[i] = field[7 + i];
 	}
@@ -1081,7 +1097,7 @@ purchase_state_recv(PG_FUNCTION_ARGS)
 	for (int i = 0; i < NSUMS; i++)
 	{
 		sp.sums[i] = pq_getmsgstring(buf);
-		if (sp.sums[i][0] == '\0' || strspn(sp.sums[i], "-.0123456789") != strlen(sp.sums[i]))
+		if (!SumSyntaxOK(sp.sums[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("invalid sum \"%s\" in binary purchase_state", sp.sums[i])));

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(28);
+SELECT plan(30);
 
 -- ten customers with value 10, 20, ... 100: by value A = {100, 90, 80, 70, 60}
 CREATE TABLE sales (who text, at timestamptz, amount numeric);
@@ -62,6 +62,9 @@ SELECT is((SELECT pyramid::text || ' ' || overridden::text FROM segtier_data.adj
 SELECT is((SELECT reason || ' by ' || changed_by FROM tier_history
 		   WHERE model = 'adj' AND customer = 'c1' AND scheme = 'pyramid' ORDER BY run_id DESC LIMIT 1),
 	'override: key account by ' || current_user, 'the override is in the history with who set it');
+SELECT throws_ok($$SELECT segtier.clear_override('adj', 'c1', 'pyramid_scheme')$$, '22023',
+	'no tier column "pyramid_scheme" takes overrides', 'clearing an unknown tier column is an error');
+SELECT is(clear_override('adj', 'c1', 'value_class'), 0::bigint, 'clearing another column clears nothing');
 SELECT is(clear_override('adj', 'c1'), 1::bigint, 'clear it');
 SELECT refresh('adj');
 SELECT is((SELECT pyramid::text || ' ' || reason FROM segtier_data.adj_tiers t JOIN tier_history h

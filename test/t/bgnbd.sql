@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(27);
+SELECT plan(28);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -76,6 +76,9 @@ SELECT throws_ok($$SELECT '0;0;1,3,2,1'::bgnbd_state$$,
 	'22023', 'recency must not be greater than t', 'state input is checked');
 SELECT throws_ok($$SELECT '0;0;1,0.5'::bgnbd_state$$,
 	'22P02', 'invalid input syntax for type bgnbd_state: "0;0;1,0.5"', 'malformed state');
+
+SELECT throws_ok($$SELECT segtier.bgnbd_fit(f, 1e308, 1.5e308) FROM (VALUES (1::float8), (2), (3)) v(f)$$,
+	'22003', 'values are too large for the BG/NBD fit', 'ages whose sum overflows');
 
 -- A large a (a fit of customers who all drop out alike): the values
 -- converge as a grows; references from mpmath's hyp2f1 at 40 digits

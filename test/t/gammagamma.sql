@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(13);
+SELECT plan(14);
 
 -- Parameter recovery: 20,000 repeat customers (x uniform on 1..8) from the
 -- Gamma-Gamma process with p = 6, q = 4, v = 15.  Tolerance 15 % (p and v
@@ -40,5 +40,7 @@ SELECT throws_ok($$SELECT clv((0.25, 4, 0.8, 2.5, 0, 0), (6.25, 3.74, 15.44, 0, 
 SELECT throws_ok($$SELECT '0;0;0,10,1'::gamma_gamma_state$$,
 	'22023', 'gamma_gamma_state entries need frequency > 0 and monetary > 0', 'state input is checked');
 
+SELECT throws_ok($$SELECT segtier.gamma_gamma_fit(f, m) FROM (VALUES (1::float8, 1e308::float8), (2, 1.5e308), (3, 1e300)) v(f, m)$$,
+	'22003', 'values are too large for the Gamma-Gamma fit', 'spends whose sum overflows');
 SELECT * FROM finish();
 ROLLBACK;

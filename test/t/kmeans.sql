@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(37);
+SELECT plan(38);
 
 SELECT throws_ok($$SELECT segtier.kmeans('{1}'::float8[], 0)$$,
 	'22023', 'k must be at least 1', 'k = 0');
@@ -26,6 +26,8 @@ SELECT throws_ok($$SELECT segtier.kmeans('{{1,2}}'::float8[], 2)$$,
 	'22023', 'features must be a one-dimensional array', 'two-dimensional features');
 SELECT throws_ok($$SELECT segtier.kmeans(ARRAY[v], 2) FROM unnest('{1e300,-1e300,0}'::float8[]) v$$,
 	'22003', 'feature values are too large for k-means', 'squared distances overflow');
+SELECT throws_ok($$SELECT segtier.kmeans(ARRAY[v], 1) FROM unnest('{1e308,1.5e308,1.7e308}'::float8[]) v$$,
+	'22003', 'feature values are too large for k-means', 'a cluster''s sum overflows');
 SELECT throws_ok($$SELECT segtier.kmeans_combine('k=2 seed=0 d=1 {1}', 'k=2 seed=0 d=2 {1,2}')$$,
 	'22023', 'all feature arrays must have the same length', 'combining states of different d');
 

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(27);
+SELECT plan(41);
 
 CREATE ROLE st_admin NOLOGIN;
 CREATE ROLE st_other NOLOGIN;
@@ -63,6 +63,32 @@ RESET ROLE;
 SET ROLE st_other;
 SELECT is((SELECT count(*) FROM segtier.customer_tiers WHERE model = 'own'), 0::bigint,
 	'another admin does not see the model''s tiers');
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'own'), 0::bigint, 'nor its history');
+SELECT is((SELECT count(*) FROM segtier.tier_transitions WHERE model = 'own'), 0::bigint, 'nor its transitions');
+SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'own'), 0::bigint, 'nor its runs');
+WITH u AS (UPDATE segtier.refresh_runs SET customers = 0 RETURNING 1)
+SELECT is(count(*), 0::bigint, 'and cannot change them') FROM u;
+RESET ROLE;
+-- whoever reads a model's tiers reads its history and runs: the owner, a reader
+SET ROLE st_admin;
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'own'), 6::bigint,
+	'the owner reads its model''s history (2 new customers in 3 tier columns)');
+SELECT is((SELECT sum(customers) FROM segtier.tier_transitions WHERE model = 'own'), 6::numeric,
+	'and its transitions');
+RESET ROLE;
+SET ROLE st_reader;
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'own'), 6::bigint, 'a reader reads the history');
+SELECT is((SELECT sum(customers) FROM segtier.tier_transitions WHERE model = 'own'), 6::numeric, 'the transitions');
+SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'own'), 1::bigint, 'and the runs');
+RESET ROLE;
+-- so does a role granted the model's tiers table alone
+CREATE ROLE st_one NOLOGIN;
+GRANT USAGE ON SCHEMA segtier_data TO st_one;
+GRANT SELECT ON segtier.tier_history, segtier.refresh_runs TO st_one;
+GRANT SELECT ON segtier_data.own_tiers TO st_one;
+SET ROLE st_one;
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'own'), 6::bigint,
+	'a role granted one model''s tiers table reads that model''s history');
 RESET ROLE;
 
 -- the owner writes its tiers only through the refresh: it owns none of them
@@ -82,6 +108,21 @@ INSERT INTO my_orders VALUES (2, '2025-01-02 00:00+00', 20);
 SELECT segtier.refresh('mine');
 SELECT is((SELECT full_refresh::text || ' ' || customers FROM segtier.refresh_runs WHERE model = 'mine' ORDER BY run_id DESC LIMIT 1),
 	'false 2', 'a non-superuser owner of its source gets incremental refreshes');
+RESET ROLE;
+-- a dropped model's history and runs: the roles that read every model
+SELECT segtier.drop_model('mine');
+SET ROLE st_reader;
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 6::bigint,
+	'a reader reads the history of a dropped model');
+SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'mine'), 2::bigint, 'and its runs');
+RESET ROLE;
+SET ROLE st_one;
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 0::bigint,
+	'a role that reads one model does not');
+RESET ROLE;
+SET ROLE st_admin;
+SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'mine'), 0::bigint,
+	'nor does its owner (the DBA and the readers keep the audit)');
 RESET ROLE;
 
 -- a role whose name needs quoting

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(27);
+SELECT plan(30);
 
 -- an independent statement of the rfm11 map, cell by cell
 CREATE TEMP TABLE rfm11_ref (rr int, fm int, segment text);
@@ -69,6 +69,12 @@ SELECT is((churn_rule('{100, 80, 64.01, 51.2}', 0)).at_risk, false, 'one decline
 SELECT is((churn_rule('{0, 0, 0, 0}', 10)).at_risk, false, 'no spend is not a decline');
 SELECT throws_ok($$SELECT segtier.churn_rule('{1,2}', 1, 180, 1.5)$$, '22023',
 	'min_decline must be in (0, 1], not 1.5', 'bad min_decline');
+SELECT throws_ok($$SELECT segtier.churn_rule('{1,NaN}', 1)$$, '22023',
+	'monthly spend must not contain NaN', 'NaN spend');
+SELECT throws_ok($$SELECT segtier.churn_rule(NULL, -1)$$, '22023',
+	'days must not be negative or NaN, not -1 and 180', 'a last purchase after the as-of time');
+SELECT throws_ok($$SELECT segtier.churn_rule(NULL, 1, 'NaN')$$, '22023',
+	'days must not be negative or NaN, not 1 and NaN', 'NaN at_risk_days');
 
 SELECT * FROM finish();
 ROLLBACK;

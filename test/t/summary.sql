@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET TimeZone = 'UTC';
-SELECT plan(57);
+SELECT plan(61);
 
 CREATE TEMP TABLE rows (ts timestamptz, amount numeric);
 
@@ -38,6 +38,12 @@ SELECT throws_ok($$SELECT '1;;;0;0;1;0;0;0;0;'::segtier.purchase_state$$,
 	'22023', 'invalid purchase_state value', 'a refund without a negative refund sum');
 SELECT throws_ok($$SELECT '1;;;0;0;0;0;0;2.5;0;'::segtier.purchase_state$$,
 	'22023', 'invalid purchase_state value', 'a positive refund sum');
+SELECT throws_ok($$SELECT '1;-9223372036854775807;0;1;0;0;0;3;0;3;5'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'a first purchase before the first timestamp');
+SELECT throws_ok($$SELECT '1;0;9223372036854775806;2;0;0;0;3;0;1;4,5'::segtier.purchase_state$$,
+	'22023', 'invalid purchase_state value', 'a last purchase after the last timestamp');
+SELECT throws_ok($$SELECT '1;;;0;0;0;0;1.2.3;0;0;'::segtier.purchase_state$$,
+	'22P02', 'invalid input syntax for type purchase_state: "1;;;0;0;0;0;1.2.3;0;0;"', 'a sum that is no number');
 
 -- dirty-data rules, hand computed
 SELECT is(segtier.purchase_summary(ts, amount), NULL, 'no rows: NULL')
@@ -126,6 +132,15 @@ SELECT lives_ok(format($$COPY states_back FROM %L (FORMAT binary)$$,
 	'/tmp/segtier_summary_' || pg_backend_pid() || '.bin'), 'binary receive');
 SELECT is((SELECT array_agg(st::text) FROM states_back),
 	(SELECT array_agg(st::text ORDER BY part) FROM states), 'binary form round-trips');
+-- a crafted row whose purchase sum is no number: version 1, no times, four
+-- zero counts, sums '1.2.3', '0', '0', no days
+CREATE TEMP TABLE bad_state AS
+SELECT lo_from_bytea(0, '\x5047434f50590aff0d0a000000000000000000'::bytea || '\x0001'::bytea
+		|| int4send(48) || '\x0100'::bytea || decode(repeat('00', 32), 'hex')
+		|| convert_to('1.2.3', 'UTF8') || '\x003000300000000000'::bytea || '\xffff'::bytea) AS lo;
+SELECT lo_export(lo, '/tmp/segtier_summary_' || pg_backend_pid() || '.bin') FROM bad_state;
+SELECT throws_ok(format($$COPY states_back FROM %L (FORMAT binary)$$, '/tmp/segtier_summary_' || pg_backend_pid() || '.bin'),
+	'22P03', 'invalid sum "1.2.3" in binary purchase_state', 'binary receive checks the sums');
 SELECT lives_ok(format($$COPY (SELECT 1 WHERE false) TO PROGRAM %L$$,
 	'rm -f /tmp/segtier_summary_' || pg_backend_pid() || '.bin'), 'remove the binary file');
 

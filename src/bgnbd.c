@@ -553,7 +553,7 @@ bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key)
 
 #define HYPERGEOMETRIC_MAX_TERMS 100000000
 
-/* Past this (a-1) ln(1 + t/(alpha+T)), the transformed series would overflow. */
+/* Past this (a-1) ln(1 + t/(alpha+T)), the transformed series is long (see below). */
 #define EULER_MAX_EXPONENT 500.0
 
 static void
@@ -573,8 +573,7 @@ hypergeometric_check(int k, float8 t, float8 w)
  * large a: 1 - S with S = (1-z)^A 2F1(A, B; C; z), A = r+x, B = b+x,
  * C = a+b+x-1 > B.  The terms are positive and, once they fall, fall by at
  * most z max(1, (A+k)/(k+1)) each; they are rescaled as they grow, and
- * ln S = A ln(1-z) + ln 2F1.  (a-1) is large here, so 1 - S loses only
- * about log10(C/(a-1)) digits.
+ * ln S = A ln(1-z) + ln 2F1.  1 - S loses about log10(C/(a-1)) digits.
  */
 static float8
 bgnbd_expected_direct(const BgnbdParams *p, float8 t, float8 w, float8 x, float8 z, float8 L)
@@ -622,9 +621,12 @@ bgnbd_expected_direct(const BgnbdParams *p, float8 t, float8 w, float8 x, float8
  * k (r+x), while C is b.  v_k is built up from v_1 = r+x by
  * v_(k+1) = v_k + d_k (r+x) / (C+k), d_k = C (C')_k / (C)_k (finite as C
  * goes through 0; C + k > 0 for k >= 1).  The sum grows to about
- * (1-z)^(1-a), so past -(a-1) ln(1-z) = EULER_MAX_EXPONENT (a large a, as a
- * fit of customers who all drop out alike gives) the untransformed series
- * is summed instead.  This is E[Y(t)] of a customer known to be alive;
+ * (1-z)^(1-a), rescaled as it grows; past -(a-1) ln(1-z) = EULER_MAX_EXPONENT
+ * (a large a, as a fit of customers who all drop out alike gives) it takes
+ * about (a-1) t / (alpha+T) terms, whose rounding adds up, and the
+ * untransformed series, which falls at once, is summed instead, unless b is
+ * so much larger than a that its 1 - S would lose more digits (about
+ * log10((a+b)/a)).  This is E[Y(t)] of a customer known to be alive;
  * times P(alive) (the denominator of eq. 10) it is eq. 10, which is what
  * callers that need several horizons of one customer multiply once.
  */
@@ -642,10 +644,11 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 	float8		d = Cp;
 	float8		v = A;
 	float8		S = 0.0;
+	float8		shift = 0.0;
 
 	if (t == 0.0)
 		return 0.0;
-	if (-(p->a - 1.0) * L > EULER_MAX_EXPONENT)
+	if (-(p->a - 1.0) * L > EULER_MAX_EXPONENT && C / (p->a - 1.0) < (p->a - 1.0) * t / w)
 		return bgnbd_expected_direct(p, t, w, x, z, L);
 	for (int k = 1;; k++)
 	{
@@ -669,9 +672,15 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 		g *= gratio;
 		if (g == 0.0)
 			break;
+		if (S > 1e250)
+		{
+			S *= 1e-250;
+			g *= 1e-250;
+			shift += 250.0 * M_LN10;
+		}
 		hypergeometric_check(k, t, w);
 	}
-	return exp((p->a - 1.0) * L) * S;
+	return exp((p->a - 1.0) * L + shift) * S;
 }
 
 static float8

@@ -17,10 +17,10 @@ SELECT pg_describe_object(m.classid, m.objid, 0) || ' :: ' || md5(coalesce(CASE 
 		SELECT format('%s %s acl=%s ', c.relkind, c.reloptions, c.relacl) || coalesce(CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END, '')
 			|| coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '') || ' ' || coalesce(col_description(c.oid, a.attnum), ''), ', ' ORDER BY a.attnum)
 				FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
-			|| coalesce((SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY 1) FROM pg_index i WHERE i.indrelid = c.oid), '')
-			|| coalesce((SELECT string_agg(pg_get_triggerdef(g.oid), '; ' ORDER BY 1) FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal), '')
-			|| coalesce((SELECT string_agg(pg_get_constraintdef(k.oid), '; ' ORDER BY 1) FROM pg_constraint k WHERE k.conrelid = c.oid), '')
-			|| coalesce((SELECT string_agg(format('%s %s %s / %s', po.polname, po.polcmd, pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid)), '; ' ORDER BY 1) FROM pg_policy po WHERE po.polrelid = c.oid), '')
+			|| coalesce((SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY pg_get_indexdef(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid), '')
+			|| coalesce((SELECT string_agg(pg_get_triggerdef(g.oid), '; ' ORDER BY g.tgname) FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal), '')
+			|| coalesce((SELECT string_agg(pg_get_constraintdef(k.oid), '; ' ORDER BY pg_get_constraintdef(k.oid)) FROM pg_constraint k WHERE k.conrelid = c.oid), '')
+			|| coalesce((SELECT string_agg(format('%s %s %s / %s', po.polname, po.polcmd, pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid)), '; ' ORDER BY po.polname) FROM pg_policy po WHERE po.polrelid = c.oid), '')
 		FROM pg_class c WHERE c.oid = m.objid)
 	END, '') || ' comment=' || coalesce(obj_description(m.objid, m.classid::regclass::text), '-')) AS sig
 FROM m

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(28);
+SELECT plan(29);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -94,6 +94,18 @@ FROM (VALUES (1000::float8, 1.0642297800910544), (4.4e6, 1.0641972719773265), (1
 SELECT ok(abs(clv((0.41, 9.5, 1e5, 9e5, 0, 1), (6.25, 3.74, 15.44, 0, 1, 0), 3, 130, 365, 30, 12, 0.01)
 			  / clv((0.41, 9.5, 1e9, 9e9, 0, 1), (6.25, 3.74, 15.44, 0, 1, 0), 3, 130, 365, 30, 12, 0.01) - 1) < 1e-4,
 		  'clv with a large a converges (it was NaN)');
+
+-- A large b (customers who hardly ever drop out): the bracket of eq. 10 is
+-- 1 minus a number within about t/b of 1, times (a+b+x-1)/(a-1); references
+-- from the Gauss series of 2F1 at 80 digits.  Before 0.11.0, b = 1e9 lost
+-- 6 digits and b = 1e16 gave 10 times the value.
+SELECT ok(bool_and(abs(expected_purchases((0.41, 9.5, a, b, 0, 1), 30, x, tx, tt) / e - 1) < 1e-12),
+		  'expected_purchases with a large b')
+FROM (VALUES (0.8::float8, 1e9::float8, 3::float8, 130::float8, 365::float8, 0.27316421258151168862::float8),
+			 (2.5, 1e12, 3, 130, 365, 0.27316421893868304267), (2.5, 1e12, 0, 0, 0, 1.2947368420980568481),
+			 (1.2, 1e16, 3, 130, 365, 0.27316421895861052345), (1.2, 1e16, 40, 350, 360, 3.2809201623815948954),
+			 (1.2, 1e16, 0, 0, 0, 1.2947368421052627349), (1000, 1e14, 3, 130, 365, 0.27316421887889773064),
+			 (1000, 1e14, 0, 0, 0, 1.29473684207643815), (5000, 1e16, 3, 130, 365, 0.27316421895462579255)) v(a, b, x, tx, tt, e);
 
 SELECT * FROM finish();
 ROLLBACK;

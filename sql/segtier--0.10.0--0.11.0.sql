@@ -8,6 +8,10 @@
 --   history with the caller's rights (security_invoker).
 -- * clear_override refuses a tier column other than value_class, pyramid
 --   and lifecycle (it cleared nothing and returned 0).
+-- The library of 0.11.0 (no SQL change): expected_purchases and clv without
+-- cancellation for a large b; 22003 for fits and k-means whose sums
+-- overflow; purchase_state input checks its times and sums; churn_rule
+-- refuses NaN spend and negative days.
 \echo Use "ALTER EXTENSION segtier UPDATE TO '0.11.0'" to load this file. \quit
 
 CREATE FUNCTION segtier._readable_models() RETURNS SETOF text

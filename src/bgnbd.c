@@ -553,7 +553,7 @@ bgnbd_p_alive_key(const BgnbdParams *p, const float8 *key)
 
 #define HYPERGEOMETRIC_MAX_TERMS 100000000
 
-/* Past this (a-1) ln(1 + t/(alpha+T)), the transformed series is long (see below). */
+/* Past this (a-1) ln(1 + t/(alpha+T)), Q' would overflow (see bgnbd_expected_alive). */
 #define EULER_MAX_EXPONENT 500.0
 
 static void
@@ -606,37 +606,21 @@ bgnbd_expected_direct(const BgnbdParams *p, float8 t, float8 w, float8 x, float8
 }
 
 /*
- * E[Y(t) | x, t_x, T] (FHL 2005 eq. 10); with x = t_x = T = 0 it is E[X(t)]
- * (eq. 9).  The numerator of eq. 10 is
- *   (a+b+x-1)/(a-1) [1 - (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
- *   z = t / (alpha + T + t).
- * Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A,C-B;C;z)
- * turns the bracket into 1 - (1-z)^(a-1) 2F1(C', a-1; C; z), C = a+b+x-1,
- * C' = C-r-x, whose parameters do not grow with x.  As
- * sum_k (a-1)_k z^k / k! = (1-z)^(1-a), the numerator is
- *   (1-z)^(a-1) sum_{k>=1} v_k (a)_(k-1) z^k / k!,
- *   v_k = C [1 - (C')_k / (C)_k],
- * without a division by a-1 (continuous through a = 1) and without the
- * difference of two numbers of the size of C: for a large b, v_k is about
- * k (r+x), while C is b.  v_k is built up from v_1 = r+x by
- * v_(k+1) = v_k + d_k (r+x) / (C+k), d_k = C (C')_k / (C)_k (finite as C
- * goes through 0; C + k > 0 for k >= 1).  The sum grows to about
- * (1-z)^(1-a), rescaled as it grows; past -(a-1) ln(1-z) = EULER_MAX_EXPONENT
- * (a large a, as a fit of customers who all drop out alike gives) it takes
- * about (a-1) t / (alpha+T) terms, whose rounding adds up, and the
- * untransformed series, which falls at once, is summed instead, unless b is
- * so much larger than a that its 1 - S would lose more digits (about
- * log10((a+b)/a)).  This is E[Y(t)] of a customer known to be alive;
- * times P(alive) (the denominator of eq. 10) it is eq. 10, which is what
- * callers that need several horizons of one customer multiply once.
+ * The numerator of eq. 10 (below) when b is large: with C = a+b+x-1,
+ * C' = C-r-x and sum_k (a-1)_k z^k / k! = (1-z)^(1-a), the bracket of the
+ * Euler-transformed form is
+ *   1 - (1-z)^(a-1) 2F1(C', a-1; C; z)
+ *     = (1-z)^(a-1) sum_{k>=1} [1 - (C')_k / (C)_k] (a-1)_k z^k / k!,
+ * so the numerator is (1-z)^(a-1) sum_{k>=1} v_k (a)_(k-1) z^k / k! with
+ * v_k = C [1 - (C')_k / (C)_k]: about k (r+x) while k (r+x) << C, where the
+ * Q' form below subtracts two numbers of the size of C.  v_k is built up
+ * without a difference: v_1 = r+x, v_(k+1) = v_k + d_k (r+x) / (C+k),
+ * d_k = C (C')_k / (C)_k.  The sum grows to about (1-z)^(1-a) and is
+ * rescaled as it grows.
  */
-float8
-bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
+static float8
+bgnbd_expected_positive(const BgnbdParams *p, float8 t, float8 w, float8 x, float8 z, float8 L)
 {
-	float8		x = key[0];
-	float8		w = p->alpha + key[2];
-	float8		z = t / (w + t);
-	float8		L = -log1p(t / w);
 	float8		A = p->r + x;
 	float8		C = p->a + p->b + x - 1.0;
 	float8		Cp = C - A;
@@ -646,10 +630,6 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 	float8		S = 0.0;
 	float8		shift = 0.0;
 
-	if (t == 0.0)
-		return 0.0;
-	if (-(p->a - 1.0) * L > EULER_MAX_EXPONENT && C / (p->a - 1.0) < (p->a - 1.0) * t / w)
-		return bgnbd_expected_direct(p, t, w, x, z, L);
 	for (int k = 1;; k++)
 	{
 		float8		gratio = (p->a + k - 1.0) / (k + 1.0) * z;
@@ -657,14 +637,14 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 		S += v * g;
 		/*
 		 * Past k > -C' the d_k keep one sign and fall in size, so each later
-		 * v moves by at most inc, and the g fall by at least rho a step.
+		 * v moves by at most |d_k| (r+x) / (C+k), and the g fall by at least
+		 * rho a step.
 		 */
 		if (k > -Cp && gratio < 1.0)
 		{
 			float8		rho = Max(gratio, z);
-			float8		inc = fabs(d) * A / (C + k);
 
-			if (g * (fabs(v) + inc / (1.0 - rho)) * rho / (1.0 - rho) <= 1e-17 * fabs(S))
+			if (g * (fabs(v) + fabs(d) * A / (C + k) / (1.0 - rho)) * rho / (1.0 - rho) <= 1e-17 * fabs(S))
 				break;
 		}
 		v += d * A / (C + k);
@@ -672,7 +652,7 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 		g *= gratio;
 		if (g == 0.0)
 			break;
-		if (S > 1e250)
+		if (fabs(S) > 1e250)
 		{
 			S *= 1e-250;
 			g *= 1e-250;
@@ -681,6 +661,77 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 		hypergeometric_check(k, t, w);
 	}
 	return exp((p->a - 1.0) * L + shift) * S;
+}
+
+/*
+ * E[Y(t) | x, t_x, T] (FHL 2005 eq. 10); with x = t_x = T = 0 it is E[X(t)]
+ * (eq. 9).  The numerator of eq. 10 is
+ *   (a+b+x-1)/(a-1) [1 - (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
+ *   z = t / (alpha + T + t).
+ * Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A,C-B;C;z)
+ * turns it into
+ *   (a+b+x-1)/(a-1) [1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)],
+ * whose series has parameters that do not grow with x (no overflow for large
+ * frequencies; the terms fall by about z each).  Every term of that series
+ * after the first carries the factor (a-1) = (C-B), so with y = (a-1) ln(1-z)
+ * the numerator is, without a division by a-1,
+ *   (a+b+x-1) [-ln(1-z) expm1(y)/y] - (1-z)^(a-1) Q',
+ *   Q' = (a+b+x-1) sum_{k>=1} (a+b-1-r)_k (a)_(k-1) / ((a+b+x-1)_k k!) z^k,
+ * continuous through a = 1; summing Q' (the first factor of (a+b+x-1)_k
+ * cancelled) keeps it finite when a+b+x-1 is 0 or near it.  Its terms fall
+ * faster than those of bgnbd_expected_positive (like k^-(r+x) z^k), but
+ * the difference loses about log10((a+b+x-1) / (r+x)) digits: past 3 that
+ * function sums the numerator instead.  Q' grows to about exp(-y), so past
+ * -y = EULER_MAX_EXPONENT (a large a, as a fit of customers who all drop out
+ * alike gives) the untransformed series, which falls at once, is summed
+ * instead, unless b is so much larger than a that its 1 - S would lose more
+ * digits than the about (a-1) t / (alpha+T) terms of the positive series
+ * add rounding.  This is E[Y(t)] of a customer known to be alive; times
+ * P(alive) (the denominator of eq. 10) it is eq. 10, which is what callers
+ * that need several horizons of one customer multiply once.
+ */
+float8
+bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
+{
+	float8		x = key[0];
+	float8		w = p->alpha + key[2];
+	float8		z = t / (w + t);
+	float8		L = -log1p(t / w);
+	float8		y = (p->a - 1.0) * L;
+	float8		Ap = p->a + p->b - 1.0 - p->r;
+	float8		Cp = p->a + p->b + x - 1.0;
+	float8		term = Ap * z;
+	float8		Q = 0.0;
+
+	if (t == 0.0)
+		return 0.0;
+	if (-y > EULER_MAX_EXPONENT && Cp / (p->a - 1.0) < (p->a - 1.0) * t / w)
+		return bgnbd_expected_direct(p, t, w, x, z, L);
+	if (-y > EULER_MAX_EXPONENT || Cp > 1000.0 * (p->r + x))
+		return bgnbd_expected_positive(p, t, w, x, z, L);
+	for (int k = 1;; k++)
+	{
+		float8		ratio;
+
+		Q += term;
+		ratio = (Ap + k) * (p->a + k - 1.0) / ((Cp + k) * (k + 1.0)) * z;	/* Cp + k > 0 */
+		term *= ratio;
+		if (term == 0.0)
+			break;
+		/* past k > -Ap the terms keep one sign and the ratio stays below 1 */
+		if (k > -Ap && ratio < 1.0)
+		{
+			float8		rho = Max(ratio, z);
+
+			if (fabs(term) * rho / (1.0 - rho) <= 1e-17 * fabs(Q))
+			{
+				Q += term;
+				break;
+			}
+		}
+		hypergeometric_check(k, t, w);
+	}
+	return Cp * -L * (y == 0.0 ? 1.0 : expm1(y) / y) - exp(y) * Q;
 }
 
 static float8

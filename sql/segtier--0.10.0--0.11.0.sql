@@ -9,15 +9,17 @@
 -- * clear_override refuses a tier column other than value_class, pyramid
 --   and lifecycle (it cleared nothing and returned 0).
 -- The library of 0.11.0 (no SQL change): expected_purchases and clv without
--- cancellation for a large b; 22003 for fits and k-means whose sums
+-- cancellation for a large b or a large r; 22003 for fits and k-means whose sums
 -- overflow; purchase_state input checks its times and sums; churn_rule
 -- refuses NaN spend and negative days.
 \echo Use "ALTER EXTENSION segtier UPDATE TO '0.11.0'" to load this file. \quit
 
 CREATE FUNCTION segtier._readable_models() RETURNS SETOF text
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	-- pg_class, not to_regclass: a role need not have USAGE on segtier_data
 	SELECT x.name FROM segtier._model_names() x(name)
-	WHERE has_table_privilege(to_regclass(format('segtier_data.%I', x.name || '_tiers'))::oid, 'SELECT')
+	JOIN pg_class c ON c.relname = x.name || '_tiers' AND c.relnamespace = to_regnamespace('segtier_data')
+	WHERE has_table_privilege(c.oid, 'SELECT')
 $$;
 
 CREATE FUNCTION segtier._reads_every_model() RETURNS boolean

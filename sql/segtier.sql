@@ -1020,8 +1020,10 @@ $$;
 -- privilege on the tables the extension owner creates in segtier_data.
 CREATE FUNCTION segtier._readable_models() RETURNS SETOF text
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
+	-- pg_class, not to_regclass: a role need not have USAGE on segtier_data
 	SELECT x.name FROM segtier._model_names() x(name)
-	WHERE has_table_privilege(to_regclass(format('segtier_data.%I', x.name || '_tiers'))::oid, 'SELECT')
+	JOIN pg_class c ON c.relname = x.name || '_tiers' AND c.relnamespace = to_regnamespace('segtier_data')
+	WHERE has_table_privilege(c.oid, 'SELECT')
 $$;
 
 CREATE FUNCTION segtier._reads_every_model() RETURNS boolean

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(29);
+SELECT plan(31);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -106,6 +106,16 @@ FROM (VALUES (0.8::float8, 1e9::float8, 3::float8, 130::float8, 365::float8, 0.2
 			 (1.2, 1e16, 3, 130, 365, 0.27316421895861052345), (1.2, 1e16, 40, 350, 360, 3.2809201623815948954),
 			 (1.2, 1e16, 0, 0, 0, 1.2947368421052627349), (1000, 1e14, 3, 130, 365, 0.27316421887889773064),
 			 (1000, 1e14, 0, 0, 0, 1.29473684207643815), (5000, 1e16, 3, 130, 365, 0.27316421895462579255)) v(a, b, x, tx, tt, e);
+SELECT ok(abs(expected_purchases((0.41, 9.5, 1e4, 1e12, 0, 1), 365) / 15.752627312058284041 - 1) < 1e-10,
+		  'expected_purchases with a large a and a larger b (400k terms, rescaled)');
+-- A large r (customers who all buy at one rate): the terms of the
+-- transformed series alternate in sign and cancel (0.10.0 was off by a
+-- factor of about 7e3 for the first, 6e12 for the second)
+SELECT ok(bool_and(abs(expected_purchases((r, alpha, 0.5, 1.5, 0, 1), 365, x, tx, tt) / e - 1) < 1e-12),
+		  'expected_purchases with a large r')
+FROM (VALUES (100::float8, 100::float8, 0::float8, 0::float8, 0::float8, 41.091099877507849028::float8),
+			 (200, 400, 0, 0, 0, 28.509948473823260586), (50, 50, 0, 0, 0, 41.037420957263014081),
+			 (100, 100, 5, 60, 100, 4.2697046917662612018e-8)) v(r, alpha, x, tx, tt, e);
 
 SELECT * FROM finish();
 ROLLBACK;

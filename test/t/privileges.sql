@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(41);
+SELECT plan(43);
 
 CREATE ROLE st_admin NOLOGIN;
 CREATE ROLE st_other NOLOGIN;
@@ -119,6 +119,18 @@ RESET ROLE;
 SET ROLE st_one;
 SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 0::bigint,
 	'a role that reads one model does not');
+RESET ROLE;
+-- a member of a reader role reads them; a role without USAGE on segtier_data sees no rows
+CREATE ROLE st_bi_user NOLOGIN IN ROLE st_reader;
+SET ROLE st_bi_user;
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 6::bigint,
+	'a member of a reader role reads the history of a dropped model');
+RESET ROLE;
+CREATE ROLE st_monitor NOLOGIN;
+GRANT SELECT ON segtier.tier_history, segtier.refresh_runs TO st_monitor;
+SET ROLE st_monitor;
+SELECT is((SELECT count(*) FROM segtier.refresh_runs), 0::bigint,
+	'a role that reads no model''s tiers sees no runs (and no error without USAGE on segtier_data)');
 RESET ROLE;
 SET ROLE st_admin;
 SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'mine'), 0::bigint,

@@ -689,7 +689,8 @@ bgnbd_expected_positive(const BgnbdParams *p, float8 t, float8 w, float8 x, floa
  * add rounding.  While k < -(a+b-1-r) (r much larger than a+b, as a fit of
  * customers who all buy at one rate gives) the terms of Q' alternate in
  * sign and cancel by about exp(2 (r+1-a-b) z): the untransformed series,
- * whose terms are positive, is summed instead where it loses fewer digits.  This is E[Y(t)] of a customer known to be alive; times
+ * whose terms are positive (for a+b+x-1 > 0), is summed instead where it
+ * loses fewer digits.  This is E[Y(t)] of a customer known to be alive; times
  * P(alive) (the denominator of eq. 10) it is eq. 10, which is what callers
  * that need several horizons of one customer multiply once.
  */
@@ -709,7 +710,7 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 	if (t == 0.0)
 		return 0.0;
 	if ((-y > EULER_MAX_EXPONENT && Cp / (p->a - 1.0) < (p->a - 1.0) * t / w) ||
-		(Ap < 0.0 && -2.0 * Ap * z > log(fabs(Cp / (p->a - 1.0)))))
+		(Ap < 0.0 && Cp > 0.0 && -2.0 * Ap * z > log(fabs(Cp / (p->a - 1.0)))))
 		return bgnbd_expected_direct(p, t, w, x, z, L);
 	if (-y > EULER_MAX_EXPONENT || Cp > 1000.0 * (p->r + x))
 		return bgnbd_expected_positive(p, t, w, x, z, L);

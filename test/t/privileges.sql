@@ -120,6 +120,10 @@ SET ROLE st_one;
 SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 0::bigint,
 	'a role that reads one model does not');
 RESET ROLE;
+SET ROLE st_admin;
+SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'mine'), 0::bigint,
+	'nor does its owner (the DBA and the readers keep the audit)');
+RESET ROLE;
 -- a member of a reader role reads them; a role without USAGE on segtier_data sees no rows
 CREATE ROLE st_bi_user NOLOGIN IN ROLE st_reader;
 SET ROLE st_bi_user;
@@ -131,10 +135,6 @@ GRANT SELECT ON segtier.tier_history, segtier.refresh_runs TO st_monitor;
 SET ROLE st_monitor;
 SELECT is((SELECT count(*) FROM segtier.refresh_runs), 0::bigint,
 	'a role that reads no model''s tiers sees no runs (and no error without USAGE on segtier_data)');
-RESET ROLE;
-SET ROLE st_admin;
-SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'mine'), 0::bigint,
-	'nor does its owner (the DBA and the readers keep the audit)');
 RESET ROLE;
 
 -- a role whose name needs quoting

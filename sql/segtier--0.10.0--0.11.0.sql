@@ -8,6 +8,9 @@
 --   history with the caller's rights (security_invoker).
 -- * clear_override refuses a tier column other than value_class, pyramid
 --   and lifecycle (it cleared nothing and returned 0).
+-- * alter_model computes the model's effective options once before and once
+--   after the change (it recomputed them up to six times, twice for each
+--   override row it looked at).
 -- The library of 0.11.0 (no SQL change): expected_purchases and clv without
 -- cancellation for a large b or a large r; 22003 for fits and k-means whose sums
 -- overflow; purchase_state input checks its times and sums; churn_rule
@@ -72,3 +75,44 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segtier.clear_override(text, text, text) IS
 'end a customer''s overrides (of one tier column: value_class, pyramid or lifecycle; NULL: all); the next refresh returns it to its score and records who cleared it';
+
+CREATE OR REPLACE FUNCTION segtier._alter_model(name text, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	m segtier.model;
+	gone text[] := CASE WHEN jsonb_typeof(options) = 'object'
+		THEN ARRAY(SELECT e.key FROM jsonb_each(options) e WHERE jsonb_typeof(e.value) = 'null') END;
+	o jsonb := segtier._check_options(options - coalesce(gone, '{}'));
+	before jsonb;
+	after jsonb;
+BEGIN
+	PERFORM segtier._option_key(k) FROM unnest(gone) k;
+	-- wait for a running refresh of the model rather than deadlock with it,
+	-- then read the model as it is now
+	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
+	m := segtier._get_model(name);
+	before := segtier._effective_options(m);
+	m.options := (m.options || o) - gone;
+	IF NOT m.options ? 'time_zone' THEN
+		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
+	END IF;
+	after := segtier._effective_options(m);
+	IF (o->>'capture')::boolean AND NOT has_table_privilege(m.source, 'TRIGGER') THEN
+		RAISE EXCEPTION 'capture needs the TRIGGER privilege on %', m.source USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	-- options that shape the stored per-customer summaries need a rescan;
+	-- the others only change scoring: the next run recomputes the statistics
+	UPDATE segtier.model x SET options = m.options, changed_at = now(),
+		needs_full = x.needs_full OR EXISTS (
+			SELECT 1 FROM unnest(ARRAY['time_zone', 'churn_months', 'margin_column', 'capture']) k
+			WHERE x.options->k IS DISTINCT FROM m.options->k)
+	WHERE x.name = m.name;
+	IF (after->>'capture')::boolean IS DISTINCT FROM (before->>'capture')::boolean THEN
+		PERFORM segtier._set_capture(m, (after->>'capture')::boolean);
+	END IF;
+	-- overrides of a column whose tier scheme changed no longer fit it
+	UPDATE segtier.tier_override x SET cleared_by = current_user
+	WHERE x.model = m.name AND x.cleared_by IS NULL
+	  AND ((x.scheme = 'value_class' AND before->>'value_scheme' <> after->>'value_scheme')
+		OR (x.scheme = 'pyramid' AND before->>'pyramid_scheme' <> after->>'pyramid_scheme'));
+END $$;

@@ -1666,7 +1666,7 @@ DECLARE
 		THEN ARRAY(SELECT e.key FROM jsonb_each(options) e WHERE jsonb_typeof(e.value) = 'null') END;
 	o jsonb := segtier._check_options(options - coalesce(gone, '{}'));
 	before jsonb;
-	capture_was boolean;
+	after jsonb;
 BEGIN
 	PERFORM segtier._option_key(k) FROM unnest(gone) k;
 	-- wait for a running refresh of the model rather than deadlock with it,
@@ -1674,12 +1674,11 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
 	m := segtier._get_model(name);
 	before := segtier._effective_options(m);
-	capture_was := (segtier._effective_options(m)->>'capture')::boolean;
 	m.options := (m.options || o) - gone;
 	IF NOT m.options ? 'time_zone' THEN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
-	PERFORM segtier._effective_options(m);
+	after := segtier._effective_options(m);
 	IF (o->>'capture')::boolean AND NOT has_table_privilege(m.source, 'TRIGGER') THEN
 		RAISE EXCEPTION 'capture needs the TRIGGER privilege on %', m.source USING ERRCODE = 'insufficient_privilege';
 	END IF;
@@ -1690,14 +1689,14 @@ BEGIN
 			SELECT 1 FROM unnest(ARRAY['time_zone', 'churn_months', 'margin_column', 'capture']) k
 			WHERE x.options->k IS DISTINCT FROM m.options->k)
 	WHERE x.name = m.name;
-	IF (segtier._effective_options(m)->>'capture')::boolean IS DISTINCT FROM capture_was THEN
-		PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
+	IF (after->>'capture')::boolean IS DISTINCT FROM (before->>'capture')::boolean THEN
+		PERFORM segtier._set_capture(m, (after->>'capture')::boolean);
 	END IF;
 	-- overrides of a column whose tier scheme changed no longer fit it
 	UPDATE segtier.tier_override x SET cleared_by = current_user
 	WHERE x.model = m.name AND x.cleared_by IS NULL
-	  AND ((x.scheme = 'value_class' AND before->>'value_scheme' <> segtier._effective_options(m)->>'value_scheme')
-		OR (x.scheme = 'pyramid' AND before->>'pyramid_scheme' <> segtier._effective_options(m)->>'pyramid_scheme'));
+	  AND ((x.scheme = 'value_class' AND before->>'value_scheme' <> after->>'value_scheme')
+		OR (x.scheme = 'pyramid' AND before->>'pyramid_scheme' <> after->>'pyramid_scheme'));
 END $$;
 CREATE FUNCTION segtier.alter_model(name text, options jsonb) RETURNS void
 LANGUAGE sql AS $$

@@ -901,7 +901,8 @@ CREATE TABLE segtier.model (
 	owner regrole NOT NULL DEFAULT quote_ident(current_user)::regrole,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	changed_at timestamptz NOT NULL DEFAULT now(),
-	needs_full boolean NOT NULL DEFAULT true
+	needs_full boolean NOT NULL DEFAULT true,
+	since_run bigint NOT NULL
 );
 COMMENT ON TABLE segtier.model IS 'registered models: which source holds the transactions and how to tier its customers';
 COMMENT ON COLUMN segtier.model.name IS 'model name (lower-case identifier)';
@@ -914,6 +915,7 @@ COMMENT ON COLUMN segtier.model.owner IS 'role the refresh runs as';
 COMMENT ON COLUMN segtier.model.created_at IS 'when the model was created';
 COMMENT ON COLUMN segtier.model.changed_at IS 'when the model was last created or altered';
 COMMENT ON COLUMN segtier.model.needs_full IS 'the next refresh rescans the source (set by model changes and TRUNCATE)';
+COMMENT ON COLUMN segtier.model.since_run IS 'the model''s runs and history rows have greater run ids; rows of its name up to this one are a dropped model''s';
 
 CREATE TABLE segtier.refresh_runs (
 	run_id bigserial PRIMARY KEY,
@@ -929,6 +931,9 @@ CREATE TABLE segtier.refresh_runs (
 	params jsonb
 );
 CREATE INDEX ON segtier.refresh_runs (model, run_id);
+-- a run id taken when the model is created: a new model of a dropped
+-- model's name does not take over its runs and history
+ALTER TABLE segtier.model ALTER COLUMN since_run SET DEFAULT nextval('segtier.refresh_runs_run_id_seq');
 COMMENT ON TABLE segtier.refresh_runs IS 'one row per refresh run of a model';
 COMMENT ON COLUMN segtier.refresh_runs.run_id IS 'run id (tier_history.run_id refers to it)';
 COMMENT ON COLUMN segtier.refresh_runs.model IS 'model refreshed';
@@ -991,10 +996,20 @@ COMMENT ON COLUMN segtier.tier_override.cleared_by IS 'role that cleared it; the
 
 -- Rows written directly (admins have DML on the table) are checked as
 -- create_model and alter_model check them, but for the tier schemes they
--- name: a restore loads segtier.model before segtier.tier_scheme.
+-- name: a restore loads segtier.model before segtier.tier_scheme.  Only
+-- the DBA (a restore) sets since_run: an admin's model always takes a new
+-- one, so it cannot claim a dropped model's history.
 CREATE FUNCTION segtier._model_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
+	IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'segtier.model'::regclass), 'USAGE') THEN
+		IF TG_OP = 'INSERT' THEN
+			NEW.since_run := nextval('segtier.refresh_runs_run_id_seq');
+		ELSIF NEW.since_run IS DISTINCT FROM OLD.since_run THEN
+			RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	END IF;
 	NEW.options := segtier._check_options(NEW.options);
 	PERFORM segtier._check_columns(NEW);
 	PERFORM segtier._model_options(NEW);
@@ -1012,6 +1027,11 @@ CREATE POLICY model_owner ON segtier.model
 CREATE FUNCTION segtier._model_names() RETURNS SETOF text
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
 	SELECT name FROM segtier.model
+$$;
+
+CREATE FUNCTION segtier._model_since_runs() RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp AS $$
+	SELECT coalesce(jsonb_object_agg(name, since_run), '{}') FROM segtier.model
 $$;
 
 -- The history and runs of a model are read by the roles that may read its
@@ -1037,26 +1057,28 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp
 $$;
 
 ALTER TABLE segtier.refresh_runs ENABLE ROW LEVEL SECURITY;
--- Each array and the boolean are InitPlans, made once a statement (EXISTS
--- was a subquery for each row, about a quarter of a first refresh's history
--- insert by a non-superuser).  The owner's policies are not FOR ALL: a
--- reader, who may not read segtier.model, reads the runs.
+-- A row is a model's when its run id is greater than the model's since_run
+-- (else it is a dropped model's of that name).  Each array, object and the
+-- boolean are InitPlans, made once a statement (EXISTS was a subquery for
+-- each row, about a quarter of a first refresh's history insert by a
+-- non-superuser).  The owner's policies are not FOR ALL: a reader, who may
+-- not read segtier.model, reads the runs.
 CREATE POLICY runs_read ON segtier.refresh_runs FOR SELECT
-	USING (CASE WHEN model = ANY (ARRAY(SELECT segtier._model_names()))
+	USING (CASE WHEN run_id > ((SELECT segtier._model_since_runs()) ->> model)::bigint
 				THEN model = ANY (ARRAY(SELECT segtier._readable_models()))
 				ELSE (SELECT segtier._reads_every_model()) END);
 CREATE POLICY runs_insert ON segtier.refresh_runs FOR INSERT
-	WITH CHECK (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));
+	WITH CHECK (run_id > ((SELECT jsonb_object_agg(m.name, m.since_run) FROM segtier.model m) ->> model)::bigint);
 CREATE POLICY runs_update ON segtier.refresh_runs FOR UPDATE
-	USING (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)))
-	WITH CHECK (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));
+	USING (run_id > ((SELECT jsonb_object_agg(m.name, m.since_run) FROM segtier.model m) ->> model)::bigint)
+	WITH CHECK (run_id > ((SELECT jsonb_object_agg(m.name, m.since_run) FROM segtier.model m) ->> model)::bigint);
 ALTER TABLE segtier.tier_history ENABLE ROW LEVEL SECURITY;
 CREATE POLICY history_read ON segtier.tier_history FOR SELECT
-	USING (CASE WHEN model = ANY (ARRAY(SELECT segtier._model_names()))
+	USING (CASE WHEN run_id > ((SELECT segtier._model_since_runs()) ->> model)::bigint
 				THEN model = ANY (ARRAY(SELECT segtier._readable_models()))
 				ELSE (SELECT segtier._reads_every_model()) END);
 CREATE POLICY history_owner ON segtier.tier_history FOR INSERT
-	WITH CHECK (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));
+	WITH CHECK (run_id > ((SELECT jsonb_object_agg(m.name, m.since_run) FROM segtier.model m) ->> model)::bigint);
 ALTER TABLE segtier.tier_override ENABLE ROW LEVEL SECURITY;
 CREATE POLICY override_owner ON segtier.tier_override
 	USING (model = ANY (ARRAY(SELECT m.name FROM segtier.model m)));
@@ -1604,7 +1626,7 @@ BEGIN
 		o := o || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
 	m := ROW(name, source, customer_column, time_column, amount_column, o, quote_ident(current_user)::regrole,
-			 now(), now(), true)::segtier.model;
+			 now(), now(), true, nextval('segtier.refresh_runs_run_id_seq'))::segtier.model;
 	PERFORM segtier._check_columns(m);
 	PERFORM segtier._effective_options(m);
 	-- capture puts triggers on the source, which needs its TRIGGER privilege
@@ -1976,7 +1998,7 @@ BEGIN
 	months := (o->>'churn_months')::int;
 	ctype := segtier._customer_type(m);
 	SELECT * INTO last FROM segtier.refresh_runs r
-	WHERE r.model = m.name AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
+	WHERE r.model = m.name AND r.run_id > m.since_run AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
 	-- a child attached since the last run has no capture triggers yet, and
 	-- the rows of a child dropped or detached were never seen leaving
@@ -2266,12 +2288,12 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp
 	FROM segtier.model m
 	CROSS JOIN LATERAL (SELECT coalesce(m.options->>'refresh_interval',
 										(SELECT default_value #>> '{}' FROM segtier.model_option WHERE key = 'refresh_interval'))::interval AS iv) i
-	LEFT JOIN LATERAL (SELECT r.started FROM segtier.refresh_runs r WHERE r.model = m.name
+	LEFT JOIN LATERAL (SELECT r.started FROM segtier.refresh_runs r WHERE r.model = m.name AND r.run_id > m.since_run
 					   ORDER BY r.run_id DESC LIMIT 1) l ON true
 	LEFT JOIN LATERAL (SELECT least(count(*), 6) AS n FROM segtier.refresh_runs r
 					   WHERE r.model = m.name AND r.status = 'failed'
 						 AND r.run_id > coalesce((SELECT max(k.run_id) FROM segtier.refresh_runs k
-												  WHERE k.model = m.name AND k.status = 'succeeded'), 0)) f ON true
+												  WHERE k.model = m.name AND k.status = 'succeeded'), m.since_run)) f ON true
 	CROSS JOIN LATERAL (SELECT coalesce(l.started, '-infinity'::timestamptz)
 							   + least(i.iv * power(2, coalesce(f.n, 0)), greatest(i.iv, interval '1 day')) AS due) d
 	WHERE d.due <= now()
@@ -2353,17 +2375,18 @@ DECLARE
 	k bigint;
 	r record;
 BEGIN
-	FOR r IN SELECT m.name, (segtier._effective_options(m)->>'history_retention')::interval AS keep
+	FOR r IN SELECT m.name, m.since_run, (segtier._effective_options(m)->>'history_retention')::interval AS keep
 			 FROM segtier.model m WHERE purge_history.model IS NULL OR m.name = purge_history.model LOOP
 		CONTINUE WHEN r.keep IS NULL;
-		DELETE FROM segtier.tier_history h WHERE h.model = r.name AND h.changed_at < now() - r.keep;
+		DELETE FROM segtier.tier_history h
+		WHERE h.model = r.name AND h.run_id > r.since_run AND h.changed_at < now() - r.keep;
 		GET DIAGNOSTICS k = ROW_COUNT;
 		n := n + k;
 	END LOOP;
 	RETURN n;
 END $$;
 COMMENT ON FUNCTION segtier.purge_history(text) IS
-'delete tier_history rows older than each model''s history_retention option; returns the rows deleted (only roles with DELETE on tier_history, i.e. the DBA, can run it)';
+'delete tier_history rows older than each model''s history_retention option (a dropped model''s rows stay, also under a re-used name); returns the rows deleted (only roles with DELETE on tier_history, i.e. the DBA, can run it)';
 
 -- Every model's current tiers, customer id as text.
 CREATE FUNCTION segtier._all_tiers() RETURNS TABLE (
@@ -2485,7 +2508,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segtier.grant_admin(regrole) IS 'let a role create, alter, drop, refresh and override its own models and read their tiers (row security limits it to the models it owns)';
 COMMENT ON FUNCTION segtier._grant_views(regrole) IS 'the grants readers and admins share';
-COMMENT ON FUNCTION segtier._model_names() IS 'names of all models, for customer_tiers and the row security of the history and runs (which show the ones the caller may read)';
+COMMENT ON FUNCTION segtier._model_names() IS 'names of all models, for customer_tiers and the models whose history and runs the caller may read';
+COMMENT ON FUNCTION segtier._model_since_runs() IS 'every model''s since_run by name, for the row security of the history and runs (rows of a name up to it are a dropped model''s)';
 COMMENT ON FUNCTION segtier._readable_models() IS 'models whose tiers the caller may read, and so their history and runs';
 COMMENT ON FUNCTION segtier._reads_every_model() IS 'whether the caller reads every model (grant_reader), and so the history and runs of dropped models';
 COMMENT ON FUNCTION segtier._drop_relations(text) IS 'drop the tables of a model that no longer exists';

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/tap.inc"
 first=0.1.0
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" segtier.control)
-echo "1..9"
+echo "1..10"
 
 for db in su_old su_new; do q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null; done
 q -d postgres -c "CREATE DATABASE su_old" -c "CREATE DATABASE su_new"
@@ -21,7 +21,12 @@ SELECT segtier.create_model('crm', 'crm.orders', 'customer_id', 'ordered_at', 'a
 	'{"as_of": "2025-01-01 00:00+00", "time_zone": "UTC", "customers_table": "crm.customers", "hysteresis_runs": 2,
 	  "predict": true, "penalizer": 0.001, "clusters": 3}');
 SELECT segtier.refresh('crm');
+SELECT segtier.create_model('gone', 'crm.orders', 'customer_id', 'ordered_at', 'amount', '{"as_of": "2025-01-01 00:00+00"}');
 SQL
+# a model dropped and created again under its name (separate transactions)
+gone_run=$(q -d su_old -c "SELECT segtier.refresh('gone')")
+q -d su_old -c "SELECT segtier.drop_model('gone')" >/dev/null
+q -d su_old -c "SELECT segtier.create_model('gone', 'crm.orders', 'customer_id', 'ordered_at', 'amount', '{\"as_of\": \"2025-01-01 00:00+00\"}')" >/dev/null
 tiers() { q -d su_old -c "SELECT md5(string_agg(format('%s %s %s %s %s %s', customer, rfm, value_class, pyramid, lifecycle, cluster), '|' ORDER BY customer)) FROM segtier_data.crm_tiers"; }
 before=$(tiers)
 # this library no longer has 0.5.0's C function of the summaries: the
@@ -51,6 +56,8 @@ ok "$([ "$(tiers)" = "$before" ]; echo $?)" "with the same tiers on the same dat
 ok "$([ "$(q -d su_old -c "SELECT reloptions::text || ' ' || (to_regclass('segtier_data.crm_tiers_pending') IS NOT NULL)
 	FROM pg_class WHERE oid = 'segtier_data.crm_tiers'::regclass")" = "{fillfactor=45} true" ]; echo $?)" \
 	"its tiers table now leaves room for HOT updates and indexes the rows incremental runs rescore"
+ok "$([ "$(q -d su_old -c "SELECT string_agg(name || '=' || since_run, ' ' ORDER BY name) FROM segtier.model")" = "crm=0 gone=$gone_run" ]; echo $?)" \
+	"each model's since_run is the last run of its name from before it was created"
 ok "$([ "$(q -d su_old -c "SELECT has_function_privilege('segtier_upgrade_admin', 'segtier._rescore(segtier._scoring, text)', 'EXECUTE')
 	AND has_function_privilege('segtier_upgrade_admin', 'segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[])', 'EXECUTE')")" = t ]; echo $?)" \
 	"roles granted admin before keep every function a refresh needs"

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(43);
+SELECT plan(53);
 
 CREATE ROLE st_admin NOLOGIN;
 CREATE ROLE st_other NOLOGIN;
@@ -124,11 +124,49 @@ SET ROLE st_admin;
 SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'mine'), 0::bigint,
 	'nor does its owner (the DBA and the readers keep the audit)');
 RESET ROLE;
+-- a new model of that name is another model: its owner neither sees nor
+-- changes the old rows, the worker schedules it by its own runs, and
+-- purge_history keeps the old rows
+SET ROLE st_other;
+CREATE TABLE other_orders (cust int, at timestamptz, amount numeric);
+INSERT INTO other_orders VALUES (7, '2025-01-01 00:00+00', 10);
+SELECT segtier.create_model('mine', 'other_orders', 'cust', 'at', 'amount',
+	'{"as_of": "2025-03-01 00:00+00", "refresh_interval": "1 day"}');
+SELECT is((SELECT count(*) FROM segtier.refresh_runs WHERE model = 'mine'), 0::bigint,
+	'the owner of a new model with a dropped model''s name does not see the old runs');
+WITH u AS (UPDATE segtier.refresh_runs SET customers = 0 WHERE model = 'mine' RETURNING 1)
+SELECT is(count(*), 0::bigint, 'nor changes them') FROM u;
+SELECT segtier.refresh('mine');
+SELECT is((SELECT count(*)::text || ' ' || sum(customers) FROM segtier.refresh_runs WHERE model = 'mine'), '1 1',
+	'it sees its own run');
+SELECT is((SELECT string_agg(customer, ',') FROM segtier.tier_history WHERE model = 'mine'), '7,7,7',
+	'and only its own history');
+SELECT throws_ok($$UPDATE segtier.model SET since_run = 0 WHERE name = 'mine'$$, '42501',
+	'only the owner of segtier.model may change since_run', 'an admin cannot move since_run to claim the old rows');
+SELECT segtier.drop_model('mine');
+INSERT INTO segtier.model (name, source, customer_column, time_column, amount_column, since_run)
+VALUES ('mine', 'other_orders', 'cust', 'at', 'amount', 0);
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 0::bigint,
+	'nor by inserting its model row with since_run 0 (it gets a new one)');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 9::bigint,
+	'the DBA reads every generation''s rows');
+SELECT ok('mine' IN (SELECT segtier._worker_due_models()),
+	'a new model is due at once, though a dropped model of its name ran just now');
+INSERT INTO segtier.tier_history (model, customer, scheme, to_tier, run_id, reason, changed_at)
+SELECT 'mine', 'old', 'value_class', 'x', min(run_id), 'score', timestamptz '2000-01-01' FROM segtier.refresh_runs WHERE model = 'mine'
+UNION ALL
+SELECT 'mine', 'new', 'value_class', 'x', since_run + 1, 'score', '2000-01-01' FROM segtier.model WHERE name = 'mine';
+SELECT segtier.alter_model('mine', '{"history_retention": "1 year"}');
+SELECT is(segtier.purge_history('mine'), 1::bigint, 'purge_history deletes the model''s old rows');
+SELECT is((SELECT string_agg(customer, ',') FROM segtier.tier_history WHERE model = 'mine' AND changed_at < '2001-01-01'), 'old',
+	'but not a dropped model''s of its name');
+SELECT segtier.drop_model('mine');
 -- a member of a reader role reads them; a role without USAGE on segtier_data sees no rows
 CREATE ROLE st_bi_user NOLOGIN IN ROLE st_reader;
 SET ROLE st_bi_user;
-SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 6::bigint,
-	'a member of a reader role reads the history of a dropped model');
+SELECT is((SELECT count(*) FROM segtier.tier_history WHERE model = 'mine'), 10::bigint,
+	'a member of a reader role reads the history of dropped models (all three of the name)');
 RESET ROLE;
 CREATE ROLE st_monitor NOLOGIN;
 GRANT SELECT ON segtier.tier_history, segtier.refresh_runs TO st_monitor;

@@ -10,6 +10,8 @@
 --   rows by the new one's history_retention.  Existing models get the last
 --   run id of their name from before they were created.
 -- * Only the DBA (the owner of segtier.model, e.g. a restore) sets since_run.
+-- * create_model and alter_model refuse a customers_table that is not a
+--   valid name ("", "a b") with 22023 naming the option (was 42602).
 \echo Use "ALTER EXTENSION segtier UPDATE TO '0.12.0'" to load this file. \quit
 
 ALTER TABLE segtier.model ADD COLUMN since_run bigint NOT NULL DEFAULT 0;
@@ -58,6 +60,20 @@ ALTER POLICY history_read ON segtier.tier_history
 				ELSE (SELECT segtier._reads_every_model()) END);
 ALTER POLICY history_owner ON segtier.tier_history
 	WITH CHECK (run_id > ((SELECT jsonb_object_agg(m.name, m.since_run) FROM segtier.model m) ->> model)::bigint);
+
+CREATE OR REPLACE FUNCTION segtier._resolve_options(o jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+	RETURN CASE WHEN pg_catalog.jsonb_typeof(o OPERATOR(pg_catalog.->) 'customers_table') OPERATOR(pg_catalog.=) 'string'
+		THEN o OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('customers_table', COALESCE(
+			(SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+			 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+			 WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(o OPERATOR(pg_catalog.->>) 'customers_table')),
+			o OPERATOR(pg_catalog.->>) 'customers_table'))
+		ELSE o END;
+EXCEPTION WHEN invalid_name THEN
+	RETURN o;
+END $$;
 
 CREATE OR REPLACE FUNCTION segtier._create_model(name text, source regclass, customer_column name, time_column name,
 	amount_column name, options jsonb) RETURNS void

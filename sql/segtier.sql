@@ -1645,17 +1645,21 @@ BEGIN
 	PERFORM segtier._set_capture(m, (segtier._effective_options(m)->>'capture')::boolean);
 END $$;
 -- Relation names in options are resolved on the caller's search_path, so
--- this wrapper has no SET clause and qualifies every name it uses.
+-- this wrapper has no SET clause and qualifies every name it uses.  A name
+-- that is not even valid syntax is left for _check_option to refuse (22023).
 CREATE FUNCTION segtier._resolve_options(o jsonb) RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-	SELECT CASE WHEN pg_catalog.jsonb_typeof(o OPERATOR(pg_catalog.->) 'customers_table') OPERATOR(pg_catalog.=) 'string'
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+	RETURN CASE WHEN pg_catalog.jsonb_typeof(o OPERATOR(pg_catalog.->) 'customers_table') OPERATOR(pg_catalog.=) 'string'
 		THEN o OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('customers_table', COALESCE(
 			(SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
 			 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
 			 WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(o OPERATOR(pg_catalog.->>) 'customers_table')),
 			o OPERATOR(pg_catalog.->>) 'customers_table'))
-		ELSE o END
-$$;
+		ELSE o END;
+EXCEPTION WHEN invalid_name THEN
+	RETURN o;
+END $$;
 
 CREATE FUNCTION segtier.create_model(name text, source regclass, customer_column name, time_column name,
 	amount_column name, options jsonb DEFAULT '{}') RETURNS void

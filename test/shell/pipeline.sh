@@ -31,7 +31,7 @@ SELECT segtier.refresh('member');
 SQL
 snapshot() {
 	q -d "$1" -c "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
-		SELECT format('%s %s %s %s %s', name, source::text, customer_column, options, owner) x FROM segtier.model
+		SELECT format('%s %s %s %s %s %s', name, source::text, customer_column, options, owner, since_run) x FROM segtier.model
 		UNION ALL SELECT format('%s %s %s %s %s %s', run_id, model, status, full_refresh, customers, changed) FROM segtier.refresh_runs
 		UNION ALL SELECT format('%s %s %s %s %s %s %s', model, customer, scheme, from_tier, to_tier, run_id, reason) FROM segtier.tier_history
 		UNION ALL SELECT format('%s %s %s %s', model, customer, tier, reason) FROM segtier.tier_override
@@ -49,7 +49,7 @@ pg_restore -d st_restore "$dump" 2>/tmp/segtier-restore.err
 ok $? "plain pg_restore into a fresh database$( [ -s /tmp/segtier-restore.err ] && echo ': '$(head -c 300 /tmp/segtier-restore.err))"
 after=$(snapshot st_restore)
 [ -n "$before" ] && [ "$before" = "$after" ]
-ok $? "models, runs, history, overrides, tiers and user schemes survive the round trip"
+ok $? "models (with since_run), runs, history, overrides, tiers and user schemes survive the round trip"
 # user tables with user-defined tiers: segtier's catalog data first (README)
 q -d st_dump -c "ALTER TABLE public.cards_later RENAME TO cards" >/dev/null
 q -d postgres -c "DROP DATABASE st_restore" -c "CREATE DATABASE st_restore" >/dev/null

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(58);
+SELECT plan(60);
 
 -- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
 -- c: 2 small orders long ago, d: refunds only
@@ -158,6 +158,10 @@ SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount'
 	'42703', 'margin column "nope" does not exist in public.o', 'margin_column must exist');
 SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"customers_table": "people", "customers_key": "nope"}')$$,
 	'42703', 'customers_key column "nope" does not exist in public.people', 'customers_key must exist');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"customers_table": ""}')$$,
+	'22023', 'invalid value for model option "customers_table": ""', 'customers_table must not be empty');
+SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"customers_table": "no such table"}')$$,
+	'22023', 'invalid value for model option "customers_table": "no such table"', 'nor a name of invalid syntax');
 SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"rfm_bins": 4, "recency_cuts": [1, 2]}')$$,
 	'22023', 'invalid value for model option "recency_cuts": [1, 2]', 'fixed thresholds must number rfm_bins - 1');
 SELECT throws_ok($$SELECT segtier.create_model('opt', 'o', 'who', 'at', 'amount', '{"pyramid_shares": [0.1, 0.2]}')$$,

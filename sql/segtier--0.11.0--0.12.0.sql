@@ -19,20 +19,20 @@ ALTER TABLE segtier.model DISABLE TRIGGER model_check;
 UPDATE segtier.model m SET since_run = coalesce((SELECT max(r.run_id) FROM segtier.refresh_runs r
 												 WHERE r.model = m.name AND r.started < m.created_at), 0);
 ALTER TABLE segtier.model ENABLE TRIGGER model_check;
-ALTER TABLE segtier.model ALTER COLUMN since_run SET DEFAULT nextval('segtier.refresh_runs_run_id_seq');
+ALTER TABLE segtier.model ALTER COLUMN since_run DROP DEFAULT;
 
 COMMENT ON COLUMN segtier.model.since_run IS 'the model''s runs and history rows have greater run ids; rows of its name up to this one are a dropped model''s';
 
 CREATE OR REPLACE FUNCTION segtier._model_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	dba boolean := pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'segtier.model'::regclass), 'USAGE');
 BEGIN
-	IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'segtier.model'::regclass), 'USAGE') THEN
-		IF TG_OP = 'INSERT' THEN
-			NEW.since_run := nextval('segtier.refresh_runs_run_id_seq');
-		ELSIF NEW.since_run IS DISTINCT FROM OLD.since_run THEN
-			RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
-				USING ERRCODE = 'insufficient_privilege';
-		END IF;
+	IF TG_OP = 'INSERT' AND (NEW.since_run IS NULL OR NOT dba) THEN
+		NEW.since_run := nextval('segtier.refresh_runs_run_id_seq');
+	ELSIF TG_OP = 'UPDATE' AND NEW.since_run IS DISTINCT FROM OLD.since_run AND NOT dba THEN
+		RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
+			USING ERRCODE = 'insufficient_privilege';
 	END IF;
 	NEW.options := segtier._check_options(NEW.options);
 	PERFORM segtier._check_columns(NEW);
@@ -102,7 +102,7 @@ BEGIN
 		o := o || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
 	m := ROW(name, source, customer_column, time_column, amount_column, o, quote_ident(current_user)::regrole,
-			 now(), now(), true, nextval('segtier.refresh_runs_run_id_seq'))::segtier.model;
+			 now(), now(), true, NULL)::segtier.model;
 	PERFORM segtier._check_columns(m);
 	PERFORM segtier._effective_options(m);
 	-- capture puts triggers on the source, which needs its TRIGGER privilege

@@ -931,9 +931,6 @@ CREATE TABLE segtier.refresh_runs (
 	params jsonb
 );
 CREATE INDEX ON segtier.refresh_runs (model, run_id);
--- a run id taken when the model is created: a new model of a dropped
--- model's name does not take over its runs and history
-ALTER TABLE segtier.model ALTER COLUMN since_run SET DEFAULT nextval('segtier.refresh_runs_run_id_seq');
 COMMENT ON TABLE segtier.refresh_runs IS 'one row per refresh run of a model';
 COMMENT ON COLUMN segtier.refresh_runs.run_id IS 'run id (tier_history.run_id refers to it)';
 COMMENT ON COLUMN segtier.refresh_runs.model IS 'model refreshed';
@@ -996,19 +993,19 @@ COMMENT ON COLUMN segtier.tier_override.cleared_by IS 'role that cleared it; the
 
 -- Rows written directly (admins have DML on the table) are checked as
 -- create_model and alter_model check them, but for the tier schemes they
--- name: a restore loads segtier.model before segtier.tier_scheme.  Only
--- the DBA (a restore) sets since_run: an admin's model always takes a new
--- one, so it cannot claim a dropped model's history.
+-- name: a restore loads segtier.model before segtier.tier_scheme.  A new
+-- model takes a run id as its since_run; only the DBA (a restore) gives
+-- one, so an admin's model cannot claim a dropped model's history.
 CREATE FUNCTION segtier._model_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	dba boolean := pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'segtier.model'::regclass), 'USAGE');
 BEGIN
-	IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'segtier.model'::regclass), 'USAGE') THEN
-		IF TG_OP = 'INSERT' THEN
-			NEW.since_run := nextval('segtier.refresh_runs_run_id_seq');
-		ELSIF NEW.since_run IS DISTINCT FROM OLD.since_run THEN
-			RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
-				USING ERRCODE = 'insufficient_privilege';
-		END IF;
+	IF TG_OP = 'INSERT' AND (NEW.since_run IS NULL OR NOT dba) THEN
+		NEW.since_run := nextval('segtier.refresh_runs_run_id_seq');
+	ELSIF TG_OP = 'UPDATE' AND NEW.since_run IS DISTINCT FROM OLD.since_run AND NOT dba THEN
+		RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
+			USING ERRCODE = 'insufficient_privilege';
 	END IF;
 	NEW.options := segtier._check_options(NEW.options);
 	PERFORM segtier._check_columns(NEW);
@@ -1626,7 +1623,7 @@ BEGIN
 		o := o || jsonb_build_object('time_zone', current_setting('TimeZone'));
 	END IF;
 	m := ROW(name, source, customer_column, time_column, amount_column, o, quote_ident(current_user)::regrole,
-			 now(), now(), true, nextval('segtier.refresh_runs_run_id_seq'))::segtier.model;
+			 now(), now(), true, NULL)::segtier.model;
 	PERFORM segtier._check_columns(m);
 	PERFORM segtier._effective_options(m);
 	-- capture puts triggers on the source, which needs its TRIGGER privilege

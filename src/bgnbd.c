@@ -446,7 +446,7 @@ PG_FUNCTION_INFO_V1(bgnbd_final);
 Datum
 bgnbd_final(PG_FUNCTION_ARGS)
 {
-	Hist	   *h = PG_GETARG_HIST_P(0);
+	const Hist *h = PG_GETARG_HIST_P(0);
 	TupleDesc	tupdesc;
 	BgnbdData	d;
 	HistEntry  *e;

@@ -205,7 +205,7 @@ PG_FUNCTION_INFO_V1(gamma_gamma_final);
 Datum
 gamma_gamma_final(PG_FUNCTION_ARGS)
 {
-	Hist	   *h = PG_GETARG_HIST_P(0);
+	const Hist *h = PG_GETARG_HIST_P(0);
 	TupleDesc	tupdesc;
 	GgData		d;
 	HistEntry  *e;

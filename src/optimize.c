@@ -12,49 +12,38 @@
 #include "common/shortest_dec.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
+#include "utils/expandeddatum.h"
 #include "utils/memutils.h"
 
 #define HIST_MIN_CAPACITY 64
 #define HIST_MAX_CAPACITY ((int32) ((MaxAllocSize - offsetof(Hist, slots)) / sizeof(HistEntry)))
+/* Layout 1 (0.12.0 and before): an open-addressing hash table, n = 0 in empty slots. */
+#define HIST_HASH_VERSION 1
+/* The binary send/receive form's version. */
+#define HIST_WIRE_VERSION 1
 
-/* Spreads the bits of the keys over the table (splitmix64 finaliser). */
-static uint64
-hist_hash(const float8 *key, int nkeys)
+/*
+ * An aggregate's state is an expanded object: the transition functions
+ * change it in place and grow it by repalloc, where a flat varlena state
+ * would be copied by the executor each time it grew.  Its flat form (for a
+ * parallel worker's partial state, a table) holds the distinct entries only.
+ */
+typedef struct HistObject
 {
-	uint64		h = UINT64CONST(0x9E3779B97F4A7C15);
+	ExpandedObjectHeader hdr;
+	Hist	   *h;				/* in hdr.eoh_context */
+} HistObject;
 
-	for (int i = 0; i < nkeys; i++)
-	{
-		float8		v = key[i] + 0.0;	/* -0 and +0 are the same key */
-		uint64		bits;
-
-		memcpy(&bits, &v, sizeof(bits));
-		h ^= bits;
-		h ^= h >> 30;
-		h *= UINT64CONST(0xBF58476D1CE4E5B9);
-		h ^= h >> 27;
-		h *= UINT64CONST(0x94D049BB133111EB);
-		h ^= h >> 31;
-	}
-	return h;
-}
-
-/* An empty histogram in the current memory context. */
+/*
+ * An empty histogram with room for capacity entries in the current memory
+ * context.  Its varlena header is set only when it is made flat.
+ */
 static Hist *
 hist_create(int nkeys, float8 penalizer, int capacity)
 {
-	Size		size;
-	Hist	   *h;
+	Hist	   *h = palloc(offsetof(Hist, slots) + sizeof(HistEntry) * (Size) capacity);
 
-	if (capacity > HIST_MAX_CAPACITY)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many distinct customer histories for one model fit"),
-				 errdetail("The fit keeps at most %d distinct histories.",
-						   HIST_MAX_CAPACITY / 10 * 7)));
-	size = offsetof(Hist, slots) + sizeof(HistEntry) * (Size) capacity;
-	h = palloc0(size);
-	SET_VARSIZE(h, size);
+	memset(h, 0, offsetof(Hist, slots));
 	h->version = HIST_VERSION;
 	h->nkeys = nkeys;
 	h->capacity = capacity;
@@ -62,64 +51,157 @@ hist_create(int nkeys, float8 penalizer, int capacity)
 	return h;
 }
 
-/* The slot holding the key, or the empty slot where it belongs. */
-static HistEntry *
-hist_slot(Hist *h, const float8 *key)
+static inline int
+hist_key_cmp(const float8 *x, const float8 *y, int nkeys)
 {
-	uint32		mask = (uint32) h->capacity - 1;
-	uint32		i = (uint32) hist_hash(key, h->nkeys) & mask;
-
-	for (;;)
+	for (int k = 0; k < nkeys; k++)
 	{
-		HistEntry  *e = &h->slots[i];
-		bool		same = e->n > 0;
-
-		for (int k = 0; same && k < h->nkeys; k++)
-			same = e->key[k] == key[k];
-		if (same || e->n == 0)
-			return e;
-		i = (i + 1) & mask;
+		if (x[k] < y[k])
+			return -1;
+		if (x[k] > y[k])
+			return 1;
 	}
+	return 0;
+}
+
+/* An entry's keys packed into one integer, when they are small whole numbers. */
+typedef struct PackedEntry
+{
+	uint64		key;
+	int64		n;
+} PackedEntry;
+
+StaticAssertDecl(sizeof(PackedEntry) == 2 * sizeof(uint64), "PackedEntry is two words");
+
+/*
+ * Sorts m entries by key.  When every key is a whole number in [0, 2^bits)
+ * (the refresh fits on whole days), the keys are packed into one integer,
+ * the first key highest, and take one radix sort instead of one per key.
+ */
+static void
+hist_sort_entries(HistEntry *e, int m, int nkeys)
+{
+	int			bits = 63 / nkeys;
+	float8		limit = (float8) (UINT64CONST(1) << bits);
+	PackedEntry *packed;
+
+	if (m < 2)
+		return;
+	packed = palloc(sizeof(PackedEntry) * m);
+	for (int i = 0; i < m; i++)
+	{
+		uint64		key = 0;
+
+		for (int k = 0; k < nkeys; k++)
+		{
+			if (!(e[i].key[k] >= 0.0 && e[i].key[k] < limit && e[i].key[k] == floor(e[i].key[k])))
+			{
+				pfree(packed);
+				segtier_sort_rows(e, m, sizeof(HistEntry) / sizeof(float8), nkeys);
+				return;
+			}
+			key = (key << bits) | (uint64) e[i].key[k];
+		}
+		packed[i].key = key;
+		packed[i].n = e[i].n;
+	}
+	segtier_sort_u64((uint64 *) packed, m, sizeof(PackedEntry) / sizeof(uint64));
+	for (int i = 0; i < m; i++)
+	{
+		for (int k = 0; k < nkeys; k++)
+			e[i].key[k] = (float8) ((packed[i].key >> (bits * (nkeys - 1 - k))) &
+									((UINT64CONST(1) << bits) - 1));
+		e[i].n = packed[i].n;
+	}
+	pfree(packed);
 }
 
 /*
- * Adds n customers with this key.  Returns h, changed in place, or a larger
- * copy made in the current memory context (h itself is left for the caller:
- * in an aggregate the executor frees the old state).
+ * The distinct entries of h in key order with their counts, in out (room
+ * for used + pending entries, not h's own); returns how many.  The pending
+ * entries are sorted in a copy and merged with the sorted ones.
  */
-static Hist *
-hist_add(Hist *h, const float8 *key, int64 n)
+static int
+hist_collect(const Hist *h, HistEntry *out)
 {
-	HistEntry  *e = hist_slot(h, key);
+	HistEntry  *added = palloc(sizeof(HistEntry) * Max(h->pending, 1));
+	const HistEntry *sorted = h->slots;
+	int			i = 0,
+				j = 0,
+				m = 0;
 
-	if (e->n == 0 && (int64) (h->used + 1) * 10 > (int64) h->capacity * 7)
+	memcpy(added, h->slots + h->used, sizeof(HistEntry) * h->pending);
+	hist_sort_entries(added, h->pending, h->nkeys);
+	while (i < h->used || j < h->pending)
 	{
-		Hist	   *bigger = hist_create(h->nkeys, h->penalizer,
-										 h->capacity * 2);
+		const HistEntry *next;
 
-		bigger->skipped = h->skipped;
-		for (int i = 0; i < h->capacity; i++)
+		if (j == h->pending ||
+			(i < h->used && hist_key_cmp(sorted[i].key, added[j].key, h->nkeys) <= 0))
+			next = &sorted[i++];
+		else
+			next = &added[j++];
+		if (m > 0 && hist_key_cmp(out[m - 1].key, next->key, h->nkeys) == 0)
 		{
-			if (h->slots[i].n > 0)
-			{
-				*hist_slot(bigger, h->slots[i].key) = h->slots[i];
-				bigger->used++;
-			}
+			if (pg_add_s64_overflow(out[m - 1].n, next->n, &out[m - 1].n))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("customer count of an aggregate state is out of range")));
 		}
-		h = bigger;
-		e = hist_slot(h, key);
+		else
+			out[m++] = *next;
 	}
-	if (e->n == 0)
+	pfree(added);
+	return m;
+}
+
+/* Folds the pending entries into the sorted ones, in place. */
+static void
+hist_compact(Hist *h)
+{
+	HistEntry  *merged;
+
+	if (h->pending == 0)
+		return;
+	merged = palloc(sizeof(HistEntry) * (h->used + h->pending));
+	h->used = hist_collect(h, merged);
+	h->pending = 0;
+	memcpy(h->slots, merged, sizeof(HistEntry) * h->used);
+	pfree(merged);
+}
+
+/*
+ * Adds n customers with this key at the end: the sorting waits until the
+ * histogram is full, so a row costs no hash probe (a cache miss a row once
+ * the distinct histories outgrow the caches).  When the distinct entries
+ * then fill more than half of it, *hp is grown in its memory context.
+ */
+static void
+hist_add(Hist **hp, const float8 *key, int64 n)
+{
+	Hist	   *h = *hp;
+	HistEntry  *e;
+
+	if (h->used + h->pending == h->capacity)
 	{
-		memset(e->key, 0, sizeof(e->key));
-		memcpy(e->key, key, sizeof(float8) * h->nkeys);
-		h->used++;
+		hist_compact(h);
+		if (h->used > h->capacity / 2)
+		{
+			if (h->used > HIST_MAX_CAPACITY / 2)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many distinct customer histories for one model fit"),
+						 errdetail("The fit keeps at most %d distinct histories.",
+								   HIST_MAX_CAPACITY / 2)));
+			h->capacity = (int32) Min((int64) h->capacity * 2, HIST_MAX_CAPACITY);
+			*hp = h = repalloc(h, offsetof(Hist, slots) + sizeof(HistEntry) * (Size) h->capacity);
+		}
 	}
-	if (pg_add_s64_overflow(e->n, n, &e->n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("customer count of an aggregate state is out of range")));
-	return h;
+	e = &h->slots[h->used + h->pending++];
+	memset(e->key, 0, sizeof(e->key));
+	for (int k = 0; k < h->nkeys; k++)
+		e->key[k] = key[k] + 0.0;	/* -0 and +0 are the same key */
+	e->n = n;
 }
 
 static void
@@ -133,110 +215,147 @@ hist_check_penalizer(float8 have, float8 got)
 						   have, got)));
 }
 
-/* Adds every entry of from into into; same return contract as hist_add. */
-static Hist *
-hist_merge(Hist *into, const Hist *from)
-{
-	if (into->nkeys != from->nkeys)
-		elog(ERROR, "cannot merge model histograms of %d and %d keys",
-			 into->nkeys, from->nkeys);
-	hist_check_penalizer(into->penalizer, from->penalizer);
-	into->skipped += from->skipped;
-	for (int i = 0; i < from->capacity; i++)
-	{
-		if (from->slots[i].n > 0)
-			into = hist_add(into, from->slots[i].key, from->slots[i].n);
-	}
-	return into;
-}
-
-/* An entry's keys packed into one integer, when they are small whole numbers. */
-typedef struct PackedEntry
-{
-	uint64		key;
-	int64		n;
-} PackedEntry;
-
-StaticAssertDecl(sizeof(PackedEntry) == 2 * sizeof(uint64), "PackedEntry is two words");
-
 /*
- * Packs every entry's keys (nkeys fields of bits bits, the first key highest,
- * so integer order is key order) and returns how many there are; -1 unless
- * all are whole numbers in [0, 2^bits).  The refresh fits on whole days,
- * where these keys take one radix sort instead of one for each key.
- */
-static int
-hist_pack(const Hist *h, PackedEntry *out)
-{
-	int			bits = 63 / h->nkeys;
-	float8		limit = (float8) (UINT64CONST(1) << bits);
-	int			m = 0;
-
-	for (int i = 0; i < h->capacity; i++)
-	{
-		const HistEntry *e = &h->slots[i];
-		uint64		key = 0;
-
-		if (e->n == 0)
-			continue;
-		for (int k = 0; k < h->nkeys; k++)
-		{
-			if (!(e->key[k] >= 0.0 && e->key[k] < limit && e->key[k] == floor(e->key[k])))
-				return -1;
-			key = (key << bits) | (uint64) e->key[k];
-		}
-		out[m].key = key;
-		out[m++].n = e->n;
-	}
-	return m;
-}
-
-/*
- * The entries in key order: a fit sums over them in this order, so serial
- * and parallel aggregation give bit-identical results.
+ * The distinct entries in key order: a fit sums over them in this order, so
+ * serial and parallel aggregation give bit-identical results.
  */
 HistEntry *
 hist_sorted(const Hist *h, int *count)
 {
-	HistEntry  *out = palloc(sizeof(HistEntry) * Max(h->used, 1));
-	PackedEntry *packed = palloc(sizeof(PackedEntry) * Max(h->used, 1));
-	int			m = hist_pack(h, packed);
+	HistEntry  *out = palloc(sizeof(HistEntry) * Max(h->used + h->pending, 1));
 
-	if (m >= 0)
+	*count = hist_collect(h, out);
+	return out;
+}
+
+/* The flat varlena of h's distinct entries, in the current memory context. */
+static Hist *
+hist_flat(const Hist *h)
+{
+	int			m;
+	HistEntry  *e = hist_sorted(h, &m);
+	Hist	   *flat = hist_create(h->nkeys, h->penalizer, m);
+
+	flat->skipped = h->skipped;
+	flat->used = m;
+	memcpy(flat->slots, e, sizeof(HistEntry) * m);
+	SET_VARSIZE(flat, offsetof(Hist, slots) + sizeof(HistEntry) * m);
+	pfree(e);
+	return flat;
+}
+
+static Size
+hist_object_flat_size(ExpandedObjectHeader *eohptr)
+{
+	HistObject *obj = (HistObject *) eohptr;
+
+	hist_compact(obj->h);
+	return offsetof(Hist, slots) + sizeof(HistEntry) * obj->h->used;
+}
+
+static void
+hist_object_flatten_into(ExpandedObjectHeader *eohptr, void *result, Size allocated_size)
+{
+	HistObject *obj = (HistObject *) eohptr;
+	Hist	   *flat = result;
+
+	Assert(obj->h->pending == 0 &&
+		   allocated_size == offsetof(Hist, slots) + sizeof(HistEntry) * obj->h->used);
+	memcpy(flat, obj->h, allocated_size);
+	flat->capacity = obj->h->used;
+	SET_VARSIZE(flat, allocated_size);
+}
+
+static const ExpandedObjectMethods hist_object_methods = {
+	hist_object_flat_size,
+	hist_object_flatten_into
+};
+
+/*
+ * A state datum as a histogram, to read only.  A flat one of layout 1,
+ * which a table may hold from 0.12.0 or before, is read into a new one.
+ */
+const Hist *
+hist_from_datum(Datum d)
+{
+	Hist	   *h;
+	Hist	   *cur;
+
+	if (VARATT_IS_EXTERNAL_EXPANDED(DatumGetPointer(d)))
 	{
-		int			bits = 63 / h->nkeys;
+		HistObject *obj = (HistObject *) DatumGetEOHP(d);
 
-		segtier_sort_u64((uint64 *) packed, m, sizeof(PackedEntry) / sizeof(uint64));
-		for (int i = 0; i < m; i++)
-		{
-			memset(out[i].key, 0, sizeof(out[i].key));
-			for (int k = 0; k < h->nkeys; k++)
-				out[i].key[k] = (float8) ((packed[i].key >> (bits * (h->nkeys - 1 - k))) &
-										  ((UINT64CONST(1) << bits) - 1));
-			out[i].n = packed[i].n;
-		}
+		Assert(obj->hdr.eoh_methods == &hist_object_methods);
+		return obj->h;
 	}
+	h = (Hist *) PG_DETOAST_DATUM(d);
+	if (h->version == HIST_VERSION)
+		return h;
+	if (h->version != HIST_HASH_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("unsupported model state layout (version %d)", h->version)));
+	cur = hist_create(h->nkeys, h->penalizer, HIST_MIN_CAPACITY);
+	cur->skipped = h->skipped;
+	for (int i = 0; i < h->capacity; i++)
+		if (h->slots[i].n > 0)
+			hist_add(&cur, h->slots[i].key, h->slots[i].n);
+	return cur;
+}
+
+/*
+ * The state to change: the first argument itself when it is the
+ * aggregate's expanded state, else a new one (empty for NULL) in the
+ * aggregate's memory context or, outside an aggregate, the current one.
+ */
+static HistObject *
+hist_state_arg(FunctionCallInfo fcinfo, int nkeys, float8 penalizer)
+{
+	MemoryContext aggcxt;
+	bool		inagg = AggCheckCallContext(fcinfo, &aggcxt);
+	MemoryContext cxt;
+	MemoryContext old;
+	HistObject *obj;
+	const Hist *from = NULL;
+
+	if (!PG_ARGISNULL(0))
+	{
+		Datum		d = PG_GETARG_DATUM(0);
+
+		if (inagg && VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(d)))
+		{
+			obj = (HistObject *) DatumGetEOHP(d);
+			Assert(obj->hdr.eoh_methods == &hist_object_methods);
+			return obj;
+		}
+		from = hist_from_datum(d);
+	}
+	cxt = AllocSetContextCreate(inagg ? aggcxt : CurrentMemoryContext,
+								"segtier model state", ALLOCSET_DEFAULT_SIZES);
+	obj = MemoryContextAlloc(cxt, sizeof(HistObject));
+	EOH_init_header(&obj->hdr, &hist_object_methods, cxt);
+	old = MemoryContextSwitchTo(cxt);
+	if (from == NULL)
+		obj->h = hist_create(nkeys, penalizer, HIST_MIN_CAPACITY);
 	else
 	{
-		m = 0;
-		for (int i = 0; i < h->capacity; i++)
-		{
-			if (h->slots[i].n > 0)
-				out[m++] = h->slots[i];
-		}
-		segtier_sort_rows(out, m, sizeof(HistEntry) / sizeof(float8), h->nkeys);
+		int			n = from->used + from->pending;
+
+		obj->h = hist_create(from->nkeys, from->penalizer, Max(2 * n, HIST_MIN_CAPACITY));
+		obj->h->skipped = from->skipped;
+		obj->h->used = from->used;
+		obj->h->pending = from->pending;
+		memcpy(obj->h->slots, from->slots, sizeof(HistEntry) * n);
 	}
-	pfree(packed);
-	*count = m;
-	return out;
+	MemoryContextSwitchTo(old);
+	return obj;
 }
 
 /*
  * The shared transition step.  A row with a NULL is skipped (the state is
  * kept); otherwise arguments 1..nkeys are the key, which check validates
  * (returning true for a row the model skips and counts), and an optional
- * next argument is the penalizer.  Updates the state in place in an
- * aggregate.
+ * next argument is the penalizer.
  */
 Datum
 hist_accumulate(FunctionCallInfo fcinfo, int nkeys, bool (*check) (float8 *key))
@@ -244,7 +363,7 @@ hist_accumulate(FunctionCallInfo fcinfo, int nkeys, bool (*check) (float8 *key))
 	float8		key[HIST_MAX_KEYS] = {0};
 	float8		penalizer = 0.0;
 	bool		skip;
-	Hist	   *h;
+	HistObject *obj;
 
 	for (int i = 1; i < PG_NARGS(); i++)
 		if (PG_ARGISNULL(i))
@@ -266,34 +385,30 @@ hist_accumulate(FunctionCallInfo fcinfo, int nkeys, bool (*check) (float8 *key))
 					 errdetail("Got penalizer %g.", penalizer)));
 	}
 
-	if (PG_ARGISNULL(0))
-		h = hist_create(nkeys, penalizer, HIST_MIN_CAPACITY);
-	else
-	{
-		if (AggCheckCallContext(fcinfo, NULL))
-			h = PG_GETARG_HIST_P(0);
-		else
-			h = (Hist *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0));
-		hist_check_penalizer(h->penalizer, penalizer);
-	}
+	obj = hist_state_arg(fcinfo, nkeys, penalizer);
+	hist_check_penalizer(obj->h->penalizer, penalizer);
 	if (skip)
-		h->skipped++;
+		obj->h->skipped++;
 	else
-		h = hist_add(h, key, 1);
-	PG_RETURN_POINTER(h);
+		hist_add(&obj->h, key, 1);
+	PG_RETURN_DATUM(EOHPGetRWDatum(&obj->hdr));
 }
 
 /* The shared combine step: merges the second state into the first. */
 Datum
 hist_combine(FunctionCallInfo fcinfo)
 {
-	Hist	   *into;
+	const Hist *from = PG_GETARG_HIST_P(1);
+	HistObject *obj = hist_state_arg(fcinfo, from->nkeys, from->penalizer);
 
-	if (AggCheckCallContext(fcinfo, NULL))
-		into = PG_GETARG_HIST_P(0);
-	else
-		into = (Hist *) PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0));
-	PG_RETURN_POINTER(hist_merge(into, PG_GETARG_HIST_P(1)));
+	if (obj->h->nkeys != from->nkeys)
+		elog(ERROR, "cannot merge model histograms of %d and %d keys",
+			 obj->h->nkeys, from->nkeys);
+	hist_check_penalizer(obj->h->penalizer, from->penalizer);
+	obj->h->skipped += from->skipped;
+	for (int i = 0; i < from->used + from->pending; i++)
+		hist_add(&obj->h, from->slots[i].key, from->slots[i].n);
+	PG_RETURN_DATUM(EOHPGetRWDatum(&obj->hdr));
 }
 
 static void
@@ -418,11 +533,11 @@ hist_from_cstring(const char *str, int nkeys, HistKeyCheck check,
 		n = parse_int64(&p, type_name, str);
 		check(key);
 		hist_check_count(n);
-		h = hist_add(h, key, n);
+		hist_add(&h, key, n);
 	}
 	if (*p != '\0')
 		hist_syntax_error(type_name, str);
-	return h;
+	return hist_flat(h);
 }
 
 /* Binary form: version, nkeys, penalizer, skipped, count, then the entries. */
@@ -434,7 +549,7 @@ hist_to_bytea(const Hist *h)
 	HistEntry  *e = hist_sorted(h, &m);
 
 	pq_begintypsend(&buf);
-	pq_sendint16(&buf, HIST_VERSION);
+	pq_sendint16(&buf, HIST_WIRE_VERSION);
 	pq_sendint16(&buf, h->nkeys);
 	pq_sendfloat8(&buf, h->penalizer);
 	pq_sendint64(&buf, h->skipped);
@@ -460,7 +575,7 @@ hist_from_buf(StringInfo buf, int nkeys, HistKeyCheck check)
 	int			m;
 	Hist	   *h;
 
-	if (version != HIST_VERSION || got_keys != nkeys)
+	if (version != HIST_WIRE_VERSION || got_keys != nkeys)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("unsupported model state layout (version %d, %d keys)",
@@ -485,9 +600,9 @@ hist_from_buf(StringInfo buf, int nkeys, HistKeyCheck check)
 		n = pq_getmsgint64(buf);
 		check(key);
 		hist_check_count(n);
-		h = hist_add(h, key, n);
+		hist_add(&h, key, n);
 	}
-	return h;
+	return hist_flat(h);
 }
 
 /* Rejects NaN and infinities in model inputs, naming the argument. */

@@ -277,8 +277,11 @@ extern void segtier_sort_rows(void *rows, int64 n, int width, int nkeys);
 /*
  * The state of the model-fitting aggregates: a histogram of distinct
  * per-customer keys ((x, t_x, T) for BG/NBD, (x, m) for Gamma-Gamma) with
- * their counts, kept as an open-addressing hash table so a row is added in
- * place.  Empty slots have n = 0.
+ * their counts.  The first used entries are distinct and in key order; the
+ * pending ones after them were added since, in any order, and are sorted
+ * and merged in when the histogram is full or read.  A flat datum has
+ * capacity = used + pending; in an aggregate the state is an expanded
+ * object with room to add (optimize.c).
  */
 #define HIST_MAX_KEYS 3
 
@@ -291,22 +294,23 @@ typedef struct HistEntry
 typedef struct Hist
 {
 	int32		vl_len_;		/* varlena header */
-	int16		version;		/* layout version, 1 */
+	int16		version;		/* layout version, HIST_VERSION */
 	int16		nkeys;			/* 3 for BG/NBD, 2 for Gamma-Gamma */
-	int32		capacity;		/* slots, a power of two */
-	int32		used;			/* slots with n > 0 */
-	int32		reserved;		/* zero */
+	int32		capacity;		/* entries allocated */
+	int32		used;			/* distinct entries in key order */
+	int32		pending;		/* entries added after them */
 	float8		penalizer;		/* L2 penalty coefficient of the fit */
 	int64		skipped;		/* rows skipped by the model (Gamma-Gamma) */
 	HistEntry	slots[FLEXIBLE_ARRAY_MEMBER];
 } Hist;
 
-#define HIST_VERSION 1
-#define PG_GETARG_HIST_P(n) ((Hist *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+#define HIST_VERSION 2
+#define PG_GETARG_HIST_P(n) hist_from_datum(PG_GETARG_DATUM(n))
 
 /* Checks one key (raising the model's error) and puts it in canonical form. */
 typedef void (*HistKeyCheck) (float8 *key);
 
+extern const Hist *hist_from_datum(Datum d);
 extern HistEntry *hist_sorted(const Hist *h, int *count);
 extern Datum hist_accumulate(FunctionCallInfo fcinfo, int nkeys,
 							 bool (*check) (float8 *key));

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(31);
+SELECT plan(37);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -76,6 +76,38 @@ SELECT throws_ok($$SELECT '0;0;1,3,2,1'::bgnbd_state$$,
 	'22023', 'recency must not be greater than t', 'state input is checked');
 SELECT throws_ok($$SELECT '0;0;1,0.5'::bgnbd_state$$,
 	'22P02', 'invalid input syntax for type bgnbd_state: "0;0;1,0.5"', 'malformed state');
+
+-- The state: stored, it holds the distinct histories only (40 bytes and 32
+-- a history; pg_column_size leaves out the 4-byte header of a value out of
+-- line) and fits as the aggregate does; many rows of few histories; a
+-- running fit over a window; a state of layout 1 (0.12.0 and before, a hash
+-- table) reads back, an unknown layout is refused.
+CREATE AGGREGATE pg_temp.bg_state(float8, float8, float8) (SFUNC = segtier.bgnbd_accum, STYPE = segtier.bgnbd_state);
+CREATE TEMP TABLE stored (s segtier.bgnbd_state);
+ALTER TABLE stored ALTER s SET STORAGE EXTERNAL;	-- not compressed
+INSERT INTO stored SELECT pg_temp.bg_state(x, t_x, t) FROM days;
+SELECT is(pg_column_size(s), 36 + 32 * (SELECT count(DISTINCT (x, t_x, t))::int FROM days),
+		  'a stored state holds each distinct history once') FROM stored;
+SELECT is(bgnbd_final(s), (SELECT bgnbd_fit(x, t_x, t) FROM days), 'a stored state fits as the aggregate')
+FROM stored;
+SELECT is(pg_temp.bg_state(i % 7, 0, 9)::text, '0;0;0,0,9,28571;1,0,9,28572;2,0,9,28572;3,0,9,28572;4,0,9,28571;5,0,9,28571;6,0,9,28571',
+		  '200000 rows of seven histories') FROM generate_series(1, 200000) i;
+WITH first AS (SELECT i, x, t_x, t FROM sim ORDER BY i LIMIT 100)
+SELECT is((SELECT f FROM (SELECT i, bgnbd_fit(x, t_x, t) OVER (ORDER BY i) AS f FROM first) w ORDER BY i DESC LIMIT 1),
+		  (SELECT bgnbd_fit(x, t_x, t) FROM first), 'the last row of a running fit is the whole fit');
+-- (a binary cast from bytea, which CREATE CAST refuses for the alignment)
+SET LOCAL allow_system_table_mods = on;
+INSERT INTO pg_cast (oid, castsource, casttarget, castfunc, castcontext, castmethod)
+VALUES (pg_nextoid('pg_cast', 'oid', 'pg_cast_oid_index'), 'bytea'::regtype, 'segtier.bgnbd_state'::regtype, 0, 'e', 'b');
+RESET allow_system_table_mods;
+SELECT is(bgnbd_accum(decode('01000300040000000200000000000000000000000000000000000000000000000000000000000000'
+							 '00000000000000000000000000000000000000000000000000000000000000000000f03f00000000'
+							 '0000e03f000000000000004002000000000000000000000000000000000000000000000000000000'
+							 '00000000000000000000000000000000000000000000000000000000000000000000084001000000'
+							 '00000000', 'hex')::segtier.bgnbd_state, 1, 0.5, 2)::text,
+		  '0;0;0,0,3,1;1,0.5,2,3', 'a state of layout 1 (a hash table of 0.12.0) reads back');
+SELECT throws_ok($$SELECT decode('0700030000000000000000000000000000000000000000000000000000000000000000', 'hex')::segtier.bgnbd_state::text$$,
+	'XX001', 'unsupported model state layout (version 7)', 'an unknown state layout is refused');
 
 SELECT throws_ok($$SELECT segtier.bgnbd_fit(f, 1e308, 1.5e308) FROM (VALUES (1::float8), (2), (3)) v(f)$$,
 	'22003', 'values are too large for the BG/NBD fit', 'ages whose sum overflows');

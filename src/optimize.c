@@ -15,7 +15,7 @@
 #include "utils/expandeddatum.h"
 #include "utils/memutils.h"
 
-#define HIST_MIN_CAPACITY 64
+#define HIST_MIN_CAPACITY 16
 #define HIST_MAX_CAPACITY ((int32) ((MaxAllocSize - offsetof(Hist, slots)) / sizeof(HistEntry)))
 /* Layout 1 (0.12.0 and before): an open-addressing hash table, n = 0 in empty slots. */
 #define HIST_HASH_VERSION 1
@@ -304,9 +304,28 @@ hist_from_datum(Datum d)
 }
 
 /*
+ * The memory context of the expanded states of an aggregate: one child of
+ * its context for all of them, found by name.  A context of each state's
+ * own would make a hash aggregation of many groups quadratic: it sums its
+ * memory over every child context at each new group.  The executor deletes
+ * no state of ours (the functions below return the object they were given),
+ * and resetting the aggregate's context deletes them all.
+ */
+#define HIST_STATES_NAME "segtier model states"
+
+static MemoryContext
+hist_states_context(MemoryContext aggcxt)
+{
+	for (MemoryContext c = aggcxt->firstchild; c != NULL; c = c->nextchild)
+		if (strcmp(c->name, HIST_STATES_NAME) == 0)
+			return c;
+	return AllocSetContextCreate(aggcxt, HIST_STATES_NAME, ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
  * The state to change: the first argument itself when it is the
- * aggregate's expanded state, else a new one (empty for NULL) in the
- * aggregate's memory context or, outside an aggregate, the current one.
+ * aggregate's expanded state, else a new one (empty for NULL); outside an
+ * aggregate a new one with a context of its own in the current one.
  */
 static HistObject *
 hist_state_arg(FunctionCallInfo fcinfo, int nkeys, float8 penalizer)
@@ -330,8 +349,11 @@ hist_state_arg(FunctionCallInfo fcinfo, int nkeys, float8 penalizer)
 		}
 		from = hist_from_datum(d);
 	}
-	cxt = AllocSetContextCreate(inagg ? aggcxt : CurrentMemoryContext,
-								"segtier model state", ALLOCSET_DEFAULT_SIZES);
+	if (inagg)
+		cxt = hist_states_context(aggcxt);
+	else
+		cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier model state",
+									ALLOCSET_START_SMALL_SIZES);
 	obj = MemoryContextAlloc(cxt, sizeof(HistObject));
 	EOH_init_header(&obj->hdr, &hist_object_methods, cxt);
 	old = MemoryContextSwitchTo(cxt);

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(37);
+SELECT plan(38);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -79,8 +79,8 @@ SELECT throws_ok($$SELECT '0;0;1,0.5'::bgnbd_state$$,
 
 -- The state: stored, it holds the distinct histories only (40 bytes and 32
 -- a history; pg_column_size leaves out the 4-byte header of a value out of
--- line) and fits as the aggregate does; many rows of few histories; a
--- running fit over a window; a state of layout 1 (0.12.0 and before, a hash
+-- line) and fits as the aggregate does; many rows of few histories; many
+-- groups; a running fit over a window; a state of layout 1 (0.12.0 and before, a hash
 -- table) reads back, an unknown layout is refused.
 CREATE AGGREGATE pg_temp.bg_state(float8, float8, float8) (SFUNC = segtier.bgnbd_accum, STYPE = segtier.bgnbd_state);
 CREATE TEMP TABLE stored (s segtier.bgnbd_state);
@@ -92,6 +92,18 @@ SELECT is(bgnbd_final(s), (SELECT bgnbd_fit(x, t_x, t) FROM days), 'a stored sta
 FROM stored;
 SELECT is(pg_temp.bg_state(i % 7, 0, 9)::text, '0;0;0,0,9,28571;1,0,9,28572;2,0,9,28572;3,0,9,28572;4,0,9,28571;5,0,9,28571;6,0,9,28571',
 		  '200000 rows of seven histories') FROM generate_series(1, 200000) i;
+-- a hash aggregation of 1000 groups that spills to disk
+SET LOCAL work_mem = '64kB';
+SET LOCAL enable_sort = off;
+SELECT is((SELECT md5(string_agg(g || ':' || s::text, '|' ORDER BY g))
+		   FROM (SELECT i % 1000 AS g, pg_temp.bg_state(x, t_x, t) AS s FROM sim GROUP BY 1) q),
+		  (SELECT md5(string_agg(g || ':0;0;' || e, '|' ORDER BY g))
+		   FROM (SELECT g, string_agg(concat_ws(',', x, t_x, t, n), ';' ORDER BY x, t_x, t) AS e
+				 FROM (SELECT i % 1000 AS g, x, t_x, t, count(*) AS n FROM sim GROUP BY 1, 2, 3, 4) h
+				 GROUP BY g) q),
+		  'states of many groups, hashed and spilled, hold each group''s histories');
+RESET work_mem;
+RESET enable_sort;
 WITH first AS (SELECT i, x, t_x, t FROM sim ORDER BY i LIMIT 100)
 SELECT is((SELECT f FROM (SELECT i, bgnbd_fit(x, t_x, t) OVER (ORDER BY i) AS f FROM first) w ORDER BY i DESC LIMIT 1),
 		  (SELECT bgnbd_fit(x, t_x, t) FROM first), 'the last row of a running fit is the whole fit');

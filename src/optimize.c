@@ -187,14 +187,16 @@ hist_add(Hist **hp, const float8 *key, int64 n)
 		hist_compact(h);
 		if (h->used > h->capacity / 2)
 		{
+			int32		capacity = (int32) Min((int64) h->capacity * 2, HIST_MAX_CAPACITY);
+
 			if (h->used > HIST_MAX_CAPACITY / 2)
 				ereport(ERROR,
 						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						 errmsg("too many distinct customer histories for one model fit"),
 						 errdetail("The fit keeps at most %d distinct histories.",
 								   HIST_MAX_CAPACITY / 2)));
-			h->capacity = (int32) Min((int64) h->capacity * 2, HIST_MAX_CAPACITY);
-			*hp = h = repalloc(h, offsetof(Hist, slots) + sizeof(HistEntry) * (Size) h->capacity);
+			*hp = h = repalloc(h, offsetof(Hist, slots) + sizeof(HistEntry) * (Size) capacity);
+			h->capacity = capacity;
 		}
 	}
 	e = &h->slots[h->used + h->pending++];
@@ -289,12 +291,18 @@ hist_from_datum(Datum d)
 		return obj->h;
 	}
 	h = (Hist *) PG_DETOAST_DATUM(d);
-	if (h->version == HIST_VERSION)
-		return h;
-	if (h->version != HIST_HASH_VERSION)
+	/* both layouts: the header, then capacity entries */
+	if (VARSIZE(h) < offsetof(Hist, slots) ||
+		(h->version != HIST_VERSION && h->version != HIST_HASH_VERSION) ||
+		h->nkeys < 1 || h->nkeys > HIST_MAX_KEYS || h->capacity < 0 ||
+		VARSIZE(h) != offsetof(Hist, slots) + sizeof(HistEntry) * (Size) h->capacity ||
+		h->used < 0 || h->pending < 0 || (int64) h->used + h->pending > h->capacity)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("unsupported model state layout (version %d)", h->version)));
+				 errmsg("invalid model state (layout version %d, %d bytes)",
+						h->version, (int) VARSIZE(h))));
+	if (h->version == HIST_VERSION)
+		return h;
 	cur = hist_create(h->nkeys, h->penalizer, HIST_MIN_CAPACITY);
 	cur->skipped = h->skipped;
 	for (int i = 0; i < h->capacity; i++)
@@ -308,8 +316,10 @@ hist_from_datum(Datum d)
  * its context for all of them, found by name.  A context of each state's
  * own would make a hash aggregation of many groups quadratic: it sums its
  * memory over every child context at each new group.  The executor deletes
- * no state of ours (the functions below return the object they were given),
- * and resetting the aggregate's context deletes them all.
+ * no state of ours, as the functions below return the object they were
+ * given (were one to return another, the executor would delete the old
+ * one's context: every state's); resetting the aggregate's context deletes
+ * them all.
  */
 #define HIST_STATES_NAME "segtier model states"
 
@@ -363,7 +373,8 @@ hist_state_arg(FunctionCallInfo fcinfo, int nkeys, float8 penalizer)
 	{
 		int			n = from->used + from->pending;
 
-		obj->h = hist_create(from->nkeys, from->penalizer, Max(2 * n, HIST_MIN_CAPACITY));
+		obj->h = hist_create(from->nkeys, from->penalizer,
+							 (int32) Max(Min(2 * (int64) n, HIST_MAX_CAPACITY), HIST_MIN_CAPACITY));
 		obj->h->skipped = from->skipped;
 		obj->h->used = from->used;
 		obj->h->pending = from->pending;
@@ -427,7 +438,10 @@ hist_combine(FunctionCallInfo fcinfo)
 		elog(ERROR, "cannot merge model histograms of %d and %d keys",
 			 obj->h->nkeys, from->nkeys);
 	hist_check_penalizer(obj->h->penalizer, from->penalizer);
-	obj->h->skipped += from->skipped;
+	if (pg_add_s64_overflow(obj->h->skipped, from->skipped, &obj->h->skipped))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("skipped count of an aggregate state is out of range")));
 	for (int i = 0; i < from->used + from->pending; i++)
 		hist_add(&obj->h, from->slots[i].key, from->slots[i].n);
 	PG_RETURN_DATUM(EOHPGetRWDatum(&obj->hdr));

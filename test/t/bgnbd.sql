@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(38);
+SELECT plan(39);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -81,7 +81,7 @@ SELECT throws_ok($$SELECT '0;0;1,0.5'::bgnbd_state$$,
 -- a history; pg_column_size leaves out the 4-byte header of a value out of
 -- line) and fits as the aggregate does; many rows of few histories; many
 -- groups; a running fit over a window; a state of layout 1 (0.12.0 and before, a hash
--- table) reads back, an unknown layout is refused.
+-- table) reads back, an unknown layout or a short state is refused.
 CREATE AGGREGATE pg_temp.bg_state(float8, float8, float8) (SFUNC = segtier.bgnbd_accum, STYPE = segtier.bgnbd_state);
 CREATE TEMP TABLE stored (s segtier.bgnbd_state);
 ALTER TABLE stored ALTER s SET STORAGE EXTERNAL;	-- not compressed
@@ -118,8 +118,10 @@ SELECT is(bgnbd_accum(decode('01000300040000000200000000000000000000000000000000
 							 '00000000000000000000000000000000000000000000000000000000000000000000084001000000'
 							 '00000000', 'hex')::segtier.bgnbd_state, 1, 0.5, 2)::text,
 		  '0;0;0,0,3,1;1,0.5,2,3', 'a state of layout 1 (a hash table of 0.12.0) reads back');
-SELECT throws_ok($$SELECT decode('0700030000000000000000000000000000000000000000000000000000000000000000', 'hex')::segtier.bgnbd_state::text$$,
-	'XX001', 'unsupported model state layout (version 7)', 'an unknown state layout is refused');
+SELECT throws_ok($$SELECT decode('070003000000000000000000000000000000000000000000000000000000000000000000', 'hex')::segtier.bgnbd_state::text$$,
+	'XX001', 'invalid model state (layout version 7, 40 bytes)', 'an unknown state layout is refused');
+SELECT throws_ok($$SELECT decode('020003000100000001000000000000000000000000000000000000000000000000000000', 'hex')::segtier.bgnbd_state::text$$,
+	'XX001', 'invalid model state (layout version 2, 40 bytes)', 'a state shorter than its entries is refused');
 
 SELECT throws_ok($$SELECT segtier.bgnbd_fit(f, 1e308, 1.5e308) FROM (VALUES (1::float8), (2), (3)) v(f)$$,
 	'22003', 'values are too large for the BG/NBD fit', 'ages whose sum overflows');

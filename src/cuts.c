@@ -65,12 +65,10 @@ static const ExpandedObjectMethods floatbag_methods = {
 	floatbag_flatten_into
 };
 
-/* A new empty bag in its own small context under parent. */
+/* A new empty bag in cxt (segtier_state_context). */
 static FloatBag *
-floatbag_create(MemoryContext parent, const int32 *param, int64 capacity)
+floatbag_create(MemoryContext cxt, const int32 *param, int64 capacity)
 {
-	MemoryContext cxt = AllocSetContextCreate(parent, "segtier aggregate state",
-											  ALLOCSET_SMALL_SIZES);
 	FloatBag   *bag = MemoryContextAllocZero(cxt, sizeof(FloatBag));
 
 	EOH_init_header(&bag->hdr, &floatbag_methods, cxt);
@@ -107,29 +105,21 @@ floatbag_peek(Datum d)
 FloatBag *
 floatbag_own(FunctionCallInfo fcinfo, int argno, const int32 *param)
 {
-	MemoryContext target = CurrentMemoryContext;
 	MemoryContext aggcxt;
 	const FloatBag *src;
 	FloatBag   *bag;
 
 	if (PG_ARGISNULL(argno))
+		return floatbag_create(segtier_state_context(fcinfo), param, 0);
+	if (AggCheckCallContext(fcinfo, &aggcxt) &&
+		VARATT_IS_EXTERNAL_EXPANDED(DatumGetPointer(PG_GETARG_DATUM(argno))))
 	{
-		if (AggCheckCallContext(fcinfo, &aggcxt))
-			target = aggcxt;
-		return floatbag_create(target, param, 0);
-	}
-	if (AggCheckCallContext(fcinfo, &aggcxt))
-	{
-		target = aggcxt;
-		if (VARATT_IS_EXTERNAL_EXPANDED(DatumGetPointer(PG_GETARG_DATUM(argno))))
-		{
-			bag = (FloatBag *) DatumGetEOHP(PG_GETARG_DATUM(argno));
-			if (MemoryContextGetParent(bag->hdr.eoh_context) == aggcxt)
-				return bag;
-		}
+		bag = (FloatBag *) DatumGetEOHP(PG_GETARG_DATUM(argno));
+		if (MemoryContextGetParent(bag->hdr.eoh_context) == aggcxt)
+			return bag;
 	}
 	src = floatbag_peek(PG_GETARG_DATUM(argno));
-	bag = floatbag_create(target, src->param, src->nvalues);
+	bag = floatbag_create(segtier_state_context(fcinfo), src->param, src->nvalues);
 	floatbag_append(bag, src->values, src->nvalues);
 	return bag;
 }

@@ -312,36 +312,13 @@ hist_from_datum(Datum d)
 }
 
 /*
- * The memory context of the expanded states of an aggregate: one child of
- * its context for all of them, found by name.  A context of each state's
- * own would make a hash aggregation of many groups quadratic: it sums its
- * memory over every child context at each new group.  The executor deletes
- * no state of ours, as the functions below return the object they were
- * given (were one to return another, the executor would delete the old
- * one's context: every state's); resetting the aggregate's context deletes
- * them all.
- */
-#define HIST_STATES_NAME "segtier model states"
-
-static MemoryContext
-hist_states_context(MemoryContext aggcxt)
-{
-	for (MemoryContext c = aggcxt->firstchild; c != NULL; c = c->nextchild)
-		if (strcmp(c->name, HIST_STATES_NAME) == 0)
-			return c;
-	return AllocSetContextCreate(aggcxt, HIST_STATES_NAME, ALLOCSET_DEFAULT_SIZES);
-}
-
-/*
  * The state to change: the first argument itself when it is the
- * aggregate's expanded state, else a new one (empty for NULL); outside an
- * aggregate a new one with a context of its own in the current one.
+ * aggregate's expanded state, else a new one (empty for NULL) in
+ * segtier_state_context.
  */
 static HistObject *
 hist_state_arg(FunctionCallInfo fcinfo, int nkeys, float8 penalizer)
 {
-	MemoryContext aggcxt;
-	bool		inagg = AggCheckCallContext(fcinfo, &aggcxt);
 	MemoryContext cxt;
 	MemoryContext old;
 	HistObject *obj;
@@ -351,7 +328,7 @@ hist_state_arg(FunctionCallInfo fcinfo, int nkeys, float8 penalizer)
 	{
 		Datum		d = PG_GETARG_DATUM(0);
 
-		if (inagg && VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(d)))
+		if (AggCheckCallContext(fcinfo, NULL) && VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(d)))
 		{
 			obj = (HistObject *) DatumGetEOHP(d);
 			Assert(obj->hdr.eoh_methods == &hist_object_methods);
@@ -359,11 +336,7 @@ hist_state_arg(FunctionCallInfo fcinfo, int nkeys, float8 penalizer)
 		}
 		from = hist_from_datum(d);
 	}
-	if (inagg)
-		cxt = hist_states_context(aggcxt);
-	else
-		cxt = AllocSetContextCreate(CurrentMemoryContext, "segtier model state",
-									ALLOCSET_START_SMALL_SIZES);
+	cxt = segtier_state_context(fcinfo);
 	obj = MemoryContextAlloc(cxt, sizeof(HistObject));
 	EOH_init_header(&obj->hdr, &hist_object_methods, cxt);
 	old = MemoryContextSwitchTo(cxt);

@@ -253,6 +253,9 @@ typedef struct FloatBagKind
 	void		(*check) (const int32 *param, int64 nvalues, const float8 *values);
 } FloatBagKind;
 
+/* ---- aggstate.c ---- */
+extern MemoryContext segtier_state_context(FunctionCallInfo fcinfo);
+
 extern const FloatBag *floatbag_peek(Datum d);
 extern FloatBag *floatbag_own(FunctionCallInfo fcinfo, int argno,
 							  const int32 *param);

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(22);
+SELECT plan(23);
 
 SELECT throws_ok($$SELECT segtier.cuts(v, 1) FROM (VALUES (1::float8)) t(v)$$,
 	'22023', 'number of groups 1 is out of range', 'n = 1 is rejected');
@@ -71,6 +71,21 @@ CREATE FUNCTION pg_temp.ref_cuts(n int) RETURNS float8[] LANGUAGE sql AS $$
 	SELECT array_agg(s.v ORDER BY b.b) FROM b, s, tot WHERE s.i = b.b - 1 AND b.b > 0 AND b.b < tot.cnt $$;
 SELECT is((SELECT segtier.cuts(v, 9) FROM cv), pg_temp.ref_cuts(9), 'nine groups of mixed values match the reference');
 SELECT is((SELECT segtier.cuts(v, 7) FROM cv), pg_temp.ref_cuts(7), 'seven groups match the reference');
+
+-- Many groups: a hash aggregation that spills to disk gives what a sorted
+-- one gives (the groups' states share one memory context)
+CREATE TEMP TABLE many AS SELECT i % 1000 AS g, (i * 7919 % 10007)::float8 AS v FROM generate_series(1, 20000) i;
+SET LOCAL work_mem = '64kB';
+SET LOCAL enable_sort = off;
+CREATE TEMP TABLE hashed AS SELECT g, segtier.cuts(v, 4) AS c, segtier.kmeans(ARRAY[v], 2, 1) AS k FROM many GROUP BY g;
+RESET enable_sort;
+SET LOCAL enable_hashagg = off;
+SELECT is((SELECT md5(string_agg(g || ':' || c::text || ':' || k::text, '|' ORDER BY g)) FROM hashed),
+		  (SELECT md5(string_agg(g || ':' || c::text || ':' || k::text, '|' ORDER BY g))
+		   FROM (SELECT g, segtier.cuts(v, 4) AS c, segtier.kmeans(ARRAY[v], 2, 1) AS k FROM many GROUP BY g) s),
+		  'cuts and kmeans of 1000 groups, hashed and spilled, equal the sorted aggregation');
+RESET enable_hashagg;
+RESET work_mem;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -12,7 +12,6 @@
 #include "common/shortest_dec.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
-#include "utils/expandeddatum.h"
 #include "utils/memutils.h"
 
 #define HIST_MIN_CAPACITY 16

@@ -8,6 +8,7 @@
  */
 #include "segtier.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "funcapi.h"
@@ -664,6 +665,25 @@ bgnbd_expected_positive(const BgnbdParams *p, float8 t, float8 w, float8 x, floa
 }
 
 /*
+ * The numerator of eq. 10 (below) as b grows, for a large a, where neither
+ * series is accurate: with C = a+b+x-1 and q = (b+x)/C, (b+x)_k / (C)_k
+ * tends to q^k, so 2F1(r+x, b+x; C; z) tends to (1 - q z)^-(r+x) and the
+ * numerator to C/(a-1) [1 - (1 + (a-1) t / (C w))^-(r+x)], w = alpha + T,
+ * which sums nothing and loses no digits.  With m = (r+x) t/w, its relative
+ * error is about (m + 1 + m/(r+x)) / (2 b): the second moment of the
+ * series' terms, each off by about k^2 (a-1) / (2 b C), over 1 - S.  As b/a
+ * grows it is the expectation of the NBD model, (r+x) t/w, of customers
+ * who never drop out.
+ */
+static float8
+bgnbd_expected_limit(const BgnbdParams *p, float8 t, float8 w, float8 x)
+{
+	float8		C = p->a + p->b + x - 1.0;
+
+	return C / (p->a - 1.0) * -expm1(-(p->r + x) * log1p((p->a - 1.0) * t / (C * w)));
+}
+
+/*
  * E[Y(t) | x, t_x, T] (FHL 2005 eq. 10); with x = t_x = T = 0 it is E[X(t)]
  * (eq. 9).  The numerator of eq. 10 is
  *   (a+b+x-1)/(a-1) [1 - (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)],
@@ -690,9 +710,12 @@ bgnbd_expected_positive(const BgnbdParams *p, float8 t, float8 w, float8 x, floa
  * customers who all buy at one rate gives) the terms of Q' alternate in
  * sign and cancel by about exp(2 (r+1-a-b) z): the untransformed series,
  * whose terms are positive (for a+b+x-1 > 0), is summed instead where it
- * loses fewer digits.  This is E[Y(t)] of a customer known to be alive; times
- * P(alive) (the denominator of eq. 10) it is eq. 10, which is what callers
- * that need several horizons of one customer multiply once.
+ * loses fewer digits.  For a large a, where the untransformed series loses
+ * about C/(a-1) units of rounding and the positive one about (a-1) t/w, the
+ * limit of bgnbd_expected_limit is taken instead when its error is smaller.
+ * This is E[Y(t)] of a customer known to be alive; times P(alive) (the
+ * denominator of eq. 10) it is eq. 10, which is what callers that need
+ * several horizons of one customer multiply once.
  */
 float8
 bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
@@ -709,6 +732,14 @@ bgnbd_expected_alive(const BgnbdParams *p, float8 t, const float8 *key)
 
 	if (t == 0.0)
 		return 0.0;
+	if (-y > EULER_MAX_EXPONENT)
+	{
+		float8		m = (p->r + x) * t / w;
+
+		if ((m + 1.0 + m / (p->r + x)) / (2.0 * p->b * DBL_EPSILON) <
+			Min(Cp / (p->a - 1.0), (p->a - 1.0) * t / w))
+			return bgnbd_expected_limit(p, t, w, x);
+	}
 	if ((-y > EULER_MAX_EXPONENT && Cp / (p->a - 1.0) < (p->a - 1.0) * t / w) ||
 		(Ap < 0.0 && Cp > 0.0 && -2.0 * Ap * z > log(fabs(Cp / (p->a - 1.0)))))
 		return bgnbd_expected_direct(p, t, w, x, z, L);

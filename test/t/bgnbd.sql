@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(39);
+SELECT plan(41);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -162,6 +162,21 @@ SELECT ok(bool_and(abs(expected_purchases((r, alpha, 0.5, 1.5, 0, 1), 365, x, tx
 FROM (VALUES (100::float8, 100::float8, 0::float8, 0::float8, 0::float8, 41.091099877507849028::float8),
 			 (200, 400, 0, 0, 0, 28.509948473823260586), (50, 50, 0, 0, 0, 41.037420957263014081),
 			 (100, 100, 5, 60, 100, 4.2697046917662612018e-8)) v(r, alpha, x, tx, tt, e);
+
+-- A large a with a far larger b (customers who in effect never drop out):
+-- the numerator of eq. 10 tends to its limit as b grows, which joins the
+-- positive series (references: its values of E / P(alive) before the limit
+-- was used, for a = 1e3 and 1e4), and far out to the NBD model's (r+x) t / (alpha+T)
+-- (0.12.0 gave 3.99, 4.4e4 and 4.4e34 for the last three: the
+-- untransformed series lost every digit).
+SELECT ok(bool_and(abs(expected_purchases((0.41, 9.5, a, b, 0, 1), 365, 3, 130, 365)
+					   / p_alive((0.41, 9.5, a, b, 0, 1), 3, 130, 365) / e - 1) < 1e-11),
+		  'expected_purchases as b grows joins the positive series')
+FROM (VALUES (1e3::float8, 1e16::float8, 3.3234979973292456::float8), (1e3, 1e20, 3.3234979973300156),
+			 (1e4, 1e16, 3.3234979973245076), (1e4, 1e20, 3.3234979973324696)) v(a, b, e);
+SELECT ok(bool_and(abs(expected_purchases((0.41, 9.5, a, b, 0, 1), 365, 3, 130, 365) / (3.41 * 365 / 374.5) - 1) < 1e-12),
+		  'expected_purchases of customers who never drop out is the NBD model''s')
+FROM (VALUES (1e58::float8, 1e72::float8), (1e60, 1e75), (1e80, 1e100), (1e100, 1e150), (1e250, 1e300)) v(a, b);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -233,15 +233,11 @@ hist_sorted(const Hist *h, int *count)
 static Hist *
 hist_flat(const Hist *h)
 {
-	int			m;
-	HistEntry  *e = hist_sorted(h, &m);
-	Hist	   *flat = hist_create(h->nkeys, h->penalizer, m);
+	Hist	   *flat = hist_create(h->nkeys, h->penalizer, h->used + h->pending);
 
 	flat->skipped = h->skipped;
-	flat->used = m;
-	memcpy(flat->slots, e, sizeof(HistEntry) * m);
-	SET_VARSIZE(flat, offsetof(Hist, slots) + sizeof(HistEntry) * m);
-	pfree(e);
+	flat->used = flat->capacity = hist_collect(h, flat->slots);
+	SET_VARSIZE(flat, offsetof(Hist, slots) + sizeof(HistEntry) * flat->used);
 	return flat;
 }
 

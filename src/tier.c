@@ -534,12 +534,30 @@ tier_ne(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(PG_GETARG_TIER(0) != PG_GETARG_TIER(1));
 }
 
+/*
+ * < <= > >= in a query (an expression: fn_expr is set) raise the error
+ * across schemes.  The planner calls the same functions bare on a column's
+ * statistics (the estimates of a merge join, of an inequality); there they
+ * answer by the btree order, which built those statistics, so that a join on
+ * a column mixing schemes can be planned.
+ */
+static int
+tier_compare_args(FunctionCallInfo fcinfo)
+{
+	Tier		a = PG_GETARG_TIER(0);
+	Tier		b = PG_GETARG_TIER(1);
+
+	if (fcinfo->flinfo == NULL || fcinfo->flinfo->fn_expr == NULL)
+		return tier_order(a, b);
+	return tier_compare(a, b);
+}
+
 #define TIER_ORDER_FN(name, op) \
 PG_FUNCTION_INFO_V1(name); \
 Datum \
 name(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_BOOL(tier_compare(PG_GETARG_TIER(0), PG_GETARG_TIER(1)) op 0); \
+	PG_RETURN_BOOL(tier_compare_args(fcinfo) op 0); \
 }
 
 TIER_ORDER_FN(tier_lt, <)
@@ -548,11 +566,10 @@ TIER_ORDER_FN(tier_gt, >)
 TIER_ORDER_FN(tier_ge, >=)
 
 /*
- * Selectivity of < <= > >=: PostgreSQL's estimate compares the constant
- * with the column's most common values and histogram, and with a tier of
- * another scheme that comparison is an error, raised while planning a query
- * whose rows may all be of the constant's scheme.  When the statistics hold
- * another scheme, the default estimate is taken instead.
+ * Selectivity of < <= > >=: PostgreSQL's estimate places the constant among
+ * the column's most common values and histogram.  When those hold another
+ * scheme, its place in the btree order (by scheme first) says nothing of
+ * the rows the condition keeps, so the default estimate is taken instead.
  */
 static bool
 tier_stats_one_scheme(VariableStatData *vardata, int32 scheme)

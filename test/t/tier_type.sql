@@ -5,7 +5,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET LOCAL client_min_messages = warning;
-SELECT plan(146);
+SELECT plan(152);
 
 CREATE FUNCTION pg_temp.run(sql text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE sql; END $$;
 CREATE FUNCTION pg_temp.explain(sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -92,6 +92,8 @@ SELECT is(ARRAY[tier_cmp('pyramid:gold', 'value:A'), tier_cmp('value:A', 'pyrami
 SELECT is(array_agg(t ORDER BY t)::text[], '{value:B,value:A,pyramid:silver,pyramid:gold}',
 		  'ORDER BY over two schemes: by scheme, then rank')
 FROM unnest('{pyramid:gold,value:A,pyramid:silver,value:B}'::tier[]) t;
+SELECT is(ARRAY[greatest('pyramid:bronze'::tier, 'value:A'), least('pyramid:bronze'::tier, 'value:A')],
+		  '{pyramid:bronze,value:A}'::tier[], 'greatest() and least() over two schemes take the btree order');
 
 -- tier_label: 'en' or 'zh' only.
 SELECT throws_ok(format('SELECT segtier.tier_label(%L, %L)', 'pyramid:gold', l), '22023',
@@ -377,6 +379,21 @@ BEGIN
 END $$;
 SELECT is(pg_temp.plan_rows($$SELECT * FROM one WHERE t >= 'value:B'$$), 2000,
 	'one scheme''s statistics estimate an inequality (2 of 3 levels)');
+-- A join on tier = tier where one side's statistics mix schemes: the merge
+-- join's estimate compares the two sides' values (that raised the error).
+SELECT is((SELECT count(*) FROM mixed a JOIN one b ON a.t = b.t), 100000::bigint,
+	'a join with a column whose statistics mix schemes plans and runs');
+SELECT is((SELECT count(*) FROM mixed a JOIN mixed b USING (t)), 20000::bigint, 'and a self-join of that column');
+SET LOCAL enable_hashjoin = off;
+SET LOCAL enable_nestloop = off;
+SELECT ok(plan ~ 'Merge Join', 'a merge join on it: ' || plan)
+FROM pg_temp.explain('SELECT * FROM mixed a JOIN one b ON a.t = b.t') plan;
+SELECT is((SELECT count(*) FROM mixed a JOIN one b ON a.t = b.t), 100000::bigint, 'the merge join matches the hash join');
+RESET enable_hashjoin;
+RESET enable_nestloop;
+SELECT throws_ok($$SELECT count(*) FROM mixed WHERE t < 'value:B'$$, '22023',
+				 'cannot compare tiers of different schemes: "pyramid:vip" and "value:B"',
+				 'the inequality itself still raises the error on such a column');
 
 SELECT * FROM finish();
 ROLLBACK;

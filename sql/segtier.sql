@@ -1145,16 +1145,27 @@ BEGIN
 			PERFORM segtier._bad_option(key, v, 'an interval from zero to 1000 years such as "1 day"');
 		END;
 	WHEN key = 'as_of' THEN
+		-- kept as an instant with its offset, so that every run reads it the
+		-- same whatever the session's TimeZone; now, today and the like move
 		BEGIN
-			IF t <> 'string' OR NOT isfinite((v #>> '{}')::timestamptz) THEN RAISE invalid_datetime_format; END IF;
+			IF t <> 'string' OR (v #>> '{}') ~* '\m(now|today|tomorrow|yesterday)\M'
+			   OR NOT isfinite((v #>> '{}')::timestamptz) THEN
+				RAISE invalid_datetime_format;
+			END IF;
+			v := to_jsonb((v #>> '{}')::timestamptz);
 		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
-			PERFORM segtier._bad_option(key, v, 'a finite timestamptz such as "2025-01-01 00:00+00"');
+			PERFORM segtier._bad_option(key, v, 'a fixed, finite timestamptz such as "2025-01-01 00:00+00"');
 		END;
 	WHEN key = 'time_zone' THEN
 		BEGIN
 			IF t <> 'string' THEN RAISE invalid_parameter_value; END IF;
-			-- as the refresh takes it: an IANA name, not an abbreviation
+			-- as the refresh takes it: an IANA name, not an abbreviation; nor
+			-- a POSIX rule such as UTC+5 (five hours west), which the zone
+			-- parser takes too: a name with a digit or sign must be listed
 			PERFORM segtier.purchase_summary(now(), 0, v #>> '{}');
+			IF (v #>> '{}') ~ '[0-9+-]' AND NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = v #>> '{}') THEN
+				RAISE invalid_parameter_value;
+			END IF;
 		EXCEPTION WHEN invalid_parameter_value THEN
 			PERFORM segtier._bad_option(key, v, 'a time zone name such as "Asia/Shanghai"');
 		END;
@@ -1167,6 +1178,8 @@ BEGIN
 		   OR (v #>> '{}')::numeric < lo OR (v #>> '{}')::numeric > hi THEN
 			PERFORM segtier._bad_option(key, v, format('an integer from %s to %s', lo, hi));
 		END IF;
+		-- 5.0 is kept as 5, which the refresh reads with ::int
+		v := to_jsonb((v #>> '{}')::numeric::int);
 	WHEN key IN ('churn_decline', 'discount_rate', 'p_alive_threshold', 'penalizer') THEN
 		IF t <> 'number' THEN
 			PERFORM segtier._bad_option(key, v, 'a number');
@@ -1534,12 +1547,13 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, segtier, pg_temp
 DECLARE
 	m segtier.model;
 BEGIN
-	-- only the model's own tables may feed its queue (the partitions are
-	-- walked only for a trigger on a child, not on every write)
+	-- only the model's own tables feed its queue (the partitions are walked
+	-- only for a trigger on a child, not on every write).  A trigger left on
+	-- a detached child, or on a table another role pointed at this function,
+	-- does nothing: it must never fail the application's write.
 	SELECT * INTO m FROM segtier.model x WHERE x.name = TG_ARGV[0];
 	IF NOT FOUND OR (TG_RELID <> m.source AND TG_RELID NOT IN (SELECT segtier._capture_targets(m))) THEN
-		RAISE EXCEPTION 'segtier capture trigger of model "%" fired on %, which is not its source', TG_ARGV[0], TG_RELID::regclass
-			USING ERRCODE = 'insufficient_privilege';
+		RETURN NULL;
 	END IF;
 	IF TG_OP = 'TRUNCATE' THEN
 		UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
@@ -1568,7 +1582,10 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp
 	SELECT c.oid::regclass FROM tree JOIN pg_class c USING (oid) WHERE c.relkind IN ('r', 'p') ORDER BY c.oid
 $$;
 
--- Drops and, when enabled, creates the capture triggers.
+-- Drops and, when enabled, creates the capture triggers.  They are dropped
+-- wherever they are, also on a child detached since (when the role owns it);
+-- by their exact names, as model "a"'s prefix segtier_a_ begins model
+-- "a_b"'s names too.
 CREATE FUNCTION segtier._set_capture(m segtier.model, enable boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
@@ -1576,10 +1593,10 @@ DECLARE
 	rel regclass;
 	ev text;
 BEGIN
-	FOR rel IN SELECT * FROM segtier._capture_targets(m) LOOP
-		FOR ev IN SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname LIKE trg || '\_%' LOOP
-			EXECUTE format('DROP TRIGGER %I ON %s', ev, rel);
-		END LOOP;
+	FOR rel, ev IN SELECT t.tgrelid::regclass, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+				   WHERE t.tgfoid = 'segtier._capture'::regproc AND pg_has_role(c.relowner, 'USAGE')
+					 AND t.tgname IN (trg || '_insert', trg || '_update', trg || '_delete', trg || '_truncate') LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', ev, rel);
 	END LOOP;
 	IF NOT enable THEN
 		RETURN;
@@ -1613,6 +1630,10 @@ BEGIN
 	END IF;
 	IF EXISTS (SELECT 1 FROM segtier.model x WHERE x.name = _create_model.name) THEN
 		RAISE EXCEPTION 'model "%" already exists', name USING ERRCODE = 'duplicate_object';
+	END IF;
+	IF (SELECT c.relkind FROM pg_class c WHERE c.oid = source) NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+		RAISE EXCEPTION 'source % is not a table, view, materialized view or foreign table', source
+			USING ERRCODE = 'wrong_object_type';
 	END IF;
 	IF NOT has_table_privilege(source, 'SELECT') THEN
 		RAISE EXCEPTION 'permission denied for % (the model owner must be able to read the source)', source
@@ -1736,9 +1757,7 @@ DECLARE
 BEGIN
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
 	m := segtier._get_model(name);
-	IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source) THEN
-		PERFORM segtier._set_capture(m, false);
-	END IF;
+	PERFORM segtier._set_capture(m, false);
 	DELETE FROM segtier.model x WHERE x.name = m.name;
 	PERFORM segtier._drop_relations(m.name);
 END $$;
@@ -2005,9 +2024,10 @@ BEGIN
 	-- the rows of a child dropped or detached were never seen leaving
 	targets := ARRAY(SELECT t::oid FROM segtier._capture_targets(m) t);
 	IF (o->>'capture')::boolean
-	   AND EXISTS (SELECT 1 FROM unnest(targets) t(relid)
-				   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
-									 WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert')) THEN
+	   AND (last.params->'capture_targets' IS DISTINCT FROM to_jsonb(targets)
+			OR EXISTS (SELECT 1 FROM unnest(targets) t(relid)
+					   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+										 WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert'))) THEN
 		PERFORM segtier._set_capture(m, true);
 		m.needs_full := true;
 	END IF;

@@ -33,6 +33,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "parser/parse_coerce.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -237,7 +238,8 @@ typedef struct Scoring
 	Tier		stage_tier[LIFECYCLE_STAGES];
 	int			noverrides;
 	Override   *overrides;		/* sorted by customer, then scheme */
-	Oid			customer_out;
+	Oid			customer_out;	/* how id::text writes an id: the output */
+	Oid			customer_cast;	/* function, or a cast (char(n)'s rtrim) */
 	int64		run_id;			/* of the rows updated */
 	alive_hash *given_alive;	/* GivenAlive by (x, T) */
 	Datum		empty_array;	/* '{}'::text[] and '{}'::jsonb, built once */
@@ -901,8 +903,11 @@ rescore_row(const Scoring *s, const Datum *in, const bool *nul, bool existed, co
 	 * pyramid is held until the customer was below its tier for
 	 * hysteresis_runs consecutive rescorings or hysteresis_days days.
 	 */
+	/* set_override stores the id as id::text writes it */
 	if (s->noverrides > 0)
-		customer_text = OidOutputFunctionCall(s->customer_out, in[IN_CUSTOMER]);
+		customer_text = OidIsValid(s->customer_cast) ?
+			TextDatumGetCString(OidFunctionCall1(s->customer_cast, in[IN_CUSTOMER])) :
+			OidOutputFunctionCall(s->customer_out, in[IN_CUSTOMER]);
 	for (int k = 0; k < NSCHEMES; k++)
 	{
 		TierColumn col = scheme_column[k];
@@ -1109,10 +1114,14 @@ static void
 score_startup(DestReceiver *self, int operation, TupleDesc desc)
 {
 	ScoreReceiver *r = (ScoreReceiver *) self;
+	Oid			type = TupleDescAttr(desc, IN_CUSTOMER)->atttypid;
 	bool		typisvarlena;
 
 	check_types(desc, r->outdesc, RelationGetDescr(r->rel));
-	getTypeOutputInfo(TupleDescAttr(desc, IN_CUSTOMER)->atttypid, &r->s->customer_out, &typisvarlena);
+	getTypeOutputInfo(type, &r->s->customer_out, &typisvarlena);
+	if (find_coercion_pathway(TEXTOID, type, COERCION_EXPLICIT, &r->s->customer_cast) != COERCION_PATH_FUNC ||
+		get_func_nargs(r->s->customer_cast) != 1)
+		r->s->customer_cast = InvalidOid;
 }
 
 /* Writes a scored row: inserts or updates it, and puts what SQL must write in the result. */

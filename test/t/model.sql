@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(41);
+SELECT plan(45);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -107,6 +107,24 @@ INSERT INTO parted_2026 VALUES ('e', '2025-05-02', 5);
 SELECT refresh('shopp');
 SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE model = 'shopp' ORDER BY run_id DESC LIMIT 1),
 	'false 3', 'and are captured from then on');
+-- a detached child keeps no duty: writing to it never fails, the next
+-- refresh (full: a child left) drops its triggers, and a second model on the
+-- same source, named with the first one's prefix, keeps its own
+SELECT create_model('shopp_b', 'parted', 'cust', 'at', 'amount', '{"as_of": "2025-06-01 00:00+00"}');
+SELECT refresh('shopp_b');
+ALTER TABLE parted DETACH PARTITION parted_2024;
+SELECT lives_ok($$INSERT INTO parted_2024 VALUES ('z', '2024-06-01', 1); DELETE FROM parted_2024 WHERE cust = 'z'$$,
+	'a child detached from the source takes writes');
+SELECT refresh('shopp');
+SELECT is((SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'parted_2024'::regclass),
+	'segtier_shopp_b_delete,segtier_shopp_b_insert,segtier_shopp_b_truncate,segtier_shopp_b_update',
+	'the refresh dropped the model''s triggers on the detached child, not the other model''s');
+SELECT drop_model('shopp');
+SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'segtier\_shopp\_b\_%'), 16::bigint,
+	'dropping the model leaves the other model''s triggers on the source and its children');
+SELECT drop_model('shopp_b');
+SELECT is((SELECT count(*) FROM pg_trigger WHERE tgfoid = 'segtier._capture'::regproc AND tgname LIKE 'segtier\_shopp%'), 0::bigint,
+	'drop_model drops the triggers on a child detached since, too');
 
 -- truncate makes the next run full
 TRUNCATE shop_orders;

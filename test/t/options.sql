@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(60);
+SELECT plan(73);
 
 -- four customers, as of 2025-07-01: a: 3 orders on 2 days, b: 1 big order,
 -- c: 2 small orders long ago, d: refunds only
@@ -209,6 +209,37 @@ SELECT is((SELECT string_agg(format_type(a.atttypid, a.atttypmod), ',' ORDER BY 
 	'bpchar,bpchar,bpchar', 'the model''s tables have bpchar ids');
 SELECT is((SELECT string_agg(customer::text, ',' ORDER BY customer) FROM segtier_data.chr_tiers), 'C00001,C00002',
 	'and whole ids');
+-- an override on a char(n) id shorter than n: stored as id::text writes it
+-- (no padding), matched the same way by the refresh (it never applied)
+INSERT INTO oc VALUES ('C3', '2025-06-03', 1);
+SELECT segtier.refresh('chr');
+SELECT segtier.set_override('chr', 'C3', 'value:A', 'key account');
+SELECT segtier.refresh('chr');
+SELECT is((SELECT value_class::text || ' ' || overridden::text FROM segtier_data.chr_tiers WHERE customer = 'C3'),
+	'value:A {value_class}', 'an override applies to a char(n) id shorter than n');
+
+-- stored forms that every run reads alike: an integer written 5.0, as_of
+-- read once in the session's TimeZone and kept with its offset
+SET LOCAL TimeZone = 'Asia/Tokyo';
+SELECT segtier.create_model('norm', 'o', 'who', 'at', 'amount', '{"as_of": "2025-07-01 09:00", "rfm_bins": 4.0, "clusters": 2.00}');
+RESET TimeZone;
+SELECT is((SELECT (options->'as_of') || (options->'rfm_bins') || (options->'clusters') FROM segtier.model WHERE name = 'norm'),
+	'["2025-07-01T09:00:00+09:00", 4, 2]'::jsonb, 'as_of keeps its offset, integers are kept as integers');
+SELECT is((SELECT (options->>'as_of')::timestamptz FROM segtier.model WHERE name = 'norm'), '2025-07-01 00:00+00'::timestamptz,
+	'and as_of is the same instant in another TimeZone');
+SELECT throws_ok(format($$SELECT segtier.alter_model('norm', '{"as_of": %s}')$$, to_json(v)),
+	'22023', format('invalid value for model option "as_of": %s', to_json(v)), 'as_of must not move: ' || v)
+FROM (VALUES ('now'), ('today'), ('Tomorrow'), ('yesterday 10:00')) t(v);
+SELECT throws_ok(format($$SELECT segtier.alter_model('norm', '{"time_zone": %s}')$$, to_json(v)),
+	'22023', format('invalid value for model option "time_zone": %s', to_json(v)), 'a POSIX rule is not a zone name: ' || v)
+FROM (VALUES ('UTC+5'), ('+05'), ('<+05>-5')) t(v);
+SELECT lives_ok($$SELECT segtier.alter_model('norm', '{"time_zone": "Etc/GMT+5"}')$$, 'a listed zone with a sign is taken');
+-- a source must hold rows
+CREATE TYPE not_rows AS (who int, at timestamptz, amount numeric);
+CREATE INDEX o_who ON o (who);
+SELECT throws_ok(format($$SELECT segtier.create_model('bad', %L, 'who', 'at', 'amount')$$, r), '42809',
+	format('source public.%s is not a table, view, materialized view or foreign table', r), 'a source that holds no rows: ' || r)
+FROM (VALUES ('not_rows'), ('o_who')) t(r);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -123,16 +123,66 @@ typedef struct GgData
 {
 	int			m;
 	const HistEntry *e;			/* (x, m) entries sorted by x */
-	float8	   *lx;				/* log x per entry */
 	float8	   *lm;				/* log m per entry */
 	float8		penalty;		/* penalizer times customers */
 } GgData;
+
+/* 1/(12y) - 1/(360y^3) + ...: lnG(y) less (y - 1/2) ln y - y + ln(2 pi)/2. */
+static inline float8
+stirling_tail(float8 y)
+{
+	float8		r = 1.0 / (y * y);
+
+	return (1.0 / 12.0 - r * (1.0 / 360.0 - r * (1.0 / 1260.0 - r / 1680.0))) / y;
+}
+
+/*
+ * lnG(z + s) - lnG(z) and psi(z + s) - psi(z) for z >= s > 0.  As the
+ * difference of two lgamma values it loses all its digits once z is large
+ * (p or q of a fit heading for a boundary); from z = 100 on it comes from
+ * Stirling's series, whose next terms are below 1e-21 there.
+ */
+static float8
+lgamma_step(float8 z, float8 s)
+{
+	float8		y = z + s;
+
+	if (z < 100.0)
+		return lgamma(y) - lgamma(z);
+	return (z - 0.5) * log1p(s / z) + s * (log(y) - 1.0) + stirling_tail(y) - stirling_tail(z);
+}
+
+static float8
+digamma_step(float8 z, float8 s)
+{
+	float8		y = z + s;
+	float8		ry = 1.0 / (y * y),
+				rz = 1.0 / (z * z);
+
+	if (z < 100.0)
+		return segtier_digamma(y) - segtier_digamma(z);
+	/* psi(y) = ln y - 1/(2y) - 1/(12y^2) + 1/(120y^4) - 1/(252y^6) + ... */
+	return log1p(s / z) + s / (2.0 * y * z) -
+		(ry * (1.0 / 12.0 - ry * (1.0 / 120.0 - ry / 252.0)) -
+		 rz * (1.0 / 12.0 - rz * (1.0 / 120.0 - rz / 252.0)));
+}
+
+/* psi(a + b) - psi(a), the difference taken where it is small */
+static float8
+digamma_from(float8 a, float8 b)
+{
+	return a >= b ? digamma_step(a, b) :
+		segtier_digamma(b) - segtier_digamma(a) + digamma_step(b, a);
+}
 
 /*
  * The penalised log-likelihood with gradient and Hessian in (p, q, v).  Per
  * customer (note 025, eq. 3, the density of the mean of x spends):
  *   LL = lnG(px + q) - lnG(px) - lnG(q) + q ln v + (px - 1) ln m + px ln x
- *        - (px + q) ln(x m + v).
+ *        - (px + q) ln(x m + v)
+ *      = -ln B(px, q) - ln m - px ln(1 + v/(x m)) - q ln(1 + x m/v),
+ * the second form without the cancellation of terms that grow with p or q
+ * (which made the log-likelihood of a fit near a boundary wrong by tens).
  * The gamma-function terms are computed once per distinct x.  The penalty
  * is penalizer * customers * (p^2 + q^2 + v^2), as lifetimes' penalizer_coef.
  */
@@ -144,15 +194,13 @@ gg_objective(const float8 *th, float8 *g, float8 *H, void *arg)
 				q = th[1],
 				v = th[2];
 	float8		lgq = lgamma(q),
-				psq = segtier_digamma(q),
-				p1q = segtier_trigamma(q),
-				lv = log(v);
+				p1q = segtier_trigamma(q);
 	float8		f = 0.0;
 	float8		x = -1.0,
 				px = 0.0,
 				lg = 0.0,
-				ps1 = 0.0,
-				ps2 = 0.0,
+				dpx = 0.0,
+				dq = 0.0,
 				tr1 = 0.0,
 				tr2 = 0.0;
 
@@ -161,25 +209,28 @@ gg_objective(const float8 *th, float8 *g, float8 *H, void *arg)
 	for (int i = 0; i < d->m; i++)
 	{
 		float8		n = (float8) d->e[i].n;
-		float8		w,
-					lw;
+		float8		xm,
+					w,
+					l_v,
+					l_xm;
 
 		if (d->e[i].key[0] != x)
 		{
 			x = d->e[i].key[0];
 			px = p * x;
-			lg = lgamma(px + q) - lgamma(px) - lgq;
-			ps1 = segtier_digamma(px + q);
-			ps2 = segtier_digamma(px);
+			lg = px >= q ? lgamma_step(px, q) - lgq : lgamma_step(q, px) - lgamma(px);
+			dpx = digamma_from(px, q);
+			dq = digamma_from(q, px);
 			tr1 = segtier_trigamma(px + q);
 			tr2 = segtier_trigamma(px);
 		}
-		w = x * d->e[i].key[1] + v;
-		lw = log(w);
-		f += n * (lg + q * lv + (px - 1.0) * d->lm[i] + px * d->lx[i] -
-				  (px + q) * lw);
-		g[0] += n * x * (ps1 - ps2 + d->lm[i] + d->lx[i] - lw);
-		g[1] += n * (ps1 - psq + lv - lw);
+		xm = x * d->e[i].key[1];
+		w = xm + v;
+		l_v = log1p(v / xm);	/* ln w - ln(x m) */
+		l_xm = log1p(xm / v);	/* ln w - ln v */
+		f += n * (lg - d->lm[i] - px * l_v - q * l_xm);
+		g[0] += n * x * (dpx - l_v);
+		g[1] += n * (dq - l_xm);
 		g[2] += n * (q / v - (px + q) / w);
 		H[0] += n * x * x * (tr1 - tr2);
 		H[1] += n * x * tr1;
@@ -226,11 +277,9 @@ gamma_gamma_final(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	d.m = m;
 	d.e = e;
-	d.lx = palloc(sizeof(float8) * m);
 	d.lm = palloc(sizeof(float8) * m);
 	for (int i = 0; i < m; i++)
 	{
-		d.lx[i] = log(e[i].key[0]);
 		d.lm[i] = log(e[i].key[1]);
 		meanm += e[i].key[1] * (float8) e[i].n;
 		customers += (float8) e[i].n;
@@ -274,9 +323,10 @@ gamma_gamma_final(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < 3; i++)
 		values[i] = Float8GetDatum(best[i]);
-	values[3] = Float8GetDatum(bestf + d.penalty *
-							   (best[0] * best[0] + best[1] * best[1] +
-								best[2] * best[2]));
+	/* the log-likelihood without the penalty (0 * inf would make it NaN) */
+	values[3] = Float8GetDatum(d.penalty == 0.0 ? bestf :
+							   bestf + d.penalty * (best[0] * best[0] + best[1] * best[1] +
+													best[2] * best[2]));
 	values[4] = Int64GetDatum(count);
 	values[5] = Int64GetDatum(h->skipped);
 	tupdesc = BlessTupleDesc(tupdesc);
@@ -295,6 +345,7 @@ gg_expected_spend(const float8 *th, float8 x, float8 m)
 				q = th[1],
 				v = th[2];
 	float8		den = p * x + q - 1.0;
+	float8		e;
 
 	gg_check_frequency(x);
 	segtier_check_finite("monetary", m);
@@ -308,7 +359,19 @@ gg_expected_spend(const float8 *th, float8 x, float8 m)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("expected spend is infinite"),
 				 errdetail("p * frequency + q - 1 = %g is not positive.", den)));
-	return (p * (v + x * m)) / den;
+	e = (p * (v + x * m)) / den;
+	if (!isfinite(e))
+	{
+		/* an intermediate overflowed; the weighted mean itself may not */
+		float8		dp = x + (q - 1.0) / p;
+
+		e = v / dp + (x / dp) * m;
+	}
+	if (!isfinite(e))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("expected spend is out of range for type double precision")));
+	return e;
 }
 
 PG_FUNCTION_INFO_V1(gamma_gamma_expected_spend);
@@ -384,9 +447,15 @@ float8
 segtier_clv_from(const float8 *gg, float8 x, float8 monetary, float8 margin, float8 purchases)
 {
 	float8		spend = gg_expected_spend(gg, x, monetary);
+	float8		clv;
 
 	segtier_check_finite("margin", margin);
-	return margin * spend * purchases;
+	clv = margin * spend * purchases;
+	if (!isfinite(clv))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("CLV is out of range for type double precision")));
+	return clv;
 }
 
 PG_FUNCTION_INFO_V1(segtier_clv);

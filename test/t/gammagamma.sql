@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(14);
+SELECT plan(19);
 
 -- Parameter recovery: 20,000 repeat customers (x uniform on 1..8) from the
 -- Gamma-Gamma process with p = 6, q = 4, v = 15.  Tolerance 15 % (p and v
@@ -33,6 +33,21 @@ SELECT throws_ok($$SELECT expected_spend((6.25, 3.74, 15.44, 0, 0, 0), 2, 0)$$,
 	'22023', 'monetary must be positive for a customer with repeat purchases', 'no spend with repeats');
 SELECT throws_ok($$SELECT expected_spend((6.25, 0.5, 15.44, 0, 0, 0), 0, 0)$$,
 	'22003', 'expected spend is infinite', 'q <= 1 has no population mean');
+-- the log-likelihood where p or q grows large: its terms cancel in the
+-- textbook form (-14.708572 here before; -14.708599 by 50-digit arithmetic
+-- at the returned parameters, q about 8e8), and no NaN from a zero penalty
+-- times an overflowing v^2
+SELECT ok(abs((g).loglik + 14.708599) < 1e-6 AND (g).q > 1e6, 'log-likelihood of a fit with a large q: ' || (g).loglik)
+FROM (SELECT gamma_gamma_fit(x, m) g FROM (VALUES (1::float8, 100::float8), (2, 10), (3, 50)) v(x, m)) f;
+SELECT ok((g).loglik <> 'NaN', 'no NaN log-likelihood for spends near 1e200')
+FROM (SELECT gamma_gamma_fit(x, m) g FROM (VALUES (1::float8, 1e200::float8), (2, 1e199), (3, 5e199)) v(x, m)) f;
+-- p x m overflows while the weighted mean (p v + p x m) / (p x + q - 1) does not
+SELECT ok(abs(expected_spend((6.25, 3.74, 15.44, 0, 0, 0), 1e10, 1e308) / 1e308 - (1 - 0.4384 / (1e10 + 0.4384))) < 1e-13,
+	'expected spend near the top of float8 when only an intermediate overflows');
+SELECT throws_ok($$SELECT expected_spend((6.25, 3.74, 1e308, 0, 0, 0), 0, 0)$$,
+	'22003', 'expected spend is out of range for type double precision', 'a population mean beyond float8');
+SELECT throws_ok($$SELECT clv((0.24, 4.4, 0.79, 2.4, 0, 0), (6.25, 3.74, 15.44, 0, 0, 0), 2, 30.43, 38.86, 22.35, 12, 0.01, 1e308)$$,
+	'22003', 'CLV is out of range for type double precision', 'a CLV beyond float8');
 SELECT throws_ok($$SELECT clv((0.25, 4, 0.8, 2.5, 0, 0), (6.25, 3.74, 15.44, 0, 0, 0), 1, 1, 2, 10, 12, -1)$$,
 	'22023', 'discount_rate must be > -1', 'discount rate');
 SELECT throws_ok($$SELECT clv((0.25, 4, 0.8, 2.5, 0, 0), (6.25, 3.74, 15.44, 0, 0, 0), 1, 1, 2, 10, 12, 0.01, 1, 0)$$,

@@ -14,9 +14,36 @@
 --   refuses POSIX rules such as "UTC+5" that are not in pg_timezone_names.
 --   Stored options are normalised here the same way (as_of in this
 --   session's TimeZone).
+-- * A capture trigger on a source whose customer column was renamed,
+--   dropped or retyped queues nothing and marks the model for a full
+--   refresh instead of failing the write; the refresh says what changed (a
+--   new type: 42804, drop and create the model).  _model_check checks a
+--   model row only when what it checks changed.
 -- * create_model refuses a source that is not a table, view, materialized
 --   view or foreign table (an index, a composite type) with 42809.
 \echo Use "ALTER EXTENSION segtier UPDATE TO '0.13.0'" to load this file. \quit
+
+CREATE OR REPLACE FUNCTION segtier._model_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
+DECLARE
+	dba boolean := pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'segtier.model'::regclass), 'USAGE');
+BEGIN
+	IF TG_OP = 'INSERT' AND (NEW.since_run IS NULL OR NOT dba) THEN
+		NEW.since_run := nextval('segtier.refresh_runs_run_id_seq');
+	ELSIF TG_OP = 'UPDATE' AND NEW.since_run IS DISTINCT FROM OLD.since_run AND NOT dba THEN
+		RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	-- what is checked must not have changed (an UPDATE of needs_full alone
+	-- comes from a capture trigger, also when the source's columns are broken)
+	IF TG_OP = 'INSERT' OR (NEW.source, NEW.customer_column, NEW.time_column, NEW.amount_column, NEW.options)
+						   IS DISTINCT FROM (OLD.source, OLD.customer_column, OLD.time_column, OLD.amount_column, OLD.options) THEN
+		NEW.options := segtier._check_options(NEW.options);
+		PERFORM segtier._check_columns(NEW);
+		PERFORM segtier._model_options(NEW);
+	END IF;
+	RETURN NEW;
+END $$;
 
 CREATE OR REPLACE FUNCTION segtier._check_option(key text, v jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
@@ -184,6 +211,19 @@ BEGIN
 		UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
 		RETURN NULL;
 	END IF;
+	-- a customer column renamed, dropped or retyped since: the write must not
+	-- fail, so nothing is queued and the next refresh is full (or says why
+	-- it cannot run)
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[1] AND NOT a.attisdropped
+					 AND a.atttypid = (SELECT b.atttypid FROM pg_attribute b
+									   WHERE b.attrelid = format('segtier_data.%I', TG_ARGV[0] || '_queue')::regclass
+										 AND b.attname = 'customer')) THEN
+		IF NOT m.needs_full THEN
+			UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
+		END IF;
+		RETURN NULL;
+	END IF;
 	IF TG_OP IN ('INSERT', 'UPDATE') THEN
 		EXECUTE format('INSERT INTO segtier_data.%I SELECT DISTINCT %I FROM segtier_new WHERE %2$I IS NOT NULL',
 					   TG_ARGV[0] || '_queue', TG_ARGV[1]);
@@ -340,6 +380,12 @@ BEGIN
 	v_tz := o->>'time_zone';
 	months := (o->>'churn_months')::int;
 	ctype := segtier._customer_type(m);
+	IF ctype <> (SELECT format_type(a.atttypid, -1) FROM pg_attribute a WHERE a.attrelid = q::regclass AND a.attname = 'customer') THEN
+		RAISE EXCEPTION 'customer column "%" of % is now of type %, but the tables of model "%" hold %',
+			m.customer_column, m.source, ctype, m.name,
+			(SELECT format_type(a.atttypid, -1) FROM pg_attribute a WHERE a.attrelid = q::regclass AND a.attname = 'customer')
+			USING ERRCODE = 'datatype_mismatch', HINT = 'Drop the model and create it again.';
+	END IF;
 	SELECT * INTO last FROM segtier.refresh_runs r
 	WHERE r.model = m.name AND r.run_id > m.since_run AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans

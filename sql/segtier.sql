@@ -1007,9 +1007,14 @@ BEGIN
 		RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
 			USING ERRCODE = 'insufficient_privilege';
 	END IF;
-	NEW.options := segtier._check_options(NEW.options);
-	PERFORM segtier._check_columns(NEW);
-	PERFORM segtier._model_options(NEW);
+	-- what is checked must not have changed (an UPDATE of needs_full alone
+	-- comes from a capture trigger, also when the source's columns are broken)
+	IF TG_OP = 'INSERT' OR (NEW.source, NEW.customer_column, NEW.time_column, NEW.amount_column, NEW.options)
+						   IS DISTINCT FROM (OLD.source, OLD.customer_column, OLD.time_column, OLD.amount_column, OLD.options) THEN
+		NEW.options := segtier._check_options(NEW.options);
+		PERFORM segtier._check_columns(NEW);
+		PERFORM segtier._model_options(NEW);
+	END IF;
 	RETURN NEW;
 END $$;
 COMMENT ON FUNCTION segtier._model_check() IS 'check every model row written, whoever writes it';
@@ -1559,6 +1564,19 @@ BEGIN
 		UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
 		RETURN NULL;
 	END IF;
+	-- a customer column renamed, dropped or retyped since: the write must not
+	-- fail, so nothing is queued and the next refresh is full (or says why
+	-- it cannot run)
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+				   WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[1] AND NOT a.attisdropped
+					 AND a.atttypid = (SELECT b.atttypid FROM pg_attribute b
+									   WHERE b.attrelid = format('segtier_data.%I', TG_ARGV[0] || '_queue')::regclass
+										 AND b.attname = 'customer')) THEN
+		IF NOT m.needs_full THEN
+			UPDATE segtier.model SET needs_full = true WHERE name = TG_ARGV[0];
+		END IF;
+		RETURN NULL;
+	END IF;
 	IF TG_OP IN ('INSERT', 'UPDATE') THEN
 		EXECUTE format('INSERT INTO segtier_data.%I SELECT DISTINCT %I FROM segtier_new WHERE %2$I IS NOT NULL',
 					   TG_ARGV[0] || '_queue', TG_ARGV[1]);
@@ -2017,6 +2035,12 @@ BEGIN
 	v_tz := o->>'time_zone';
 	months := (o->>'churn_months')::int;
 	ctype := segtier._customer_type(m);
+	IF ctype <> (SELECT format_type(a.atttypid, -1) FROM pg_attribute a WHERE a.attrelid = q::regclass AND a.attname = 'customer') THEN
+		RAISE EXCEPTION 'customer column "%" of % is now of type %, but the tables of model "%" hold %',
+			m.customer_column, m.source, ctype, m.name,
+			(SELECT format_type(a.atttypid, -1) FROM pg_attribute a WHERE a.attrelid = q::regclass AND a.attname = 'customer')
+			USING ERRCODE = 'datatype_mismatch', HINT = 'Drop the model and create it again.';
+	END IF;
 	SELECT * INTO last FROM segtier.refresh_runs r
 	WHERE r.model = m.name AND r.run_id > m.since_run AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans

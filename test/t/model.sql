@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(45);
+SELECT plan(50);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -125,6 +125,27 @@ SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'segtier\_shopp\_b\
 SELECT drop_model('shopp_b');
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgfoid = 'segtier._capture'::regproc AND tgname LIKE 'segtier\_shopp%'), 0::bigint,
 	'drop_model drops the triggers on a child detached since, too');
+
+-- the customer column renamed or retyped: writes go on, nothing is queued,
+-- the refresh says why it cannot run, and once it can it is full
+CREATE TABLE rn (c int, t timestamptz, a numeric);
+INSERT INTO rn VALUES (1, '2024-12-01', 5);
+SELECT create_model('rn', 'rn', 'c', 't', 'a', '{"as_of": "2025-01-01 00:00+00"}');
+SELECT refresh('rn');
+ALTER TABLE rn RENAME COLUMN c TO customer_id;
+SELECT lives_ok($$INSERT INTO rn VALUES (2, '2024-12-31', 5)$$, 'a write after the customer column was renamed');
+SELECT throws_ok($$SELECT segtier.refresh('rn')$$, '42703', 'customer column "c" does not exist in public.rn',
+	'the refresh says the column is gone');
+ALTER TABLE rn RENAME COLUMN customer_id TO c;
+SELECT refresh('rn');
+SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE model = 'rn' ORDER BY run_id DESC LIMIT 1),
+	'true 2', 'renamed back, the next refresh is full and sees the row written meanwhile');
+ALTER TABLE rn ALTER COLUMN c TYPE bigint;
+SELECT lives_ok($$INSERT INTO rn VALUES (3, '2024-12-31', 5)$$, 'a write after the customer column was retyped');
+SELECT throws_ok($$SELECT segtier.refresh('rn')$$, '42804',
+	'customer column "c" of public.rn is now of type bigint, but the tables of model "rn" hold integer',
+	'the refresh says the type changed');
+SELECT drop_model('rn');
 
 -- truncate makes the next run full
 TRUNCATE shop_orders;

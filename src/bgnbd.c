@@ -473,7 +473,15 @@ bgnbd_final(PG_FUNCTION_ARGS)
 		customers += (float8) e[i].n;
 		count += e[i].n;
 	}
-	meanT = meanT / customers > 0.0 ? meanT / customers : 1.0;
+	if (meanT == 0.0)
+	{
+		/* nobody watched for any time: every parameter gives likelihood 1 */
+		ereport(WARNING,
+				(errmsg("BG/NBD fit has no customer observed for any time"),
+				 errdetail("Every t is 0, so the data do not identify the parameters; the fit is NULL.")));
+		PG_RETURN_NULL();
+	}
+	meanT /= customers;
 	bgnbd_prepare(&d, e, m, h->penalizer);
 
 	{

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(41);
+SELECT plan(42);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -177,6 +177,10 @@ FROM (VALUES (1e3::float8, 1e16::float8, 3.3234979973292456::float8), (1e3, 1e20
 SELECT ok(bool_and(abs(expected_purchases((0.41, 9.5, a, b, 0, 1), 365, 3, 130, 365) / (3.41 * 365 / 374.5) - 1) < 1e-12),
 		  'expected_purchases of customers who never drop out is the NBD model''s')
 FROM (VALUES (1e58::float8, 1e72::float8), (1e60, 1e75), (1e80, 1e100), (1e100, 1e150), (1e250, 1e300)) v(a, b);
+
+-- nobody observed for any time (every t = 0): the likelihood is 1 for every
+-- parameter, and the fit is NULL with a warning (a penalizer drove it to 0)
+SELECT is((SELECT bgnbd_fit(0, 0, 0, 0.001) FROM generate_series(1, 3)), NULL, 'no customer observed for any time: NULL fit');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(50);
+SELECT plan(51);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -146,6 +146,17 @@ SELECT throws_ok($$SELECT segtier.refresh('rn')$$, '42804',
 	'customer column "c" of public.rn is now of type bigint, but the tables of model "rn" hold integer',
 	'the refresh says the type changed');
 SELECT drop_model('rn');
+
+-- a shop's first day: nobody has been a customer for a whole day, so BG/NBD
+-- identifies nothing; the refresh scores everything else (the fit was ~0
+-- and the CLV's series then failed the whole refresh)
+CREATE TABLE launch (c int, t timestamptz, a numeric);
+INSERT INTO launch SELECT g, '2025-01-01 08:00+00'::timestamptz + g * interval '1 minute', 10 + g % 7 FROM generate_series(1, 300) g;
+SELECT create_model('launch', 'launch', 'c', 't', 'a',
+	'{"as_of": "2025-01-01 18:00+00", "time_zone": "UTC", "predict": true, "penalizer": 0.001}');
+SELECT refresh('launch');
+SELECT is((SELECT count(*) || ' ' || count(p_alive) || ' ' || count(clv) || ' ' || count(DISTINCT lifecycle) FROM segtier_data.launch_tiers),
+	'300 0 0 1', 'launch day: every customer scored, no prediction');
 
 -- truncate makes the next run full
 TRUNCATE shop_orders;

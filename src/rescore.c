@@ -902,8 +902,8 @@ rescore_row(const Scoring *s, const Datum *in, const bool *nul, bool existed, co
 	 * Final tiers: an active override wins; a downgrade of value_class or
 	 * pyramid is held until the customer was below its tier for
 	 * hysteresis_runs consecutive rescorings or hysteresis_days days.
+	 * set_override stores the id as id::text writes it.
 	 */
-	/* set_override stores the id as id::text writes it */
 	if (s->noverrides > 0)
 		customer_text = OidIsValid(s->customer_cast) ?
 			TextDatumGetCString(OidFunctionCall1(s->customer_cast, in[IN_CUSTOMER])) :

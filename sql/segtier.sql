@@ -2007,6 +2007,7 @@ DECLARE
 	sumt text := format('segtier_data.%I', model || '_summary');
 	q text := format('segtier_data.%I', model || '_queue');
 	ctype text;
+	ctype_held text;			-- the customer type of the model's tables
 	scoring_options jsonb;
 	stats record;
 	centroids float8[];
@@ -2035,10 +2036,10 @@ BEGIN
 	v_tz := o->>'time_zone';
 	months := (o->>'churn_months')::int;
 	ctype := segtier._customer_type(m);
-	IF ctype <> (SELECT format_type(a.atttypid, -1) FROM pg_attribute a WHERE a.attrelid = q::regclass AND a.attname = 'customer') THEN
+	ctype_held := (SELECT format_type(a.atttypid, -1) FROM pg_attribute a WHERE a.attrelid = q::regclass AND a.attname = 'customer');
+	IF ctype <> ctype_held THEN
 		RAISE EXCEPTION 'customer column "%" of % is now of type %, but the tables of model "%" hold %',
-			m.customer_column, m.source, ctype, m.name,
-			(SELECT format_type(a.atttypid, -1) FROM pg_attribute a WHERE a.attrelid = q::regclass AND a.attname = 'customer')
+			m.customer_column, m.source, ctype, m.name, ctype_held
 			USING ERRCODE = 'datatype_mismatch', HINT = 'Drop the model and create it again.';
 	END IF;
 	SELECT * INTO last FROM segtier.refresh_runs r
@@ -2047,15 +2048,15 @@ BEGIN
 	-- a child attached since the last run has no capture triggers yet, and
 	-- the rows of a child dropped or detached were never seen leaving
 	targets := ARRAY(SELECT t::oid FROM segtier._capture_targets(m) t);
-	IF (o->>'capture')::boolean
-	   AND (last.params->'capture_targets' IS DISTINCT FROM to_jsonb(targets)
-			OR EXISTS (SELECT 1 FROM unnest(targets) t(relid)
+	IF last.params->'capture_targets' IS DISTINCT FROM to_jsonb(targets)
+	   OR ((o->>'capture')::boolean
+		   AND EXISTS (SELECT 1 FROM unnest(targets) t(relid)
 					   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
 										 WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert'))) THEN
-		PERFORM segtier._set_capture(m, true);
-		m.needs_full := true;
-	END IF;
-	IF last.params->'capture_targets' IS DISTINCT FROM to_jsonb(targets) THEN
+		-- the triggers go on the children there are now, off those detached
+		IF (o->>'capture')::boolean THEN
+			PERFORM segtier._set_capture(m, true);
+		END IF;
 		m.needs_full := true;
 	END IF;
 	v_full := force_full OR m.needs_full OR last.run_id IS NULL OR v_as_of < last.as_of

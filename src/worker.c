@@ -124,6 +124,7 @@ static uint32 MyGeneration = 0;
 static char MyDbName[NAMEDATALEN];
 static bool extension_seen = false;
 static bool complained_no_extension = false;
+static bool complained_bad_role = false;
 
 PGDLLEXPORT void segtier_launcher_main(Datum main_arg);
 PGDLLEXPORT void segtier_worker_main(Datum main_arg);
@@ -767,19 +768,41 @@ StatementWork(void *arg)
 typedef struct DueModels
 {
 	bool		extension;
+	char	   *lacking;		/* functions the role may not execute, or NULL */
+	char	   *role;			/* the role, when it lacks some */
 	List	   *models;			/* of char *, in the caller's context */
 	MemoryContext cxt;
 } DueModels;
 
-/* TxnWork: is the extension here; if it just appeared, close stale runs; list due models. */
+/* Every function the worker calls: a role short of one would fail at each naptime. */
+#define WORKER_FUNCTIONS_LACKING \
+	"SELECT string_agg(f, ', ') FROM unnest(ARRAY['segtier._close_stale_runs()', " \
+	"'segtier._worker_due_models()', 'segtier._run_start(text)', " \
+	"'segtier._refresh_model(text, boolean, bigint)', 'segtier._run_failed(bigint, text)']) f " \
+	"WHERE NOT has_function_privilege(f, 'EXECUTE')"
+
+/*
+ * TxnWork: is the extension here, may the role run the worker's functions;
+ * if the extension just appeared, close stale runs; list due models.
+ */
 static void
 DueModelsWork(void *arg)
 {
 	DueModels  *due = arg;
+	char	   *lacking;
 
 	due->extension = OidIsValid(get_extension_oid("segtier", true));
 	if (!due->extension)
 		return;
+	if (SPI_execute(WORKER_FUNCTIONS_LACKING, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "segtier worker: unexpected result from the privilege check");
+	lacking = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (lacking != NULL)
+	{
+		due->lacking = MemoryContextStrdup(due->cxt, lacking);
+		due->role = MemoryContextStrdup(due->cxt, GetUserNameFromId(GetUserId(), false));
+		return;
+	}
 	if (!extension_seen &&
 		SPI_execute("SELECT segtier._close_stale_runs()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "segtier worker: unexpected result from _close_stale_runs()");
@@ -872,6 +895,19 @@ WorkerPass(MemoryContext pass_cxt)
 		return;
 	}
 	complained_no_extension = false;
+	if (due.lacking != NULL)
+	{
+		if (!complained_bad_role)
+			ereport(WARNING,
+					(errmsg("segtier: role \"%s\" cannot refresh the models of database \"%s\"",
+							due.role, MyDbName),
+					 errdetail("It lacks EXECUTE on %s.", due.lacking),
+					 errhint("Grant it as the README's section on segtier.role says; the worker looks again every segtier.naptime.")));
+		complained_bad_role = true;
+		PublishState(WS_NO_ROLE, NULL, false);
+		return;
+	}
+	complained_bad_role = false;
 	extension_seen = true;
 
 	foreach(lc, due.models)

@@ -44,7 +44,7 @@ export PGHOST=$DIR PGPORT=5432 PGUSER=postgres
 unset PGDATABASE
 psql -X -q -d postgres -c "SELECT 1" >/dev/null || { echo "Bail out! cannot connect to the test cluster"; exit 1; }
 
-echo "1..52"
+echo "1..55"
 N=0
 FAILED=0
 pass() { N=$((N + 1)); echo "ok $N - $1"; }
@@ -227,6 +227,18 @@ q postgres "CREATE ROLE segtier_bot LOGIN" >/dev/null
 reload "ALTER SYSTEM SET segtier.role = 'segtier_bot'"
 poll wk "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'segtier worker' AND datname = 'wk'
 	AND usename = 'segtier_bot')" 30 "a new segtier.role restarts the worker as that role"
+poll wk "SELECT state = 'bad role' AND pid IS NOT NULL FROM segtier.worker_status() WHERE database = 'wk'" 30 \
+	"a role short of the worker's grants shows bad role"
+sleep 3
+same "$(log_count 'role "segtier_bot" cannot refresh the models of database "wk"') $(log_count \
+	'It lacks EXECUTE on segtier._close_stale_runs(), segtier._run_start(text), segtier._refresh_model(text, boolean, bigint), segtier._run_failed(bigint, text).')" \
+	"1 1" "it is logged once in 3 s, naming what the role lacks"
+R=$(q wk "SELECT max(run_id) FROM segtier.refresh_runs")
+q wk "SELECT segtier.grant_admin('segtier_bot');
+	GRANT EXECUTE ON FUNCTION segtier._run_start(text), segtier._run_failed(bigint, text), segtier._close_stale_runs()
+	TO segtier_bot; GRANT postgres TO segtier_bot" >/dev/null
+poll wk "SELECT EXISTS (SELECT FROM segtier.refresh_runs WHERE model = 'm1' AND status = 'succeeded' AND run_id > $R)" 30 \
+	"granted as the README says, it refreshes again"
 reload "ALTER SYSTEM SET segtier.role = 'no_such_role'"
 poll wk "SELECT state = 'bad role' AND pid IS NULL FROM segtier.worker_status() WHERE database = 'wk'" 30 \
 	"a role that cannot log in stops the worker"

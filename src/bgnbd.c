@@ -299,6 +299,13 @@ bgnbd_prepare(BgnbdData *d, const HistEntry *e, int m, float8 penalizer)
 	d->ibx = palloc(sizeof(float8) * d->nx);
 }
 
+/* A1 and A2 but for r ln(alpha), of x > 0 (both are 0 at x = 0) */
+static inline float8
+bgnbd_gamma_terms(float8 r, float8 a, float8 b, float8 x)
+{
+	return segtier_lgamma_step(r, x) + segtier_lgamma_step(b, x) - segtier_lgamma_step(a + b, x);
+}
+
 /*
  * The penalised log-likelihood of the histogram with gradient and Hessian in
  * (r, alpha, a, b).  Per customer (FHL 2005 eq. 6, in the form of Fader &
@@ -309,8 +316,11 @@ bgnbd_prepare(BgnbdData *d, const HistEntry *e, int m, float8 penalizer)
  *   A3 = -(r + x) ln(alpha + T),
  *   D  = ln(a) - ln(b + x - 1) + (r + x) (ln(alpha + T) - ln(alpha + t_x)),
  * and log(1 + exp(D)) is evaluated as max(D, 0) + log1p(exp(-|D|)).  The
- * penalty is penalizer * customers * (r^2 + (alpha * 10 / max T)^2 + a^2 +
- * b^2), lifetimes' penalizer_coef on its time-scaled parameters.
+ * gamma-function differences of A1 and A2 are taken as such (see
+ * segtier_lgamma_step): as differences of lgamma values they lose their
+ * digits once r, a + b or b are large.  The penalty is penalizer *
+ * customers * (r^2 + (alpha * 10 / max T)^2 + a^2 + b^2), lifetimes'
+ * penalizer_coef on its time-scaled parameters.
  */
 static float8
 bgnbd_objective(const float8 *th, float8 *g, float8 *H, void *arg)
@@ -322,14 +332,8 @@ bgnbd_objective(const float8 *th, float8 *g, float8 *H, void *arg)
 				b = th[3];
 	float8		lal = log(al),
 				la = log(a);
-	float8		lgr = lgamma(r),
-				psr = segtier_digamma(r),
-				p1r = segtier_trigamma(r);
-	float8		lgab = lgamma(a + b),
-				psab = segtier_digamma(a + b),
-				p1ab = segtier_trigamma(a + b);
-	float8		lgb = lgamma(b),
-				psb = segtier_digamma(b),
+	float8		p1r = segtier_trigamma(r),
+				p1ab = segtier_trigamma(a + b),
 				p1b = segtier_trigamma(b);
 	float8		f = 0.0;
 	float8		c[4];
@@ -355,12 +359,10 @@ bgnbd_objective(const float8 *th, float8 *g, float8 *H, void *arg)
 		H[5] -= N * r / (al * al);
 		if (x == 0.0)
 			continue;
-		f += N * (lgamma(r + x) - lgr + lgab + lgamma(b + x) - lgb -
-				  lgamma(a + b + x));
-		g[0] += N * (segtier_digamma(r + x) - psr);
-		g[2] += N * (psab - segtier_digamma(a + b + x));
-		g[3] += N * (psab + segtier_digamma(b + x) - psb -
-					 segtier_digamma(a + b + x));
+		f += N * bgnbd_gamma_terms(r, a, b, x);
+		g[0] += N * segtier_digamma_step(r, x);
+		g[2] -= N * segtier_digamma_step(a + b, x);
+		g[3] += N * (segtier_digamma_step(b, x) - segtier_digamma_step(a + b, x));
 		H[0] += N * (segtier_trigamma(r + x) - p1r);
 		H[10] += N * (p1ab - segtier_trigamma(a + b + x));
 		H[11] += N * (p1ab - segtier_trigamma(a + b + x));
@@ -461,6 +463,7 @@ bgnbd_final(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	bool		nulls[6] = {0};
 	int64		count = 0;
+	bool		repeats = false;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "bgnbd_final must return a composite type");
@@ -472,6 +475,7 @@ bgnbd_final(PG_FUNCTION_ARGS)
 		meanT += e[i].key[2] * (float8) e[i].n;
 		customers += (float8) e[i].n;
 		count += e[i].n;
+		repeats |= e[i].key[0] > 0.0;
 	}
 	if (meanT == 0.0)
 	{
@@ -479,6 +483,14 @@ bgnbd_final(PG_FUNCTION_ARGS)
 		ereport(WARNING,
 				(errmsg("BG/NBD fit has no customer observed for any time"),
 				 errdetail("Every t is 0, so the data do not identify the parameters; the fit is NULL.")));
+		PG_RETURN_NULL();
+	}
+	if (!repeats)
+	{
+		/* the likelihood rises as r goes to 0 and does not depend on a and b */
+		ereport(WARNING,
+				(errmsg("BG/NBD fit has no repeat purchase"),
+				 errdetail("Every frequency is 0, so the data do not identify the parameters; the fit is NULL.")));
 		PG_RETURN_NULL();
 	}
 	meanT /= customers;
@@ -514,7 +526,7 @@ bgnbd_final(PG_FUNCTION_ARGS)
 	if (!converged)
 		ereport(WARNING,
 				(errmsg("BG/NBD fit did not converge"),
-				 errdetail("The data may not identify the parameters (for example, no repeat purchases)."),
+				 errdetail("The data may not identify the parameters."),
 				 errhint("A small penalizer, e.g. 0.001, keeps the parameters finite.")));
 
 	penalty = d.penalty * (best[0] * best[0] +
@@ -797,14 +809,12 @@ bgnbd_loglik(PG_FUNCTION_ARGS)
 	bgnbd_get_params(PG_GETARG_HEAPTUPLEHEADER(0), &p);
 	get_customer(fcinfo, 1, key);
 	x = key[0];
-	ll = lgamma(p.r + x) - lgamma(p.r) + p.r * log(p.alpha) +
-		lgamma(p.a + p.b) + lgamma(p.b + x) - lgamma(p.b) -
-		lgamma(p.a + p.b + x) - (p.r + x) * log(p.alpha + key[2]);
+	ll = p.r * log(p.alpha) - (p.r + x) * log(p.alpha + key[2]);
 	if (x > 0.0)
 	{
 		float8		D = bgnbd_log_odds_dead(&p, key);
 
-		ll += Max(D, 0.0) + log1p(exp(-fabs(D)));
+		ll += bgnbd_gamma_terms(p.r, p.a, p.b, x) + Max(D, 0.0) + log1p(exp(-fabs(D)));
 	}
 	PG_RETURN_FLOAT8(ll);
 }

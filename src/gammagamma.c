@@ -127,52 +127,12 @@ typedef struct GgData
 	float8		penalty;		/* penalizer times customers */
 } GgData;
 
-/* 1/(12y) - 1/(360y^3) + ...: lnG(y) less (y - 1/2) ln y - y + ln(2 pi)/2. */
-static inline float8
-stirling_tail(float8 y)
-{
-	float8		r = 1.0 / (y * y);
-
-	return (1.0 / 12.0 - r * (1.0 / 360.0 - r * (1.0 / 1260.0 - r / 1680.0))) / y;
-}
-
-/*
- * lnG(z + s) - lnG(z) and psi(z + s) - psi(z) for z >= s > 0.  As the
- * difference of two lgamma values it loses all its digits once z is large
- * (p or q of a fit heading for a boundary); from z = 100 on it comes from
- * Stirling's series, whose next terms are below 1e-21 there.
- */
-static float8
-lgamma_step(float8 z, float8 s)
-{
-	float8		y = z + s;
-
-	if (z < 100.0)
-		return lgamma(y) - lgamma(z);
-	return (z - 0.5) * log1p(s / z) + s * (log(y) - 1.0) + stirling_tail(y) - stirling_tail(z);
-}
-
-static float8
-digamma_step(float8 z, float8 s)
-{
-	float8		y = z + s;
-	float8		ry = 1.0 / (y * y),
-				rz = 1.0 / (z * z);
-
-	if (z < 100.0)
-		return segtier_digamma(y) - segtier_digamma(z);
-	/* psi(y) = ln y - 1/(2y) - 1/(12y^2) + 1/(120y^4) - 1/(252y^6) + ... */
-	return log1p(s / z) + s / (2.0 * y * z) -
-		(ry * (1.0 / 12.0 - ry * (1.0 / 120.0 - ry / 252.0)) -
-		 rz * (1.0 / 12.0 - rz * (1.0 / 120.0 - rz / 252.0)));
-}
-
 /* psi(a + b) - psi(a), the difference taken where it is small */
 static float8
 digamma_from(float8 a, float8 b)
 {
-	return a >= b ? digamma_step(a, b) :
-		segtier_digamma(b) - segtier_digamma(a) + digamma_step(b, a);
+	return a >= b ? segtier_digamma_step(a, b) :
+		segtier_digamma(b) - segtier_digamma(a) + segtier_digamma_step(b, a);
 }
 
 /*
@@ -218,7 +178,7 @@ gg_objective(const float8 *th, float8 *g, float8 *H, void *arg)
 		{
 			x = d->e[i].key[0];
 			px = p * x;
-			lg = px >= q ? lgamma_step(px, q) - lgq : lgamma_step(q, px) - lgamma(px);
+			lg = px >= q ? segtier_lgamma_step(px, q) - lgq : segtier_lgamma_step(q, px) - lgamma(px);
 			dpx = digamma_from(px, q);
 			dq = digamma_from(q, px);
 			tr1 = segtier_trigamma(px + q);

@@ -640,6 +640,46 @@ segtier_digamma(float8 x)
 		w * (1.0 / 12 - w * (1.0 / 120 - w * (1.0 / 252 - w * (1.0 / 240 - w * (1.0 / 132)))));
 }
 
+/* 1/(12y) - 1/(360y^3) + ...: lnG(y) less (y - 1/2) ln y - y + ln(2 pi)/2. */
+static inline float8
+stirling_tail(float8 y)
+{
+	float8		r = 1.0 / (y * y);
+
+	return (1.0 / 12.0 - r * (1.0 / 360.0 - r * (1.0 / 1260.0 - r / 1680.0))) / y;
+}
+
+/*
+ * lnG(z + s) - lnG(z) and psi(z + s) - psi(z) for z, s > 0.  As the
+ * difference of two lgamma values it loses all its digits once z is large
+ * (a parameter of a fit heading for a boundary); from z = 100 on it comes
+ * from Stirling's series, whose next terms are below 1e-21 there.
+ */
+float8
+segtier_lgamma_step(float8 z, float8 s)
+{
+	float8		y = z + s;
+
+	if (z < 100.0)
+		return lgamma(y) - lgamma(z);
+	return (z - 0.5) * log1p(s / z) + s * (log(y) - 1.0) + stirling_tail(y) - stirling_tail(z);
+}
+
+float8
+segtier_digamma_step(float8 z, float8 s)
+{
+	float8		y = z + s;
+	float8		ry = 1.0 / (y * y),
+				rz = 1.0 / (z * z);
+
+	if (z < 100.0)
+		return segtier_digamma(y) - segtier_digamma(z);
+	/* psi(y) = ln y - 1/(2y) - 1/(12y^2) + 1/(120y^4) - 1/(252y^6) + ... */
+	return log1p(s / z) + s / (2.0 * y * z) -
+		(ry * (1.0 / 12.0 - ry * (1.0 / 120.0 - ry / 252.0)) -
+		 rz * (1.0 / 12.0 - rz * (1.0 / 120.0 - rz / 252.0)));
+}
+
 /*
  * psi'(x) for x > 0: psi'(x) = psi'(x + 1) + 1/x^2 up to x >= 8, then the
  * asymptotic series (Abramowitz & Stegun 6.4.12).

@@ -326,6 +326,8 @@ extern Hist *hist_from_buf(StringInfo buf, int nkeys, HistKeyCheck check);
 
 extern float8 segtier_digamma(float8 x);
 extern float8 segtier_trigamma(float8 x);
+extern float8 segtier_lgamma_step(float8 z, float8 s);
+extern float8 segtier_digamma_step(float8 z, float8 s);
 extern void segtier_check_finite(const char *what, float8 v);
 
 /*

@@ -1,7 +1,7 @@
 BEGIN;
 SET search_path = public, segtier;
 SET client_min_messages = error;
-SELECT plan(42);
+SELECT plan(44);
 
 -- Parameter recovery: 20,000 customers from the BG/NBD process with
 -- r = 0.5, alpha = 4, a = 0.8, b = 2.5 and T uniform on 30..40.  Tolerance:
@@ -181,6 +181,19 @@ FROM (VALUES (1e58::float8, 1e72::float8), (1e60, 1e75), (1e80, 1e100), (1e100, 
 -- nobody observed for any time (every t = 0): the likelihood is 1 for every
 -- parameter, and the fit is NULL with a warning (a penalizer drove it to 0)
 SELECT is((SELECT bgnbd_fit(0, 0, 0, 0.001) FROM generate_series(1, 3)), NULL, 'no customer observed for any time: NULL fit');
+
+-- nobody repeats (every x = 0): the likelihood rises as r goes to 0 and
+-- does not depend on a and b; the fit is NULL with a warning (it was r 0.002,
+-- alpha 3e14, a and b their start values, and no warning)
+SELECT is((SELECT bgnbd_fit(0, 0, t, 0.001) FROM generate_series(1, 30) t), NULL, 'no repeat purchase: NULL fit');
+
+-- the gamma-function terms as b or r grow, against mpmath at 50 digits (as
+-- differences of lgamma values: -24.911 instead of -11.131 at b = 1e15)
+SELECT ok(bool_and(abs(bgnbd_loglik((r, 10, 2, b, 0, 1), 3, 20, 30) / e - 1) < 1e-14),
+		  'bgnbd_loglik keeps its digits as b and r grow')
+FROM (VALUES (0.5::float8, 2.5::float8, -11.742755518007677022::float8), (0.5, 1e12, -11.131176883479905944),
+			 (0.5, 1e15, -11.131176883479380606), (1e9, 1e12, -1098612263.6397782579),
+			 (1e9, 1e15, -1098612270.5475335369)) v(r, b, e);
 
 SELECT * FROM finish();
 ROLLBACK;

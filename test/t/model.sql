@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(51);
+SELECT plan(52);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -157,6 +157,12 @@ SELECT create_model('launch', 'launch', 'c', 't', 'a',
 SELECT refresh('launch');
 SELECT is((SELECT count(*) || ' ' || count(p_alive) || ' ' || count(clv) || ' ' || count(DISTINCT lifecycle) FROM segtier_data.launch_tiers),
 	'300 0 0 1', 'launch day: every customer scored, no prediction');
+-- a month later nobody has bought twice: still no BG/NBD fit (it was r near
+-- 0 and alpha near infinity, and p_alive 1 for everyone)
+SELECT alter_model('launch', '{"as_of": "2025-02-01 00:00+00"}');
+SELECT refresh('launch');
+SELECT is((SELECT count(*) || ' ' || count(p_alive) || ' ' || count(expected_purchases) FROM segtier_data.launch_tiers),
+	'300 0 0', 'nobody repeated: every customer scored, no prediction');
 
 -- truncate makes the next run full
 TRUNCATE shop_orders;

@@ -351,6 +351,7 @@ bgnbd_objective(const float8 *th, float8 *g, float8 *H, void *arg)
 	{
 		float8		x = d->xs[i];
 		float8		N = d->xcount[i];
+		float8		psab;
 
 		f += N * r * lal;
 		g[0] += N * lal;
@@ -359,10 +360,11 @@ bgnbd_objective(const float8 *th, float8 *g, float8 *H, void *arg)
 		H[5] -= N * r / (al * al);
 		if (x == 0.0)
 			continue;
+		psab = segtier_digamma_step(a + b, x);
 		f += N * bgnbd_gamma_terms(r, a, b, x);
 		g[0] += N * segtier_digamma_step(r, x);
-		g[2] -= N * segtier_digamma_step(a + b, x);
-		g[3] += N * (segtier_digamma_step(b, x) - segtier_digamma_step(a + b, x));
+		g[2] -= N * psab;
+		g[3] += N * (segtier_digamma_step(b, x) - psab);
 		H[0] += N * (segtier_trigamma(r + x) - p1r);
 		H[10] += N * (p1ab - segtier_trigamma(a + b + x));
 		H[11] += N * (p1ab - segtier_trigamma(a + b + x));

@@ -232,11 +232,32 @@ FROM (VALUES
 ) AS l(scheme, name, rank, en, zh)
 JOIN segtier.tier_scheme s ON s.name = l.scheme;
 
--- pg_dump keeps user-defined schemes and levels (the built-ins come with
--- CREATE EXTENSION).
-SELECT pg_catalog.pg_extension_config_dump('segtier.tier_scheme', 'WHERE NOT builtin');
-SELECT pg_catalog.pg_extension_config_dump('segtier.tier_level',
-	'WHERE scheme_id IN (SELECT scheme_id FROM segtier.tier_scheme WHERE NOT builtin)');
+-- pg_dump keeps every scheme and level, the built-ins too: their names and
+-- labels may have changed, and levels may have been added to them.  A
+-- restore's row for one that CREATE EXTENSION made (the same id, and for a
+-- level the same scheme and rank) updates it instead.
+CREATE FUNCTION segtier.tier_catalog_restore() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF TG_TABLE_NAME = 'tier_scheme' THEN
+		UPDATE segtier.tier_scheme s SET name = NEW.name, description = NEW.description
+		WHERE s.scheme_id = NEW.scheme_id AND s.builtin AND NEW.builtin;
+	ELSE
+		UPDATE segtier.tier_level l SET name = NEW.name, label_en = NEW.label_en, label_zh = NEW.label_zh
+		WHERE l.level_id = NEW.level_id AND l.scheme_id = NEW.scheme_id AND l.rank = NEW.rank;
+	END IF;
+	IF FOUND THEN
+		RETURN NULL;
+	END IF;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION segtier.tier_catalog_restore() IS 'trigger: a restored built-in tier scheme or level updates the one CREATE EXTENSION made';
+CREATE TRIGGER tier_scheme_restore BEFORE INSERT ON segtier.tier_scheme
+	FOR EACH ROW EXECUTE FUNCTION segtier.tier_catalog_restore();
+CREATE TRIGGER tier_level_restore BEFORE INSERT ON segtier.tier_level
+	FOR EACH ROW EXECUTE FUNCTION segtier.tier_catalog_restore();
+SELECT pg_catalog.pg_extension_config_dump('segtier.tier_scheme', '');
+SELECT pg_catalog.pg_extension_config_dump('segtier.tier_level', '');
 SELECT pg_catalog.pg_extension_config_dump('segtier.tier_id_seq', '');
 
 CREATE TYPE segtier.tier;
@@ -1000,8 +1021,12 @@ CREATE FUNCTION segtier._model_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	dba boolean := pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = 'segtier.model'::regclass), 'USAGE');
+	restored boolean;
 BEGIN
-	IF TG_OP = 'INSERT' AND (NEW.since_run IS NULL OR NOT dba) THEN
+	-- a row the DBA inserts with its since_run is a restore's: kept as it was
+	-- dumped, broken or not (its refresh checks it), not to lose the others
+	restored := TG_OP = 'INSERT' AND dba AND NEW.since_run IS NOT NULL;
+	IF TG_OP = 'INSERT' AND NOT restored THEN
 		NEW.since_run := nextval('segtier.refresh_runs_run_id_seq');
 	ELSIF TG_OP = 'UPDATE' AND NEW.since_run IS DISTINCT FROM OLD.since_run AND NOT dba THEN
 		RAISE EXCEPTION 'only the owner of segtier.model may change since_run'
@@ -1009,8 +1034,9 @@ BEGIN
 	END IF;
 	-- what is checked must not have changed (an UPDATE of needs_full alone
 	-- comes from a capture trigger, also when the source's columns are broken)
-	IF TG_OP = 'INSERT' OR (NEW.source, NEW.customer_column, NEW.time_column, NEW.amount_column, NEW.options)
-						   IS DISTINCT FROM (OLD.source, OLD.customer_column, OLD.time_column, OLD.amount_column, OLD.options) THEN
+	IF (TG_OP = 'INSERT' AND NOT restored)
+	   OR (TG_OP = 'UPDATE' AND (NEW.source, NEW.customer_column, NEW.time_column, NEW.amount_column, NEW.options)
+		   IS DISTINCT FROM (OLD.source, OLD.customer_column, OLD.time_column, OLD.amount_column, OLD.options)) THEN
 		NEW.options := segtier._check_options(NEW.options);
 		PERFORM segtier._check_columns(NEW);
 		PERFORM segtier._model_options(NEW);
@@ -1315,6 +1341,10 @@ BEGIN
 		END IF;
 	END IF;
 	IF o->>'customers_table' IS NOT NULL THEN
+		IF NOT has_table_privilege((o->>'customers_table')::regclass, 'SELECT') THEN
+			RAISE EXCEPTION 'permission denied for % (the model owner must be able to read customers_table)',
+				o->>'customers_table' USING ERRCODE = 'insufficient_privilege';
+		END IF;
 		base := segtier._column_type((o->>'customers_table')::regclass,
 			coalesce(o->>'customers_key', m.customer_column)::name, 'customers_key');
 		-- the prospects' query casts the key to the customer id type and compares the two
@@ -1600,34 +1630,37 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp
 	SELECT c.oid::regclass FROM tree JOIN pg_class c USING (oid) WHERE c.relkind IN ('r', 'p') ORDER BY c.oid
 $$;
 
--- Drops and, when enabled, creates the capture triggers.  They are dropped
--- wherever they are, also on a child detached since (when the role owns it);
+-- Places a model's capture triggers on its source and partitions (enable)
+-- or takes them off.  Its triggers elsewhere (a child detached since) or
+-- for another customer column are dropped where the role owns the table;
 -- by their exact names, as model "a"'s prefix segtier_a_ begins model
--- "a_b"'s names too.
+-- "a_b"'s names too.  Triggers already in place stay: a role with only the
+-- TRIGGER privilege on a table may create triggers there but not drop them.
 CREATE FUNCTION segtier._set_capture(m segtier.model, enable boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	trg text := 'segtier_' || m.name;
+	args bytea := convert_to(m.name, getdatabaseencoding()) || '\x00'::bytea
+				  || convert_to(m.customer_column, getdatabaseencoding()) || '\x00'::bytea;
+	targets oid[] := CASE WHEN enable THEN ARRAY(SELECT t::oid FROM segtier._capture_targets(m) t) ELSE '{}' END;
 	rel regclass;
 	ev text;
 BEGIN
 	FOR rel, ev IN SELECT t.tgrelid::regclass, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 				   WHERE t.tgfoid = 'segtier._capture'::regproc AND pg_has_role(c.relowner, 'USAGE')
-					 AND t.tgname IN (trg || '_insert', trg || '_update', trg || '_delete', trg || '_truncate') LOOP
+					 AND t.tgname IN (trg || '_insert', trg || '_update', trg || '_delete', trg || '_truncate')
+					 AND NOT (t.tgrelid = ANY (targets) AND t.tgargs = args) LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', ev, rel);
 	END LOOP;
-	IF NOT enable THEN
-		RETURN;
-	END IF;
-	FOR rel IN SELECT * FROM segtier._capture_targets(m) LOOP
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segtier_new
-						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_insert', rel, m.name, m.customer_column);
-		EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS segtier_old NEW TABLE AS segtier_new
-						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_update', rel, m.name, m.customer_column);
-		EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segtier_old
-						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_delete', rel, m.name, m.customer_column);
-		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
-						FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)', trg || '_truncate', rel, m.name, m.customer_column);
+	FOR rel, ev IN SELECT t::regclass, e FROM unnest(targets) t, unnest(ARRAY['insert', 'update', 'delete', 'truncate']) e
+				   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t AND g.tgname = trg || '_' || e
+										AND g.tgfoid = 'segtier._capture'::regproc AND g.tgargs = args) LOOP
+		EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION segtier._capture(%L, %L)',
+					   trg || '_' || ev, upper(ev), rel,
+					   CASE ev WHEN 'insert' THEN 'REFERENCING NEW TABLE AS segtier_new'
+							   WHEN 'update' THEN 'REFERENCING OLD TABLE AS segtier_old NEW TABLE AS segtier_new'
+							   WHEN 'delete' THEN 'REFERENCING OLD TABLE AS segtier_old' ELSE '' END,
+					   m.name, m.customer_column);
 	END LOOP;
 END $$;
 
@@ -1646,7 +1679,8 @@ BEGIN
 	IF source IS NULL OR customer_column IS NULL OR time_column IS NULL OR amount_column IS NULL THEN
 		RAISE EXCEPTION 'source and column names of a model must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF EXISTS (SELECT 1 FROM segtier.model x WHERE x.name = _create_model.name) THEN
+	-- also another owner's, which row security hides
+	IF EXISTS (SELECT 1 FROM segtier._model_names() x WHERE x = _create_model.name) THEN
 		RAISE EXCEPTION 'model "%" already exists', name USING ERRCODE = 'duplicate_object';
 	END IF;
 	IF (SELECT c.relkind FROM pg_class c WHERE c.oid = source) NOT IN ('r', 'p', 'v', 'm', 'f') THEN
@@ -1711,6 +1745,9 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_
 DECLARE
 	m segtier.model;
 BEGIN
+	IF model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT * INTO m FROM segtier.model x WHERE x.name = model;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
@@ -1726,7 +1763,7 @@ DECLARE
 	m segtier.model;
 	gone text[] := CASE WHEN jsonb_typeof(options) = 'object'
 		THEN ARRAY(SELECT e.key FROM jsonb_each(options) e WHERE jsonb_typeof(e.value) = 'null') END;
-	o jsonb := segtier._check_options(options - coalesce(gone, '{}'));
+	o jsonb := segtier._check_options(CASE WHEN gone IS NULL THEN options ELSE options - gone END);
 	before jsonb;
 	after jsonb;
 BEGIN
@@ -1772,20 +1809,37 @@ CREATE FUNCTION segtier.drop_model(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 DECLARE
 	m segtier.model;
+	left_behind text;
 BEGIN
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
 	m := segtier._get_model(name);
 	PERFORM segtier._set_capture(m, false);
+	SELECT string_agg(format('DROP TRIGGER %I ON %s;', t.tgname, t.tgrelid::regclass), ' ' ORDER BY t.tgrelid, t.tgname)
+	INTO left_behind FROM pg_trigger t
+	WHERE t.tgfoid = 'segtier._capture'::regproc
+	  AND t.tgname IN ('segtier_' || m.name || '_insert', 'segtier_' || m.name || '_update',
+					   'segtier_' || m.name || '_delete', 'segtier_' || m.name || '_truncate');
+	IF left_behind IS NOT NULL THEN
+		RAISE WARNING 'capture triggers of model "%" stay on tables whose owner the role is not', m.name
+			USING DETAIL = 'They do nothing once the model is gone.',
+				  HINT = 'Their owner can drop them: ' || left_behind;
+	END IF;
 	DELETE FROM segtier.model x WHERE x.name = m.name;
 	PERFORM segtier._drop_relations(m.name);
 END $$;
 COMMENT ON FUNCTION segtier.drop_model(text) IS
 'drop a model, its current tiers and its capture triggers; tier_history and refresh_runs keep its rows';
 
+-- Readers may not read segtier.model: the models whose tiers the role reads.
 CREATE FUNCTION segtier.tiers(model text) RETURNS regclass
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
-	PERFORM segtier._get_model(model);
+	IF model IS NULL THEN
+		RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM segtier._readable_models() r WHERE r = model) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+	END IF;
 	RETURN format('segtier_data.%I', model || '_tiers')::regclass;
 END $$;
 COMMENT ON FUNCTION segtier.tiers(text) IS 'the relation holding a model''s current tiers (customer id in its own type)';
@@ -2014,7 +2068,7 @@ DECLARE
 	params jsonb;
 	n_customers bigint;
 	n_changed bigint;
-	targets oid[];
+	targets text[];
 	subset text;
 	seqscan text;
 	feat text;
@@ -2022,6 +2076,10 @@ BEGIN
 	-- lock, then read: a change committed while we waited is seen
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(model));
 	m := segtier._get_model(model);
+	IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = m.owner) THEN
+		RAISE EXCEPTION 'the owner of model "%" no longer exists', m.name
+			USING ERRCODE = 'undefined_object', HINT = 'Drop the model and create it again.';
+	END IF;
 	IF m.owner <> quote_ident(current_user)::regrole THEN
 		PERFORM set_config('role', pg_get_userbyid(m.owner), true);
 	END IF;
@@ -2046,11 +2104,12 @@ BEGIN
 	WHERE r.model = m.name AND r.run_id > m.since_run AND r.status = 'succeeded' ORDER BY r.run_id DESC LIMIT 1;
 	-- month buckets are relative to the as-of month, so a new month rescans
 	-- a child attached since the last run has no capture triggers yet, and
-	-- the rows of a child dropped or detached were never seen leaving
-	targets := ARRAY(SELECT t::oid FROM segtier._capture_targets(m) t);
+	-- the rows of a child dropped or detached were never seen leaving (by
+	-- name: a restore keeps the names, not the oids)
+	targets := ARRAY(SELECT t::text COLLATE "C" FROM segtier._capture_targets(m) t ORDER BY 1);
 	IF last.params->'capture_targets' IS DISTINCT FROM to_jsonb(targets)
 	   OR ((o->>'capture')::boolean
-		   AND EXISTS (SELECT 1 FROM unnest(targets) t(relid)
+		   AND EXISTS (SELECT 1 FROM segtier._capture_targets(m) t(relid)
 					   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
 										 WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert'))) THEN
 		-- the triggers go on the children there are now, off those detached
@@ -2402,6 +2461,9 @@ BEGIN
 		RAISE EXCEPTION 'no tier column "%" takes overrides', clear_override.scheme
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'The tier columns are value_class, pyramid and lifecycle.';
 	END IF;
+	IF clear_override.customer IS NULL THEN
+		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(clear_override.model));
 	UPDATE segtier.tier_override o SET cleared_by = current_user
 	WHERE o.model = (segtier._get_model(clear_override.model)).name
@@ -2421,6 +2483,9 @@ DECLARE
 	k bigint;
 	r record;
 BEGIN
+	IF purge_history.model IS NOT NULL THEN
+		PERFORM segtier._get_model(purge_history.model);
+	END IF;
 	FOR r IN SELECT m.name, m.since_run, (segtier._effective_options(m)->>'history_retention')::interval AS keep
 			 FROM segtier.model m WHERE purge_history.model IS NULL OR m.name = purge_history.model LOOP
 		CONTINUE WHEN r.keep IS NULL;
@@ -2518,6 +2583,9 @@ COMMENT ON COLUMN segtier.tier_transitions.customers IS 'customers who moved';
 CREATE FUNCTION segtier._grant_views(role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, segtier, pg_temp AS $$
 BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	EXECUTE format('GRANT SELECT ON segtier.customer_tiers, segtier.tier_summary, segtier.tier_transitions,
 		segtier.tier_history, segtier.refresh_runs, segtier.tier_scheme, segtier.tier_level, segtier.model_option TO %s', role);
 	EXECUTE format('GRANT USAGE ON SCHEMA segtier_data TO %s', role);
@@ -2545,7 +2613,8 @@ BEGIN
 	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON segtier.tier_override TO %s', role);
 	EXECUTE format('GRANT EXECUTE ON FUNCTION segtier.create_model(text, regclass, name, name, name, jsonb),
 		segtier._create_model(text, regclass, name, name, name, jsonb), segtier._alter_model(text, jsonb),
-		segtier._refresh_model(text, boolean, bigint), segtier._rescore(segtier._scoring, text),
+		segtier._refresh_model(text, boolean, bigint), segtier._run_start(text), segtier._run_failed(bigint, text),
+		segtier._rescore(segtier._scoring, text),
 		segtier._summarize(regclass, text, text, text, timestamptz, timestamptz[]),
 		segtier._create_relations(text), segtier._drop_relations(text), segtier._set_capture(segtier.model, boolean),
 		segtier._capture(), segtier.alter_model(text, jsonb), segtier.drop_model(text), segtier.refresh(text, boolean),

@@ -545,8 +545,12 @@ segtier_nearest_centroid(const float8 *x, int d, const float8 *cent, int k)
 {
 	double		best2,
 				second2;
+	int			best = kmeans_nearest(x, d, cent, k, &best2, &second2);
 
-	return kmeans_nearest(x, d, cent, k, &best2, &second2) + 1;
+	/* every distance overflowed: the first centroid is not the answer */
+	if (isinf(best2))
+		kmeans_too_large("A squared distance to every centroid overflows.");
+	return best + 1;
 }
 
 /* 1-based index of the nearest centroid row (squared Euclidean; ties: lowest). */

@@ -3,7 +3,7 @@
 # configuration, tiers and history; readers and writers during a refresh;
 # a second refresh waiting; NOTIFY.  Runs against the harness's cluster.
 source "$(dirname "$0")/tap.inc"
-echo "1..13"
+echo "1..14"
 
 for db in st_dump st_restore st_conc; do q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null; done
 q -d postgres -c "CREATE DATABASE st_dump" -c "CREATE DATABASE st_restore" -c "CREATE DATABASE st_conc"
@@ -28,6 +28,16 @@ SELECT segtier.refresh('crm');
 SELECT segtier.create_model('member', 'crm.orders', 'customer_id', 'ordered_at', 'amount',
 	'{"as_of": "2025-01-01 00:00+00", "time_zone": "UTC", "value_scheme": "membership", "value_cutoffs": [0.8]}');
 SELECT segtier.refresh('member');
+-- built-in levels renamed, relabelled and added to (the tiers hold the new name)
+UPDATE segtier.tier_level SET name = 'platinum', label_en = 'Platinum' WHERE name = 'vip';
+UPDATE segtier.tier_level SET label_zh = '金卡会员' WHERE name = 'gold';
+INSERT INTO segtier.tier_level (scheme_id, name, rank, label_en)
+SELECT scheme_id, 'diamond', 5, 'Diamond' FROM segtier.tier_scheme WHERE name = 'pyramid';
+SELECT segtier.refresh('crm');
+-- a model whose amount column was renamed since: its row must not take the others down
+CREATE TABLE public.renamed (c int, t timestamptz, a numeric);
+SELECT segtier.create_model('renamed', 'public.renamed', 'c', 't', 'a', '{"capture": false}');
+ALTER TABLE public.renamed RENAME COLUMN a TO amount;
 SQL
 snapshot() {
 	q -d "$1" -c "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
@@ -36,7 +46,8 @@ snapshot() {
 		UNION ALL SELECT format('%s %s %s %s %s %s %s', model, customer, scheme, from_tier, to_tier, run_id, reason) FROM segtier.tier_history
 		UNION ALL SELECT format('%s %s %s %s', model, customer, tier, reason) FROM segtier.tier_override
 		UNION ALL SELECT format('%s %s %s %s %s', customer, rfm, value_class, pyramid, lifecycle) FROM segtier_data.crm_tiers
-				UNION ALL SELECT format('%s %s %s', s.name, l.name, l.rank) FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
+		UNION ALL SELECT format('%s %s %s %s %s', s.name, l.name, l.rank, l.label_en, l.label_zh)
+			FROM segtier.tier_level l JOIN segtier.tier_scheme s USING (scheme_id)
 		${2:-}) t"
 }
 dump=$(mktemp /tmp/segtier-dump.XXXXXX)
@@ -49,7 +60,7 @@ pg_restore -d st_restore "$dump" 2>/tmp/segtier-restore.err
 ok $? "plain pg_restore into a fresh database$( [ -s /tmp/segtier-restore.err ] && echo ': '$(head -c 300 /tmp/segtier-restore.err))"
 after=$(snapshot st_restore)
 [ -n "$before" ] && [ "$before" = "$after" ]
-ok $? "models (with since_run), runs, history, overrides, tiers and user schemes survive the round trip"
+ok $? "models (with since_run, a broken one too), runs, history, overrides, tiers, user schemes and changed built-in levels survive the round trip"
 # user tables with user-defined tiers: segtier's catalog data first (README)
 q -d st_dump -c "ALTER TABLE public.cards_later RENAME TO cards" >/dev/null
 q -d postgres -c "DROP DATABASE st_restore" -c "CREATE DATABASE st_restore" >/dev/null
@@ -64,11 +75,12 @@ after=$(snapshot st_restore "$cards")
 [ -n "$before" ] && [ "$before" = "$after" ]
 ok $? "with segtier's data restored first, user tables holding user-defined tiers survive too"
 rm -f "$dump" /tmp/segtier-restore.err
-q -d st_restore -c "SELECT segtier.refresh('crm')" >/dev/null  # the tables' OIDs changed: a full run
 q -d st_restore -c "INSERT INTO crm.orders (customer_id, ordered_at, amount) VALUES (8, '2024-12-31', 5000)" >/dev/null
 run=$(q -d st_restore -c "SELECT segtier.refresh('crm')")
 [ "$(q -d st_restore -c "SELECT full_refresh || ' ' || status FROM segtier.refresh_runs WHERE run_id = $run")" = "false succeeded" ]
-ok $? "the restored model refreshes incrementally (capture triggers restored)"
+ok $? "the restored model refreshes incrementally (capture triggers restored, the same tables by name)"
+[ "$(q -d st_restore -c "SELECT segtier.refresh('renamed')" 2>&1)" = 'ERROR:  amount column "a" does not exist in public.renamed' ]
+ok $? "the restored broken model's refresh says what is wrong"
 [ "$(q -d st_restore -c "SELECT count(*) > 0 FROM segtier.tier_history WHERE run_id = $run AND customer = '8'")" = "t" ]
 ok $? "and records the restored customer's changes"
 [ "$(q -d st_restore -c "SELECT segtier.refresh('member') > 0" -c "SELECT string_agg(DISTINCT value_class::text, ',' ORDER BY value_class::text) FROM segtier_data.member_tiers")" = "$(printf 't\nmembership:普通,membership:金卡')" ]

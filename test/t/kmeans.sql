@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(38);
+SELECT plan(39);
 
 SELECT throws_ok($$SELECT segtier.kmeans('{1}'::float8[], 0)$$,
 	'22023', 'k must be at least 1', 'k = 0');
@@ -97,5 +97,8 @@ SELECT is((SELECT r.params->'stdz'->>3 FROM segtier.refresh_runs r WHERE r.model
 SELECT ok((SELECT stddev_pop(ln(1 + 1::float8)) FROM generate_series(1, 1000000)) > 0,
 	'(a million equal values: stddev_pop is not 0)');
 
+-- every squared distance overflows: an error, as kmeans gives (it returned 1)
+SELECT throws_ok($$SELECT nearest_centroid('{1e155,0}', '{{-1e155,0},{0,0}}')$$, '22003',
+	'feature values are too large for k-means', 'nearest_centroid when every distance overflows');
 SELECT * FROM finish();
 ROLLBACK;

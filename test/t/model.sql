@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(52);
+SELECT plan(58);
 
 CREATE TABLE shop_orders (cust bigint, at timestamptz, amount numeric(10,2), note text);
 INSERT INTO shop_orders VALUES
@@ -163,6 +163,17 @@ SELECT alter_model('launch', '{"as_of": "2025-02-01 00:00+00"}');
 SELECT refresh('launch');
 SELECT is((SELECT count(*) || ' ' || count(p_alive) || ' ' || count(expected_purchases) FROM segtier_data.launch_tiers),
 	'300 0 0', 'nobody repeated: every customer scored, no prediction');
+
+-- NULLs and unknown names (found by review)
+SELECT throws_ok($$SELECT segtier.tiers(NULL)$$, '22004', 'model name must not be NULL', 'tiers(NULL)');
+SELECT throws_ok($$SELECT segtier.drop_model(NULL)$$, '22004', 'model name must not be NULL', 'drop_model(NULL)');
+SELECT throws_ok($$SELECT segtier.grant_reader(NULL)$$, '22004', 'role must not be NULL', 'grant_reader(NULL)');
+SELECT throws_ok($$SELECT segtier.clear_override('launch', NULL)$$, '22004', 'customer must not be NULL',
+	'clear_override of a NULL customer');
+SELECT throws_ok($$SELECT segtier.purge_history('no_such')$$, '42704', 'model "no_such" does not exist',
+	'purge_history of an unknown model');
+SELECT throws_ok($$SELECT segtier.alter_model('launch', '"x"')$$, '22023', 'model options must be a JSON object',
+	'alter_model with a JSON scalar');
 
 -- truncate makes the next run full
 TRUNCATE shop_orders;

@@ -1,6 +1,6 @@
 BEGIN;
 SET search_path = public, segtier;
-SELECT plan(53);
+SELECT plan(63);
 
 CREATE ROLE st_admin NOLOGIN;
 CREATE ROLE st_other NOLOGIN;
@@ -174,6 +174,68 @@ SET ROLE st_monitor;
 SELECT is((SELECT count(*) FROM segtier.refresh_runs), 0::bigint,
 	'a role that reads no model''s tiers sees no runs (and no error without USAGE on segtier_data)');
 RESET ROLE;
+
+-- found by review (0.14.0)
+-- an admin's model on a table it may only add triggers to: the first refresh
+-- keeps the triggers create_model placed (it failed with 42710), and
+-- drop_model says which stay
+CREATE TABLE trig_orders (cust int, at timestamptz, amount numeric);
+INSERT INTO trig_orders VALUES (1, '2025-01-05', 10), (2, '2025-02-05', 30);
+GRANT SELECT, TRIGGER ON trig_orders TO st_admin;
+SET ROLE st_admin;
+SELECT segtier.create_model('trig', 'trig_orders', 'cust', 'at', 'amount', '{"as_of": "2025-03-01 00:00+00"}');
+SELECT lives_ok($$SELECT segtier.refresh('trig')$$, 'an admin refreshes a model on a table it does not own');
+RESET ROLE;
+INSERT INTO trig_orders VALUES (3, '2025-02-06', 5);
+SET ROLE st_admin;
+SELECT segtier.refresh('trig');
+SELECT is((SELECT full_refresh::text || ' ' || customers FROM refresh_runs WHERE model = 'trig' ORDER BY run_id DESC LIMIT 1),
+	'false 3', 'its capture triggers queue the changes');
+SET LOCAL client_min_messages = error;
+SELECT lives_ok($$SELECT segtier.drop_model('trig')$$, 'drop_model of it works');
+RESET client_min_messages;
+SELECT lives_ok($$SELECT segtier.create_model('trig', 'trig_orders', 'cust', 'at', 'amount', '{"as_of": "2025-03-01 00:00+00"}')$$,
+	'and the model can be created again over the triggers left behind');
+-- refresh(NULL) of an admin: a failing model is recorded and the others go on
+CREATE TABLE mine (cust int, at timestamptz, amount numeric, margin numeric);
+INSERT INTO mine VALUES (1, '2025-01-05', 10, 1);
+SELECT segtier.create_model('mine_bad', 'mine', 'cust', 'at', 'amount', '{"as_of": "2025-03-01 00:00+00", "margin_column": "margin"}');
+ALTER TABLE mine DROP COLUMN margin;
+SET LOCAL client_min_messages = error;
+SELECT lives_ok($$SELECT segtier.refresh()$$, 'an admin''s refresh of every model goes past a failing one');
+RESET client_min_messages;
+SELECT is((SELECT string_agg(model || ' ' || status, ', ' ORDER BY model) FROM (
+		   SELECT DISTINCT ON (model) model, status FROM refresh_runs WHERE model IN ('mine_bad', 'trig') ORDER BY model, run_id DESC) r),
+	'mine_bad failed, trig succeeded', 'recording the failure');
+SELECT segtier.drop_model('mine_bad');
+-- a customers table the owner cannot read
+SELECT throws_ok($$SELECT segtier.alter_model('trig', '{"customers_table": "secret_orders"}')$$, '42501',
+	'permission denied for public.secret_orders (the model owner must be able to read customers_table)',
+	'customers_table must be readable by the owner');
+-- a name taken by another owner's model, which row security hides
+RESET ROLE;
+SELECT segtier.create_model('hidden', 'open_orders', 'cust', 'at', 'amount');
+SET ROLE st_admin;
+SELECT throws_ok($$SELECT segtier.create_model('hidden', 'open_orders', 'cust', 'at', 'amount')$$, '42710',
+	'model "hidden" already exists', 'a name taken by a model row security hides is 42710');
+RESET ROLE;
+SELECT segtier.drop_model('hidden');
+-- readers name the tiers relation
+SET ROLE st_reader;
+SELECT is(segtier.tiers('own'), 'segtier_data.own_tiers'::regclass, 'a reader gets tiers()');
+RESET ROLE;
+-- a model whose owner was dropped
+CREATE ROLE st_gone NOLOGIN;
+SELECT grant_admin('st_gone');
+GRANT SELECT ON open_orders TO st_gone;
+SET ROLE st_gone;
+SELECT segtier.create_model('orphan', 'open_orders', 'cust', 'at', 'amount');
+RESET ROLE;
+DROP OWNED BY st_gone;
+DROP ROLE st_gone;
+SELECT throws_ok($$SELECT segtier.refresh('orphan')$$, '42704', 'the owner of model "orphan" no longer exists',
+	'a model whose owner is gone says so');
+SELECT segtier.drop_model('orphan');
 
 -- a role whose name needs quoting
 CREATE ROLE "CRM Admin" NOLOGIN;

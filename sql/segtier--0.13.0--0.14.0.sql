@@ -8,6 +8,8 @@
 -- * pg_dump keeps the built-in tier schemes and levels too (renamed,
 --   relabelled, levels added); a restored built-in row updates the one
 --   CREATE EXTENSION made (trigger tier_catalog_restore).
+-- * An override follows a renamed tier scheme or level (its tier is text:
+--   every refresh failed with 22P02 after a rename).
 -- * The capture targets a run records are relation names, not oids: the
 --   first refresh after a restore is incremental, as it would have been.
 --   Stored targets are rewritten here.
@@ -187,6 +189,7 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source) THEN
 		RAISE EXCEPTION 'source of model "%" no longer exists', m.name USING ERRCODE = 'undefined_table';
 	END IF;
+	PERFORM segtier._check_columns(m);
 	IF v_run IS NULL THEN
 		INSERT INTO segtier.refresh_runs (model) VALUES (m.name) RETURNING refresh_runs.run_id INTO v_run;
 	END IF;
@@ -601,7 +604,9 @@ BEGIN
 	-- then read the model as it is now
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
 	m := segtier._get_model(name);
-	before := segtier._effective_options(m);
+	-- not checked against the tier schemes: a level added since may be what
+	-- this change of options follows
+	before := segtier._model_options(m);
 	m.options := (m.options || o) - gone;
 	IF NOT m.options ? 'time_zone' THEN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
@@ -626,6 +631,25 @@ BEGIN
 	  AND ((x.scheme = 'value_class' AND before->>'value_scheme' <> after->>'value_scheme')
 		OR (x.scheme = 'pyramid' AND before->>'pyramid_scheme' <> after->>'pyramid_scheme'));
 END $$;
+
+-- Overrides keep their tier as text: a renamed scheme or level renames them.
+CREATE FUNCTION segtier.tier_renamed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF TG_TABLE_NAME = 'tier_scheme' THEN
+		UPDATE segtier.tier_override o SET tier = NEW.name || substr(o.tier, length(OLD.name) + 1)
+		WHERE starts_with(o.tier, OLD.name || ':');
+	ELSE
+		UPDATE segtier.tier_override o SET tier = s.name || ':' || NEW.name
+		FROM segtier.tier_scheme s WHERE s.scheme_id = NEW.scheme_id AND o.tier = s.name || ':' || OLD.name;
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION segtier.tier_renamed() IS 'trigger: overrides follow a renamed tier scheme or level';
+CREATE TRIGGER tier_scheme_renamed AFTER UPDATE OF name ON segtier.tier_scheme
+	FOR EACH ROW WHEN (OLD.name <> NEW.name) EXECUTE FUNCTION segtier.tier_renamed();
+CREATE TRIGGER tier_level_renamed AFTER UPDATE OF name ON segtier.tier_level
+	FOR EACH ROW WHEN (OLD.name <> NEW.name) EXECUTE FUNCTION segtier.tier_renamed();
 
 CREATE FUNCTION segtier.tier_catalog_restore() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$

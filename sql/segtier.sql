@@ -232,6 +232,25 @@ FROM (VALUES
 ) AS l(scheme, name, rank, en, zh)
 JOIN segtier.tier_scheme s ON s.name = l.scheme;
 
+-- Overrides keep their tier as text: a renamed scheme or level renames them.
+CREATE FUNCTION segtier.tier_renamed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF TG_TABLE_NAME = 'tier_scheme' THEN
+		UPDATE segtier.tier_override o SET tier = NEW.name || substr(o.tier, length(OLD.name) + 1)
+		WHERE starts_with(o.tier, OLD.name || ':');
+	ELSE
+		UPDATE segtier.tier_override o SET tier = s.name || ':' || NEW.name
+		FROM segtier.tier_scheme s WHERE s.scheme_id = NEW.scheme_id AND o.tier = s.name || ':' || OLD.name;
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION segtier.tier_renamed() IS 'trigger: overrides follow a renamed tier scheme or level';
+CREATE TRIGGER tier_scheme_renamed AFTER UPDATE OF name ON segtier.tier_scheme
+	FOR EACH ROW WHEN (OLD.name <> NEW.name) EXECUTE FUNCTION segtier.tier_renamed();
+CREATE TRIGGER tier_level_renamed AFTER UPDATE OF name ON segtier.tier_level
+	FOR EACH ROW WHEN (OLD.name <> NEW.name) EXECUTE FUNCTION segtier.tier_renamed();
+
 -- pg_dump keeps every scheme and level, the built-ins too: their names and
 -- labels may have changed, and levels may have been added to them.  A
 -- restore's row for one that CREATE EXTENSION made (the same id, and for a
@@ -1772,7 +1791,9 @@ BEGIN
 	-- then read the model as it is now
 	PERFORM pg_advisory_xact_lock(1936024946, hashtext(name));
 	m := segtier._get_model(name);
-	before := segtier._effective_options(m);
+	-- not checked against the tier schemes: a level added since may be what
+	-- this change of options follows
+	before := segtier._model_options(m);
 	m.options := (m.options || o) - gone;
 	IF NOT m.options ? 'time_zone' THEN
 		m.options := m.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
@@ -2087,6 +2108,7 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.source) THEN
 		RAISE EXCEPTION 'source of model "%" no longer exists', m.name USING ERRCODE = 'undefined_table';
 	END IF;
+	PERFORM segtier._check_columns(m);
 	IF v_run IS NULL THEN
 		INSERT INTO segtier.refresh_runs (model) VALUES (m.name) RETURNING refresh_runs.run_id INTO v_run;
 	END IF;

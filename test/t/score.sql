@@ -85,6 +85,7 @@ SELECT results_eq($$
 			 ('segtier.tier_catalog_restore()'),
 			 ('segtier.tier_level_guard()'),
 			 ('segtier.tier_no_truncate()'),
+			 ('segtier.tier_renamed()'),
 			 ('segtier.tier_scheme_guard()'),
 			 ('segtier.wake()')$$,
 	'the functions of the extension that are not PARALLEL SAFE');
@@ -132,6 +133,7 @@ SELECT set_eq($$
 	('segtier.tier_level_guard()', 'v', false, 'u', false),
 	('segtier.tier_scheme_guard()', 'v', false, 'u', false),
 	('segtier.tier_no_truncate()', 'v', false, 'u', false),
+	('segtier.tier_renamed()', 'v', false, 'u', false),
 	('segtier.tier_in(cstring)', 's', true, 's', false),
 	('segtier.tier_out(segtier.tier)', 's', true, 's', false),
 	('segtier.tier_recv(internal)', 's', true, 's', false),

@@ -212,9 +212,9 @@ BEGIN
 	targets := ARRAY(SELECT t::text COLLATE "C" FROM segtier._capture_targets(m) t ORDER BY 1);
 	IF last.params->'capture_targets' IS DISTINCT FROM to_jsonb(targets)
 	   OR ((o->>'capture')::boolean
-		   AND EXISTS (SELECT 1 FROM segtier._capture_targets(m) t(relid)
+		   AND EXISTS (SELECT 1 FROM unnest(targets) t(rel)
 					   WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
-										 WHERE g.tgrelid = t.relid AND g.tgname = 'segtier_' || m.name || '_insert'))) THEN
+										 WHERE g.tgrelid = t.rel::regclass AND g.tgname = 'segtier_' || m.name || '_insert'))) THEN
 		-- the triggers go on the children there are now, off those detached
 		IF (o->>'capture')::boolean THEN
 			PERFORM segtier._set_capture(m, true);
